@@ -1,0 +1,13 @@
+//! SeaORM entities: userhub's tables as the database sees them.
+//!
+//! These types stay inside the persistence boundary. The GraphQL layer has types of its own
+//! (`src/graphql/types/`), so a column can change without changing the public API.
+
+pub mod audit_event;
+pub mod invitation;
+pub mod organisation;
+pub mod prelude;
+pub mod role;
+pub mod sync_run;
+pub mod user;
+pub mod webhook_delivery;

@@ -1,0 +1,26 @@
+//! Schema migrations for SQLite and PostgreSQL, one file per table, applied in order.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_organisations;
+mod m20261124_000002_create_users;
+mod m20261124_000003_create_invitations;
+mod m20261124_000004_create_audit_events;
+mod m20261124_000005_create_webhook_deliveries;
+mod m20261124_000006_create_sync_runs;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_organisations::Migration),
+            Box::new(m20261124_000002_create_users::Migration),
+            Box::new(m20261124_000003_create_invitations::Migration),
+            Box::new(m20261124_000004_create_audit_events::Migration),
+            Box::new(m20261124_000005_create_webhook_deliveries::Migration),
+            Box::new(m20261124_000006_create_sync_runs::Migration),
+        ]
+    }
+}
