@@ -1,0 +1,157 @@
+//! The one error type of the service layer and how it leaves the process.
+//!
+//! Policy: every failure a caller can act on is a variant with a stable code
+//! (`AppError::code`); it is mapped once to GraphQL (`extensions.code`, in
+//! `graphql::errors`) and once to HTTP (`IntoResponse` below). Database and internal failures
+//! are logged with their cause chain where they are answered, and the caller gets a generic
+//! message: the details of a 500 are for operators, not clients.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use sea_orm::{DbErr, SqlErr};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{entity} `{id}` was not found")]
+    NotFound { entity: &'static str, id: String },
+
+    #[error("authentication is required")]
+    Unauthenticated,
+
+    #[error("{0}")]
+    Forbidden(String),
+
+    #[error("invalid `{field}`: {message}")]
+    Validation { field: String, message: String },
+
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error("the database failed")]
+    Database(#[source] DbErr),
+
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> AppError {
+        AppError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(entity: &'static str, id: impl ToString) -> AppError {
+        AppError::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// The stable, machine-readable code: `extensions.code` in GraphQL, `error.code` in HTTP.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound { .. } => "NOT_FOUND",
+            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::Validation { .. } => "BAD_USER_INPUT",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::Database(_) | AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Validation { .. } => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a client sees. Internal failures are logged here, once, with their causes.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Database(_) | AppError::Internal(_) => {
+                tracing::error!(error = %error_chain(self), "request failed");
+                "internal server error: the failure was logged".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The field a validation error is about, for clients that place errors next to inputs.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::Validation { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    /// Unique-key violations are the caller's doing (a slug or id already taken), so they
+    /// become `Conflict` here, in one place; everything else is a database failure.
+    fn from(err: DbErr) -> AppError {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(detail)) => {
+                AppError::Conflict(format!("already exists: {}", unique_subject(&detail)))
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                AppError::Conflict("refers to something that does not exist".to_owned())
+            }
+            _ => AppError::Database(err),
+        }
+    }
+}
+
+/// Names the constraint without echoing the database's full message (it may quote values).
+fn unique_subject(detail: &str) -> String {
+    let lower = detail.to_ascii_lowercase();
+    for candidate in [
+        "slug",
+        "clerk_id",
+        "clerk_invitation_id",
+        "svix_id",
+        "email",
+    ] {
+        if lower.contains(candidate) {
+            return candidate.to_owned();
+        }
+    }
+    "a unique value".to_owned()
+}
+
+/// `error: cause: cause`, for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The JSON body of every HTTP error userhub answers outside GraphQL.
+pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message.into() } })),
+    )
+        .into_response()
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        json_error(self.status(), self.code(), self.public_message())
+    }
+}

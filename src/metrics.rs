@@ -1,0 +1,65 @@
+//! Process counters, rendered in the Prometheus text format on `/metrics`.
+//!
+//! A handful of atomics is all userhub needs; each `AppState` owns its own set, so servers
+//! started side by side in one test process never mix their numbers.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub http_requests: AtomicU64,
+    pub graphql_operations: AtomicU64,
+    pub graphql_errors: AtomicU64,
+    pub db_statements: AtomicU64,
+    pub db_statement_failures: AtomicU64,
+    pub db_statement_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn db_statements(&self) -> u64 {
+        self.db_statements.load(Ordering::Relaxed)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "userhub_http_requests_total",
+                "HTTP requests received.",
+                &self.http_requests,
+            ),
+            (
+                "userhub_graphql_operations_total",
+                "GraphQL operations executed.",
+                &self.graphql_operations,
+            ),
+            (
+                "userhub_graphql_errors_total",
+                "GraphQL errors answered.",
+                &self.graphql_errors,
+            ),
+            (
+                "userhub_db_statements_total",
+                "SQL statements sent to the database.",
+                &self.db_statements,
+            ),
+            (
+                "userhub_db_statement_failures_total",
+                "SQL statements that failed.",
+                &self.db_statement_failures,
+            ),
+            (
+                "userhub_db_statement_microseconds_total",
+                "Time spent in SQL statements.",
+                &self.db_statement_micros,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        out
+    }
+}

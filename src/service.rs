@@ -1,0 +1,72 @@
+//! The domain: everything userhub knows and does about users, organisations and their history.
+//!
+//! Resolvers, webhook handlers and the CLI all call these functions, so one change goes
+//! through one code path whatever asked for it. Nothing here knows about GraphQL or HTTP.
+
+pub mod audit;
+pub mod organisations;
+pub mod pagination;
+pub mod users;
+
+use uuid::Uuid;
+
+/// Where a change comes from, written into its audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// A user id, or `clerk` (webhooks), `sync`, `cli`, `system`.
+    pub actor: String,
+    pub source: Source,
+    /// The request id or svix id that caused the change.
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Api,
+    Webhook,
+    Sync,
+    Cli,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Webhook => "webhook",
+            Source::Sync => "sync",
+            Source::Cli => "cli",
+        }
+    }
+}
+
+impl Origin {
+    pub fn user(user_id: Uuid, correlation_id: Option<String>) -> Origin {
+        Origin {
+            actor: user_id.to_string(),
+            source: Source::Api,
+            correlation_id,
+        }
+    }
+
+    pub fn cli() -> Origin {
+        Origin {
+            actor: "cli".to_owned(),
+            source: Source::Cli,
+            correlation_id: None,
+        }
+    }
+}
+
+/// Parses an id given by a client.
+pub fn parse_id(field: &str, value: &str) -> Result<Uuid, crate::error::AppError> {
+    Uuid::parse_str(value.trim()).map_err(|_| {
+        crate::error::AppError::validation(field, format!("`{value}` is not a valid id"))
+    })
+}
+
+/// Now, cut to microseconds: what both databases store, so a value read back equals the value
+/// written.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().trunc_subsecs(6)
+}

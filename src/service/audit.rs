@@ -1,0 +1,115 @@
+//! The audit trail: one row per change, written in the same transaction as the change.
+
+use entity::audit_event;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
+    sea_query::Condition,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Origin;
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest};
+use crate::error::AppError;
+
+/// What changed, to which thing.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub action: &'a str,
+    pub subject_type: &'a str,
+    pub subject_id: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Writes one audit event. Call it with the transaction that makes the change.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    origin: &Origin,
+    change: Change<'_>,
+) -> Result<audit_event::Model, AppError> {
+    let event = audit_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        occurred_at: Set(super::now()),
+        actor: Set(origin.actor.clone()),
+        action: Set(change.action.to_owned()),
+        subject_type: Set(change.subject_type.to_owned()),
+        subject_id: Set(change.subject_id),
+        before: Set(change.before),
+        after: Set(change.after),
+        source: Set(origin.source.as_str().to_owned()),
+        correlation_id: Set(origin.correlation_id.clone()),
+    };
+    Ok(event.insert(conn).await?)
+}
+
+/// Which events to list. Every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+}
+
+impl AuditFilter {
+    fn condition(&self) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(actor) = &self.actor {
+            condition = condition.add(audit_event::Column::Actor.eq(actor.clone()));
+        }
+        if let Some(action) = &self.action {
+            condition = condition.add(audit_event::Column::Action.eq(action.clone()));
+        }
+        if let Some(subject_type) = &self.subject_type {
+            condition = condition.add(audit_event::Column::SubjectType.eq(subject_type.clone()));
+        }
+        if let Some(subject_id) = &self.subject_id {
+            condition = condition.add(audit_event::Column::SubjectId.eq(subject_id.clone()));
+        }
+        condition
+    }
+}
+
+/// The audit log reads newest first; event ids are UUIDv7, so that is id order.
+pub const ORDER_TAG: &str = "NEWEST_FIRST";
+
+const NEWEST_FIRST: Keyset<audit_event::Column> = Keyset {
+    key: None,
+    id: audit_event::Column::Id,
+    direction: Direction::Desc,
+};
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    filter: &AuditFilter,
+    page: &PageRequest,
+) -> Result<Page<audit_event::Model>, AppError> {
+    if page.first == 0 {
+        return Ok(Page::empty(page));
+    }
+    let mut query = audit_event::Entity::find().filter(filter.condition());
+    if let Some(cursor) = &page.after {
+        query = query.filter(NEWEST_FIRST.after(cursor)?);
+    }
+    let rows = NEWEST_FIRST
+        .order(query)
+        .limit(page.first + 1)
+        .all(conn)
+        .await?;
+    Ok(Page::from_rows(rows, page, |event| {
+        Cursor {
+            key: None,
+            id: event.id,
+        }
+        .encode(ORDER_TAG)
+    }))
+}
+
+pub async fn count<C: ConnectionTrait>(conn: &C, filter: &AuditFilter) -> Result<u64, AppError> {
+    use sea_orm::PaginatorTrait;
+    Ok(audit_event::Entity::find()
+        .filter(filter.condition())
+        .count(conn)
+        .await?)
+}

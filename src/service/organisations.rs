@@ -1,0 +1,292 @@
+//! Organisations: the units users belong to.
+
+use std::collections::HashMap;
+
+use entity::organisation;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, TransactionSession, TransactionTrait, sea_query::Condition,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit::{self, Change};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest};
+use super::{Origin, users};
+use crate::error::AppError;
+
+/// Which organisations to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct OrganisationFilter {
+    /// Case-insensitive substring of the name or slug.
+    pub search: Option<String>,
+    /// Archived organisations are left out unless this is true.
+    pub include_archived: bool,
+}
+
+impl OrganisationFilter {
+    fn condition(&self) -> Result<Condition, AppError> {
+        let mut condition = Condition::all();
+        if !self.include_archived {
+            condition = condition.add(organisation::Column::ArchivedAt.is_null());
+        }
+        if let Some(search) = &self.search {
+            for term in users::search_terms(search)? {
+                condition = condition.add(
+                    Condition::any()
+                        .add(users::lower_like(organisation::Column::Name, &term))
+                        .add(users::lower_like(organisation::Column::Slug, &term)),
+                );
+            }
+        }
+        Ok(condition)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OrganisationOrder {
+    #[default]
+    NameAsc,
+    NameDesc,
+    CreatedAtAsc,
+    CreatedAtDesc,
+}
+
+impl OrganisationOrder {
+    pub fn tag(self) -> &'static str {
+        match self {
+            OrganisationOrder::NameAsc => "NAME_ASC",
+            OrganisationOrder::NameDesc => "NAME_DESC",
+            OrganisationOrder::CreatedAtAsc => "CREATED_AT_ASC",
+            OrganisationOrder::CreatedAtDesc => "CREATED_AT_DESC",
+        }
+    }
+
+    fn keyset(self) -> Keyset<organisation::Column> {
+        let (key, direction) = match self {
+            OrganisationOrder::NameAsc => (Some(organisation::Column::Name), Direction::Asc),
+            OrganisationOrder::NameDesc => (Some(organisation::Column::Name), Direction::Desc),
+            OrganisationOrder::CreatedAtAsc => (None, Direction::Asc),
+            OrganisationOrder::CreatedAtDesc => (None, Direction::Desc),
+        };
+        Keyset {
+            key,
+            id: organisation::Column::Id,
+            direction,
+        }
+    }
+
+    fn cursor(self, org: &organisation::Model) -> String {
+        let key = match self {
+            OrganisationOrder::NameAsc | OrganisationOrder::NameDesc => Some(org.name.clone()),
+            OrganisationOrder::CreatedAtAsc | OrganisationOrder::CreatedAtDesc => None,
+        };
+        Cursor { key, id: org.id }.encode(self.tag())
+    }
+}
+
+pub async fn get<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<organisation::Model, AppError> {
+    organisation::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("organisation", id))
+}
+
+/// The organisations with these ids; missing ids are simply absent from the map.
+pub async fn by_ids<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, organisation::Model>, AppError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(organisation::Entity::find()
+        .filter(organisation::Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|org| (org.id, org))
+        .collect())
+}
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    filter: &OrganisationFilter,
+    order: OrganisationOrder,
+    page: &PageRequest,
+) -> Result<Page<organisation::Model>, AppError> {
+    let condition = filter.condition()?;
+    if page.first == 0 {
+        return Ok(Page::empty(page));
+    }
+    let keyset = order.keyset();
+    let mut query = organisation::Entity::find().filter(condition);
+    if let Some(cursor) = &page.after {
+        query = query.filter(keyset.after(cursor)?);
+    }
+    let rows = keyset.order(query).limit(page.first + 1).all(conn).await?;
+    Ok(Page::from_rows(rows, page, |org| order.cursor(org)))
+}
+
+pub async fn count<C: ConnectionTrait>(
+    conn: &C,
+    filter: &OrganisationFilter,
+) -> Result<u64, AppError> {
+    Ok(organisation::Entity::find()
+        .filter(filter.condition()?)
+        .count(conn)
+        .await?)
+}
+
+/// What a new organisation needs.
+#[derive(Debug, Clone)]
+pub struct NewOrganisation {
+    pub name: String,
+    /// Derived from the name when absent.
+    pub slug: Option<String>,
+}
+
+const MAX_NAME_LENGTH: usize = 200;
+
+fn validate_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AppError::validation("name", "must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_LENGTH {
+        return Err(AppError::validation(
+            "name",
+            format!("must be at most {MAX_NAME_LENGTH} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A slug is lower-case letters, digits and single hyphens: safe in a URL as it stands.
+fn validate_slug(slug: &str) -> Result<String, AppError> {
+    let valid = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+        && !slug.contains("--");
+    if valid {
+        Ok(slug.to_owned())
+    } else {
+        Err(AppError::validation(
+            "slug",
+            "must be 1 to 64 lower-case letters, digits and single hyphens",
+        ))
+    }
+}
+
+fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let folded = fold_accent(c);
+        if folded.chars().all(|c| c.is_ascii_alphanumeric()) && !folded.is_empty() {
+            slug.push_str(folded);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    slug.chars()
+        .take(64)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+/// The common Latin accents, folded to their base letters, so "Zürich" slugs as "zurich".
+fn fold_accent(c: char) -> &'static str {
+    match c {
+        'a'..='z' | '0'..='9' => {
+            const ASCII: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+            let index = ASCII.find(c).unwrap_or(0);
+            &ASCII[index..index + 1]
+        }
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'č' => "c",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' => "e",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' => "i",
+        'ł' => "l",
+        'ñ' | 'ń' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => "o",
+        'œ' => "oe",
+        'ś' | 'š' => "s",
+        'ß' => "ss",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' => "u",
+        'ý' | 'ÿ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        _ => "",
+    }
+}
+
+pub(crate) fn snapshot(org: &organisation::Model) -> serde_json::Value {
+    json!({
+        "id": org.id,
+        "name": org.name,
+        "slug": org.slug,
+        "archivedAt": org.archived_at,
+    })
+}
+
+/// Creates an organisation and its audit event, together.
+pub async fn create<C: TransactionTrait>(
+    db: &C,
+    origin: &Origin,
+    new: NewOrganisation,
+) -> Result<organisation::Model, AppError> {
+    let name = validate_name(&new.name)?;
+    let slug = match new.slug {
+        Some(slug) => validate_slug(slug.trim())?,
+        None => validate_slug(&slugify(&name)).map_err(|_| {
+            AppError::validation("slug", "cannot be derived from the name: give one")
+        })?,
+    };
+    let now = super::now();
+    let txn = db.begin().await?;
+    let org = organisation::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        slug: Set(slug),
+        created_at: Set(now),
+        updated_at: Set(now),
+        archived_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        origin,
+        Change {
+            action: "organisation.created",
+            subject_type: "organisation",
+            subject_id: org.id.to_string(),
+            before: None,
+            after: Some(snapshot(&org)),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(org)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_derived_from_names() {
+        assert_eq!(
+            slugify("School of Computing & Maths"),
+            "school-of-computing-maths"
+        );
+        assert_eq!(slugify("  Ünïversity of Zürich!  "), "university-of-zurich");
+        assert_eq!(slugify("!!!"), "");
+    }
+}

@@ -1,0 +1,453 @@
+//! Users: the application's view of the people Clerk knows.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::role::Role;
+use entity::{organisation, user};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, LikeExpr, Query, SimpleExpr, WindowStatement,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Order,
+    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Set, TransactionSession,
+    TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Origin;
+use super::audit::{self, Change};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest};
+use crate::error::AppError;
+
+/// Which users to list. Every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct UserFilter {
+    pub organisation_id: Option<Uuid>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    /// Words that must each appear in the email, first name or last name (any case).
+    pub search: Option<String>,
+}
+
+impl UserFilter {
+    fn condition(&self) -> Result<Condition, AppError> {
+        let mut condition = Condition::all();
+        if let Some(organisation_id) = self.organisation_id {
+            condition = condition.add(user::Column::OrganisationId.eq(organisation_id));
+        }
+        if let Some(role) = self.role {
+            condition = condition.add(user::Column::Role.eq(role));
+        }
+        if let Some(is_active) = self.is_active {
+            condition = condition.add(user::Column::IsActive.eq(is_active));
+        }
+        if let Some(search) = &self.search {
+            for term in search_terms(search)? {
+                condition = condition.add(
+                    Condition::any()
+                        .add(lower_like(user::Column::Email, &term))
+                        .add(lower_like(user::Column::FirstName, &term))
+                        .add(lower_like(user::Column::LastName, &term)),
+                );
+            }
+        }
+        Ok(condition)
+    }
+}
+
+const MAX_SEARCH_LENGTH: usize = 200;
+const MAX_SEARCH_TERMS: usize = 8;
+
+/// Splits a search into lower-cased words, refusing one too long to be a real search.
+pub(crate) fn search_terms(search: &str) -> Result<Vec<String>, AppError> {
+    if search.chars().count() > MAX_SEARCH_LENGTH {
+        return Err(AppError::validation(
+            "search",
+            format!("must be at most {MAX_SEARCH_LENGTH} characters"),
+        ));
+    }
+    let terms: Vec<String> = search.split_whitespace().map(str::to_lowercase).collect();
+    if terms.len() > MAX_SEARCH_TERMS {
+        return Err(AppError::validation(
+            "search",
+            format!("must be at most {MAX_SEARCH_TERMS} words"),
+        ));
+    }
+    Ok(terms)
+}
+
+/// `LOWER(column) LIKE '%term%'`, with the term's own `%` and `_` taken literally. LOWER on
+/// both sides makes it case-insensitive on SQLite and PostgreSQL alike.
+pub(crate) fn lower_like<C: ColumnTrait>(column: C, term: &str) -> SimpleExpr {
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Func::lower(Expr::col(column)).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UserOrder {
+    /// Oldest first. Ids are UUIDv7, so creation order is id order.
+    #[default]
+    CreatedAtAsc,
+    CreatedAtDesc,
+    EmailAsc,
+    EmailDesc,
+}
+
+impl UserOrder {
+    pub fn tag(self) -> &'static str {
+        match self {
+            UserOrder::CreatedAtAsc => "CREATED_AT_ASC",
+            UserOrder::CreatedAtDesc => "CREATED_AT_DESC",
+            UserOrder::EmailAsc => "EMAIL_ASC",
+            UserOrder::EmailDesc => "EMAIL_DESC",
+        }
+    }
+
+    fn keyset(self) -> Keyset<user::Column> {
+        let (key, direction) = match self {
+            UserOrder::CreatedAtAsc => (None, Direction::Asc),
+            UserOrder::CreatedAtDesc => (None, Direction::Desc),
+            UserOrder::EmailAsc => (Some(user::Column::Email), Direction::Asc),
+            UserOrder::EmailDesc => (Some(user::Column::Email), Direction::Desc),
+        };
+        Keyset {
+            key,
+            id: user::Column::Id,
+            direction,
+        }
+    }
+
+    fn cursor(self, user: &user::Model) -> String {
+        let key = match self {
+            UserOrder::EmailAsc | UserOrder::EmailDesc => Some(user.email.clone()),
+            UserOrder::CreatedAtAsc | UserOrder::CreatedAtDesc => None,
+        };
+        Cursor { key, id: user.id }.encode(self.tag())
+    }
+}
+
+pub async fn get<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<user::Model, AppError> {
+    user::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("user", id))
+}
+
+pub async fn find_by_clerk_id<C: ConnectionTrait>(
+    conn: &C,
+    clerk_id: &str,
+) -> Result<Option<user::Model>, AppError> {
+    Ok(user::Entity::find()
+        .filter(user::Column::ClerkId.eq(clerk_id))
+        .one(conn)
+        .await?)
+}
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    filter: &UserFilter,
+    order: UserOrder,
+    page: &PageRequest,
+) -> Result<Page<user::Model>, AppError> {
+    let condition = filter.condition()?;
+    if page.first == 0 {
+        return Ok(Page::empty(page));
+    }
+    let keyset = order.keyset();
+    let mut query = user::Entity::find().filter(condition);
+    if let Some(cursor) = &page.after {
+        query = query.filter(keyset.after(cursor)?);
+    }
+    let rows = keyset.order(query).limit(page.first + 1).all(conn).await?;
+    Ok(Page::from_rows(rows, page, |user| order.cursor(user)))
+}
+
+pub async fn count<C: ConnectionTrait>(conn: &C, filter: &UserFilter) -> Result<u64, AppError> {
+    Ok(user::Entity::find()
+        .filter(filter.condition()?)
+        .count(conn)
+        .await?)
+}
+
+/// How many users match `filter` in each of these organisations, in one statement. An
+/// organisation with none is absent from the map.
+pub async fn count_by_organisation<C: ConnectionTrait>(
+    conn: &C,
+    organisation_ids: &[Uuid],
+    filter: &UserFilter,
+) -> Result<HashMap<Uuid, u64>, AppError> {
+    if organisation_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64)> = user::Entity::find()
+        .select_only()
+        .column(user::Column::OrganisationId)
+        .column_as(user::Column::Id.count(), "member_count")
+        .filter(user::Column::OrganisationId.is_in(organisation_ids.iter().copied()))
+        .filter(filter.condition()?)
+        .group_by(user::Column::OrganisationId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, count)| (id, u64::try_from(count).unwrap_or(0)))
+        .collect())
+}
+
+/// The same page of users for each of these organisations, in one statement: a window
+/// function numbers each organisation's users in the requested order and keeps the first
+/// `first + 1` of each.
+pub async fn pages_by_organisation<C: ConnectionTrait>(
+    conn: &C,
+    organisation_ids: &[Uuid],
+    filter: &UserFilter,
+    order: UserOrder,
+    page: &PageRequest,
+) -> Result<HashMap<Uuid, Page<user::Model>>, AppError> {
+    let condition = filter.condition()?;
+    if organisation_ids.is_empty() || page.first == 0 {
+        return Ok(organisation_ids
+            .iter()
+            .map(|id| (*id, Page::empty(page)))
+            .collect());
+    }
+    let keyset = order.keyset();
+    let mut inner = user::Entity::find()
+        .filter(user::Column::OrganisationId.is_in(organisation_ids.iter().copied()))
+        .filter(condition);
+    if let Some(cursor) = &page.after {
+        inner = inner.filter(keyset.after(cursor)?);
+    }
+    let sql_order = match keyset.direction {
+        Direction::Asc => Order::Asc,
+        Direction::Desc => Order::Desc,
+    };
+    let mut window = WindowStatement::partition_by(user::Column::OrganisationId);
+    if let Some(key) = keyset.key {
+        window.order_by(key, sql_order.clone());
+    }
+    window.order_by(keyset.id, sql_order.clone());
+    let position = Alias::new("page_position");
+    let mut inner = inner.into_query();
+    inner.expr_window_as(
+        Func::cust(Alias::new("ROW_NUMBER")),
+        window,
+        position.clone(),
+    );
+
+    let mut outer = Query::select();
+    outer
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("ranked"))
+        .and_where(Expr::col(position).lte(page.first as i64 + 1))
+        .order_by(user::Column::OrganisationId, Order::Asc);
+    if let Some(key) = keyset.key {
+        outer.order_by(key, sql_order.clone());
+    }
+    outer.order_by(keyset.id, sql_order);
+
+    let statement = conn.get_database_backend().build(&outer);
+    let rows = user::Entity::find()
+        .from_raw_sql(statement)
+        .all(conn)
+        .await?;
+
+    let mut grouped: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
+    for row in rows {
+        if let Some(organisation_id) = row.organisation_id {
+            grouped.entry(organisation_id).or_default().push(row);
+        }
+    }
+    Ok(organisation_ids
+        .iter()
+        .map(|id| {
+            let rows = grouped.remove(id).unwrap_or_default();
+            (*id, Page::from_rows(rows, page, |user| order.cursor(user)))
+        })
+        .collect())
+}
+
+/// A user as Clerk describes them, already read into userhub's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClerkProfile {
+    pub clerk_id: String,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub image_url: Option<String>,
+    pub role: Role,
+    pub organisation_id: Option<Uuid>,
+    pub banned: bool,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    /// Clerk's `updated_at`, Unix milliseconds.
+    pub updated_at_ms: i64,
+}
+
+/// What `upsert_from_clerk` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upserted {
+    Created(user::Model),
+    Updated(user::Model),
+    /// The profile matched what is stored.
+    Unchanged(user::Model),
+    /// The stored state is newer than the profile: nothing was written.
+    Stale(user::Model),
+}
+
+impl Upserted {
+    pub fn user(&self) -> &user::Model {
+        match self {
+            Upserted::Created(user)
+            | Upserted::Updated(user)
+            | Upserted::Unchanged(user)
+            | Upserted::Stale(user) => user,
+        }
+    }
+}
+
+pub(crate) fn snapshot(user: &user::Model) -> serde_json::Value {
+    json!({
+        "id": user.id,
+        "clerkId": user.clerk_id,
+        "email": user.email,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "role": user.role.as_str(),
+        "organisationId": user.organisation_id,
+        "isActive": user.is_active,
+        "banned": user.banned,
+    })
+}
+
+/// Brings the row of a Clerk user in line with Clerk's state, if that state is newer than the
+/// one stored, and writes the audit event in the same transaction.
+pub async fn upsert_from_clerk<C: TransactionTrait>(
+    db: &C,
+    origin: &Origin,
+    profile: ClerkProfile,
+) -> Result<Upserted, AppError> {
+    let email = profile.email.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(AppError::validation(
+            "email",
+            "a user needs an email address",
+        ));
+    }
+    let txn = db.begin().await?;
+    // An organisation userhub does not know is kept as unassigned; sync status reports it.
+    let organisation_id = match profile.organisation_id {
+        Some(id) => organisation::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .map(|org| org.id),
+        None => None,
+    };
+    let now = super::now();
+    let existing = find_by_clerk_id(&txn, &profile.clerk_id).await?;
+    let outcome = match existing {
+        None => {
+            let created = user::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                clerk_id: Set(profile.clerk_id.clone()),
+                email: Set(email),
+                first_name: Set(profile.first_name),
+                last_name: Set(profile.last_name),
+                image_url: Set(profile.image_url),
+                role: Set(profile.role),
+                organisation_id: Set(organisation_id),
+                is_active: Set(true),
+                banned: Set(profile.banned),
+                last_sign_in_at: Set(profile.last_sign_in_at),
+                clerk_updated_at: Set(profile.updated_at_ms),
+                created_at: Set(now),
+                updated_at: Set(now),
+                deactivated_at: Set(None),
+            }
+            .insert(&txn)
+            .await?;
+            audit::record(
+                &txn,
+                origin,
+                Change {
+                    action: "user.created",
+                    subject_type: "user",
+                    subject_id: created.id.to_string(),
+                    before: None,
+                    after: Some(snapshot(&created)),
+                },
+            )
+            .await?;
+            Upserted::Created(created)
+        }
+        Some(current) if current.clerk_updated_at > profile.updated_at_ms => {
+            Upserted::Stale(current)
+        }
+        Some(current) => {
+            let unchanged = current.email == email
+                && current.first_name == profile.first_name
+                && current.last_name == profile.last_name
+                && current.image_url == profile.image_url
+                && current.role == profile.role
+                && current.organisation_id == organisation_id
+                && current.banned == profile.banned
+                && current.last_sign_in_at == profile.last_sign_in_at;
+            if unchanged {
+                // Nothing to record, but the newer timestamp must be kept: an older event
+                // arriving after this one would otherwise be applied over it.
+                if profile.updated_at_ms > current.clerk_updated_at {
+                    let mut row = current.into_active_model();
+                    row.clerk_updated_at = Set(profile.updated_at_ms);
+                    Upserted::Unchanged(row.update(&txn).await?)
+                } else {
+                    Upserted::Unchanged(current)
+                }
+            } else {
+                let action = if current.role != profile.role {
+                    "user.role_changed"
+                } else if current.banned != profile.banned {
+                    if profile.banned {
+                        "user.suspended"
+                    } else {
+                        "user.unsuspended"
+                    }
+                } else {
+                    "user.updated"
+                };
+                let before = snapshot(&current);
+                let mut row = current.into_active_model();
+                row.email = Set(email);
+                row.first_name = Set(profile.first_name);
+                row.last_name = Set(profile.last_name);
+                row.image_url = Set(profile.image_url);
+                row.role = Set(profile.role);
+                row.organisation_id = Set(organisation_id);
+                row.banned = Set(profile.banned);
+                row.last_sign_in_at = Set(profile.last_sign_in_at);
+                row.clerk_updated_at = Set(profile.updated_at_ms);
+                row.updated_at = Set(now);
+                let updated = row.update(&txn).await?;
+                audit::record(
+                    &txn,
+                    origin,
+                    Change {
+                        action,
+                        subject_type: "user",
+                        subject_id: updated.id.to_string(),
+                        before: Some(before),
+                        after: Some(snapshot(&updated)),
+                    },
+                )
+                .await?;
+                Upserted::Updated(updated)
+            }
+        }
+    };
+    txn.commit().await?;
+    Ok(outcome)
+}
