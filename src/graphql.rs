@@ -1,0 +1,16 @@
+//! The GraphQL API: its schema, its types, and how it is served over HTTP.
+//!
+//! Resolvers translate between GraphQL and the service layer and do nothing else: they parse
+//! arguments into domain values, call `service::`, and wrap the result in a GraphQL type.
+
+pub mod batch;
+pub mod errors;
+pub mod graphiql;
+pub mod http;
+pub mod introspection;
+pub mod loaders;
+pub mod query;
+pub mod schema;
+pub mod types;
+
+pub use schema::{AppSchema, build_schema, sdl};

@@ -1,0 +1,133 @@
+//! Gives every GraphQL error an `extensions.code`, in one place.
+//!
+//! - parse errors: `GRAPHQL_PARSE_FAILED`; validation errors, limits included:
+//!   `GRAPHQL_VALIDATION_FAILED`; other errors raised before execution (an unknown operation
+//!   name): `BAD_REQUEST`. These are "request errors": no data, HTTP 400 under
+//!   `application/graphql-response+json`.
+//! - errors from the service layer carry an `AppError`: its code, and its public message
+//!   (internal failures are logged there and answered generically).
+//! - anything else raised during execution comes from async-graphql coercing an input value,
+//!   so it is `BAD_USER_INPUT`.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+
+use crate::error::AppError;
+
+pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+pub const BAD_REQUEST: &str = "BAD_REQUEST";
+
+/// The codes that mean the operation never ran.
+pub fn is_request_error_code(code: &str) -> bool {
+    matches!(code, PARSE_FAILED | VALIDATION_FAILED | BAD_REQUEST)
+}
+
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExtension)
+    }
+}
+
+struct ErrorCodesExtension;
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        let never_ran = response.data == async_graphql::Value::Null;
+        for error in &mut response.errors {
+            assign_code(error, never_ran);
+        }
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|error| with_default_code(error, PARSE_FAILED))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|error| with_default_code(error, VALIDATION_FAILED))
+                .collect()
+        })
+    }
+}
+
+pub fn code_of(error: &ServerError) -> Option<String> {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+        .and_then(|code| match code {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        })
+}
+
+pub fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
+/// Sets the code unless an inner layer already chose one.
+fn with_default_code(error: ServerError, code: &str) -> ServerError {
+    if code_of(&error).is_some() {
+        error
+    } else {
+        with_code(error, code)
+    }
+}
+
+fn assign_code(error: &mut ServerError, never_ran: bool) {
+    let app_error = error
+        .source::<AppError>()
+        .or_else(|| error.source::<Arc<AppError>>().map(Arc::as_ref));
+    if let Some(app_error) = app_error {
+        let code = app_error.code();
+        let field = app_error.field().map(str::to_owned);
+        error.message = app_error.public_message();
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        extensions.set("code", code);
+        if let Some(field) = field {
+            extensions.set("field", field);
+        }
+        return;
+    }
+    if code_of(error).is_some() {
+        return;
+    }
+    let code = if never_ran && error.path.is_empty() {
+        BAD_REQUEST
+    } else {
+        "BAD_USER_INPUT"
+    };
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}

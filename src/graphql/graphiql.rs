@@ -1,0 +1,101 @@
+//! GraphiQL, served from the binary: the page and its scripts work with no network.
+//!
+//! The assets are GraphiQL 4.1.2 and React 18.3.1 from the npm registry, vendored with their
+//! licences in `assets/graphiql/` (async-graphql's own page loads them from a CDN).
+
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::error::json_error;
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>userhub · GraphiQL</title>
+  <link rel="stylesheet" href="/graphql/assets/graphiql.min.css">
+  <style>html, body, #graphiql { height: 100%; margin: 0; }</style>
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script src="/graphql/assets/react.production.min.js"></script>
+  <script src="/graphql/assets/react-dom.production.min.js"></script>
+  <script src="/graphql/assets/graphiql.min.js"></script>
+  <script>
+    const endpoint = new URL('/graphql', window.location.href);
+    const socket = new URL(endpoint);
+    socket.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
+    const fetcher = GraphiQL.createFetcher({ url: endpoint.href, subscriptionUrl: socket.href });
+    const defaultQuery = `# Welcome to userhub. Press the run button (or Ctrl+Enter).
+{
+  users(first: 10) {
+    totalCount
+    nodes { id email fullName role isActive organisation { name } }
+  }
+}
+`;
+    ReactDOM.createRoot(document.getElementById('graphiql')).render(
+      React.createElement(GraphiQL, { fetcher, defaultQuery, defaultEditorToolsVisibility: true })
+    );
+  </script>
+</body>
+</html>
+"#;
+
+pub async fn page() -> Response {
+    let mut response = Html(PAGE).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    bytes: &'static [u8],
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "graphiql.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/graphiql.min.js"),
+    },
+    Asset {
+        name: "graphiql.min.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/graphiql.min.css"),
+    },
+    Asset {
+        name: "react.production.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/react.production.min.js"),
+    },
+    Asset {
+        name: "react-dom.production.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+    },
+];
+
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|asset| asset.name == name) {
+        Some(asset) => (
+            [
+                (header::CONTENT_TYPE, asset.content_type),
+                // The files never change within a build.
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            asset.bytes,
+        )
+            .into_response(),
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no asset `{name}`"),
+        ),
+    }
+}

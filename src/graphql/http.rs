@@ -1,0 +1,324 @@
+//! GraphQL over HTTP (the GraphQL-over-HTTP specification): `POST /graphql` with JSON,
+//! `GET /graphql` for queries (and GraphiQL for browsers), content negotiation between
+//! `application/graphql-response+json` and `application/json`.
+//!
+//! Written here rather than taken from async-graphql-axum, whose handler answers
+//! `application/graphql-response+json` to every client, answers request errors with 200,
+//! accepts bodies without a content type and runs mutations sent over GET.
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::errors::{code_of, is_request_error_code};
+use super::graphiql;
+use crate::app::AppState;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// The media type of a GraphQL response, chosen from the client's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// Request errors are HTTP 400.
+    GraphqlResponseJson,
+    /// The legacy type: every well-formed GraphQL response is HTTP 200.
+    Json,
+}
+
+impl Format {
+    fn content_type(self) -> HeaderValue {
+        match self {
+            Format::GraphqlResponseJson => {
+                HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
+            }
+            Format::Json => HeaderValue::from_static("application/json; charset=utf-8"),
+        }
+    }
+}
+
+/// Picks the response type by the `Accept` header's preferences. No header, or only
+/// wildcards, means `application/json`, which every client understands. `None`: the client
+/// accepts neither type.
+fn negotiate(headers: &HeaderMap) -> Option<Format> {
+    let Some(accept) = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .reduce(|a, b| format!("{a},{b}"))
+    else {
+        return Some(Format::Json);
+    };
+    if accept.trim().is_empty() {
+        return Some(Format::Json);
+    }
+    // (quality, specificity, format): the highest wins.
+    let mut best: Option<(u16, u8, Format)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|param| param.trim().strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        let quality = (quality.clamp(0.0, 1.0) * 1000.0) as u16;
+        if quality == 0 {
+            continue;
+        }
+        let candidate = match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => (quality, 3, Format::GraphqlResponseJson),
+            JSON => (quality, 2, Format::Json),
+            "application/*" | "*/*" => (quality, 1, Format::Json),
+            _ => continue,
+        };
+        if best.is_none_or(|current| (candidate.0, candidate.1) > (current.0, current.1)) {
+            best = Some(candidate);
+        }
+    }
+    best.map(|(_, _, format)| format)
+}
+
+fn not_acceptable() -> Response {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        "NOT_ACCEPTABLE",
+        "this server answers application/graphql-response+json or application/json",
+        Format::Json,
+    )
+}
+
+/// An error raised before GraphQL ran, in the GraphQL response shape so that GraphQL clients
+/// can show it like any other.
+fn error_response(status: StatusCode, code: &str, message: &str, format: Format) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(format) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|media| media.trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some(JSON) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the request as Content-Type: application/json",
+            format,
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                &format!(
+                    "the request body is over the limit of {} bytes",
+                    state.config.max_body_bytes
+                ),
+                format,
+            );
+        }
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &rejection.body_text(),
+                format,
+            );
+        }
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the body is not valid JSON: {err}"),
+                format,
+            );
+        }
+    };
+    if value.is_array() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "batched operations are not supported: send one operation per request",
+            format,
+        );
+    }
+    if !value.get("query").is_some_and(serde_json::Value::is_string) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "the body is not a GraphQL request: it needs a `query` string",
+            format,
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_value(value) {
+        Ok(request) => request,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the body is not a GraphQL request: {err}"),
+                format,
+            );
+        }
+    };
+    execute(&state, request, format, request_id(&headers)).await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    if query.is_empty() {
+        if accepts_html(&headers) {
+            return graphiql::page().await;
+        }
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "GET /graphql needs a `query` parameter (or open it in a browser for GraphiQL)",
+            Format::Json,
+        );
+    }
+    let Some(format) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(request) => request,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the query string is not a GraphQL request: {err}"),
+                format,
+            );
+        }
+    };
+    if is_mutation(&request) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "mutations must be sent with POST",
+            format,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, request, format, request_id(&headers)).await
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// True when the operation the request selects is a mutation. A document that does not parse
+/// is left for GraphQL to report.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match (&document.operations, &request.operation_name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        _ => None,
+    };
+    operation.is_some_and(|operation| operation.node.ty == OperationType::Mutation)
+}
+
+async fn execute(
+    state: &AppState,
+    request: async_graphql::Request,
+    format: Format,
+    request_id: Option<String>,
+) -> Response {
+    use std::sync::atomic::Ordering;
+    state
+        .metrics
+        .graphql_operations
+        .fetch_add(1, Ordering::Relaxed);
+    let request = request.data(RequestId(request_id));
+    let response = state.schema.execute(request).await;
+    state
+        .metrics
+        .graphql_errors
+        .fetch_add(response.errors.len() as u64, Ordering::Relaxed);
+
+    let request_error = response.data == async_graphql::Value::Null
+        && response
+            .errors
+            .iter()
+            .any(|error| code_of(error).is_some_and(|code| is_request_error_code(&code)));
+    let status = if request_error && format == Format::GraphqlResponseJson {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    // A request error never ran, so its response has no `data` entry at all.
+    let body = if request_error {
+        serde_json::to_vec(&json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(&response)
+    };
+    match body {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, format.content_type())],
+            body,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "a GraphQL response could not be serialised");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "internal server error: the failure was logged",
+                format,
+            )
+        }
+    }
+}
+
+/// The id of the HTTP request an operation came in, for audit correlation.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Option<String>);

@@ -1,0 +1,123 @@
+//! DataLoaders: every relation a list can ask for is fetched for the whole list at once.
+//!
+//! One loader is shared by all requests of a server (no cache, so nothing stale is served):
+//! keys asked for by concurrent requests within the same tick are batched together too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use entity::{organisation, user};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::service::pagination::{Page, PageRequest};
+use crate::service::users::{UserFilter, UserOrder};
+use crate::service::{organisations, users};
+
+pub struct DbLoader {
+    db: DatabaseConnection,
+}
+
+impl DbLoader {
+    pub fn new(db: DatabaseConnection) -> DbLoader {
+        DbLoader { db }
+    }
+}
+
+/// Organisations by id.
+impl Loader<Uuid> for DbLoader {
+    type Value = organisation::Model;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        organisations::by_ids(&self.db, ids).await.map_err(Arc::new)
+    }
+}
+
+/// The number of an organisation's users that match a filter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CountKey {
+    pub organisation_id: Uuid,
+    pub filter: UserFilter,
+}
+
+impl Loader<CountKey> for DbLoader {
+    type Value = u64;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, u64>, Self::Error> {
+        let mut by_filter: HashMap<&UserFilter, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_filter
+                .entry(&key.filter)
+                .or_default()
+                .push(key.organisation_id);
+        }
+        let mut counts = HashMap::with_capacity(keys.len());
+        for (filter, organisation_ids) in by_filter {
+            let found = users::count_by_organisation(&self.db, &organisation_ids, filter)
+                .await
+                .map_err(Arc::new)?;
+            for organisation_id in organisation_ids {
+                counts.insert(
+                    CountKey {
+                        organisation_id,
+                        filter: filter.clone(),
+                    },
+                    found.get(&organisation_id).copied().unwrap_or(0),
+                );
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// One page of an organisation's users.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrganisationUsersKey {
+    pub organisation_id: Uuid,
+    pub filter: UserFilter,
+    pub order: UserOrder,
+    pub page: PageRequest,
+}
+
+impl Loader<OrganisationUsersKey> for DbLoader {
+    type Value = Page<user::Model>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[OrganisationUsersKey],
+    ) -> Result<HashMap<OrganisationUsersKey, Self::Value>, Self::Error> {
+        // Keys asking for the same page shape are answered by one query.
+        type Shape<'a> = (&'a UserFilter, UserOrder, &'a PageRequest);
+        let mut by_shape: HashMap<Shape<'_>, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_shape
+                .entry((&key.filter, key.order, &key.page))
+                .or_default()
+                .push(key.organisation_id);
+        }
+        let mut pages = HashMap::with_capacity(keys.len());
+        for ((filter, order, page), organisation_ids) in by_shape {
+            let found =
+                users::pages_by_organisation(&self.db, &organisation_ids, filter, order, page)
+                    .await
+                    .map_err(Arc::new)?;
+            for (organisation_id, result) in found {
+                pages.insert(
+                    OrganisationUsersKey {
+                        organisation_id,
+                        filter: filter.clone(),
+                        order,
+                        page: page.clone(),
+                    },
+                    result,
+                );
+            }
+        }
+        Ok(pages)
+    }
+}

@@ -1,0 +1,51 @@
+use async_graphql::{Context, InputObject, Object, Result};
+use sea_orm::DatabaseConnection;
+
+use crate::graphql::types::AuditEvent;
+use crate::graphql::types::audit_event::AuditEventConnection;
+use crate::graphql::types::connection::TotalCount;
+use crate::service::audit::{self, AuditFilter};
+use crate::service::pagination::PageRequest;
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+/// Narrows the audit log; every field given must match exactly.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct AuditLogFilter {
+    /// A user id, or `clerk`, `sync`, `cli`.
+    pub actor: Option<String>,
+    /// `user.created`, `user.role_changed`, ...
+    pub action: Option<String>,
+    /// `user`, `organisation`, `invitation`, `sync_run`.
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+}
+
+#[Object]
+impl AuditQuery {
+    /// Every recorded change, newest first.
+    #[graphql(complexity = "crate::graphql::schema::page_complexity(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<AuditLogFilter>,
+    ) -> Result<AuditEventConnection> {
+        let page = PageRequest::parse(first, after.as_deref(), audit::ORDER_TAG)?;
+        let filter = filter.unwrap_or_default();
+        let filter = AuditFilter {
+            actor: filter.actor,
+            action: filter.action,
+            subject_type: filter.subject_type,
+            subject_id: filter.subject_id,
+        };
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let result = audit::list(db, &filter, &page).await?;
+        Ok(AuditEventConnection {
+            page: result.map(AuditEvent),
+            total: TotalCount::AuditEvents(filter),
+        })
+    }
+}

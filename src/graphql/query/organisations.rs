@@ -1,0 +1,80 @@
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use sea_orm::DatabaseConnection;
+
+use crate::graphql::types::Organisation;
+use crate::graphql::types::connection::TotalCount;
+use crate::graphql::types::organisation::OrganisationConnection;
+use crate::service::organisations::{self, OrganisationFilter, OrganisationOrder};
+use crate::service::pagination::PageRequest;
+use crate::service::parse_id;
+
+#[derive(Default)]
+pub struct OrganisationQuery;
+
+/// Narrows a list of organisations.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct OrganisationsFilter {
+    /// Words that must each appear in the name or slug (any case).
+    pub search: Option<String>,
+    /// Include archived organisations (left out by default).
+    #[graphql(default)]
+    pub include_archived: bool,
+}
+
+/// The order of a list of organisations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
+pub enum OrganisationOrderBy {
+    #[default]
+    NameAsc,
+    NameDesc,
+    /// Oldest first.
+    CreatedAtAsc,
+    /// Newest first.
+    CreatedAtDesc,
+}
+
+impl From<OrganisationOrderBy> for OrganisationOrder {
+    fn from(order: OrganisationOrderBy) -> OrganisationOrder {
+        match order {
+            OrganisationOrderBy::NameAsc => OrganisationOrder::NameAsc,
+            OrganisationOrderBy::NameDesc => OrganisationOrder::NameDesc,
+            OrganisationOrderBy::CreatedAtAsc => OrganisationOrder::CreatedAtAsc,
+            OrganisationOrderBy::CreatedAtDesc => OrganisationOrder::CreatedAtDesc,
+        }
+    }
+}
+
+#[Object]
+impl OrganisationQuery {
+    /// One organisation by id. An unknown id is a `NOT_FOUND` error.
+    async fn organisation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Organisation>> {
+        let id = parse_id("id", &id)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(Some(Organisation::one(organisations::get(db, id).await?)))
+    }
+
+    /// Organisations, a page at a time.
+    #[graphql(complexity = "crate::graphql::schema::page_complexity(first, child_complexity)")]
+    async fn organisations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<OrganisationsFilter>,
+        #[graphql(default)] order_by: OrganisationOrderBy,
+    ) -> Result<OrganisationConnection> {
+        let order: OrganisationOrder = order_by.into();
+        let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
+        let filter = filter.unwrap_or_default();
+        let filter = OrganisationFilter {
+            search: filter.search,
+            include_archived: filter.include_archived,
+        };
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let result = organisations::list(db, &filter, order, &page).await?;
+        Ok(OrganisationConnection {
+            page: Organisation::page(result),
+            total: TotalCount::Organisations(filter),
+        })
+    }
+}

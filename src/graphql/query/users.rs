@@ -1,0 +1,110 @@
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use sea_orm::DatabaseConnection;
+
+use crate::graphql::types::connection::TotalCount;
+use crate::graphql::types::user::UserConnection;
+use crate::graphql::types::{Role, User};
+use crate::service::pagination::PageRequest;
+use crate::service::parse_id;
+use crate::service::users::{self, UserFilter, UserOrder};
+
+#[derive(Default)]
+pub struct UserQuery;
+
+/// Narrows a list of users; every field given must hold.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct UsersFilter {
+    pub organisation_id: Option<ID>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    /// Words that must each appear in the email, first or last name (any case).
+    pub search: Option<String>,
+}
+
+impl UsersFilter {
+    fn into_domain(self) -> Result<UserFilter, crate::error::AppError> {
+        Ok(UserFilter {
+            organisation_id: self
+                .organisation_id
+                .map(|id| parse_id("filter.organisationId", &id))
+                .transpose()?,
+            role: self.role.map(Into::into),
+            is_active: self.is_active,
+            search: self.search,
+        })
+    }
+}
+
+/// Narrows the users of one organisation.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct UsersInOrganisationFilter {
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    /// Words that must each appear in the email, first or last name (any case).
+    pub search: Option<String>,
+}
+
+impl From<UsersInOrganisationFilter> for UserFilter {
+    fn from(filter: UsersInOrganisationFilter) -> UserFilter {
+        UserFilter {
+            organisation_id: None,
+            role: filter.role.map(Into::into),
+            is_active: filter.is_active,
+            search: filter.search,
+        }
+    }
+}
+
+/// The order of a list of users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
+pub enum UserOrderBy {
+    /// Oldest first.
+    #[default]
+    CreatedAtAsc,
+    /// Newest first.
+    CreatedAtDesc,
+    EmailAsc,
+    EmailDesc,
+}
+
+impl From<UserOrderBy> for UserOrder {
+    fn from(order: UserOrderBy) -> UserOrder {
+        match order {
+            UserOrderBy::CreatedAtAsc => UserOrder::CreatedAtAsc,
+            UserOrderBy::CreatedAtDesc => UserOrder::CreatedAtDesc,
+            UserOrderBy::EmailAsc => UserOrder::EmailAsc,
+            UserOrderBy::EmailDesc => UserOrder::EmailDesc,
+        }
+    }
+}
+
+#[Object]
+impl UserQuery {
+    /// One user by id. An unknown id is a `NOT_FOUND` error.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let id = parse_id("id", &id)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(Some(User::one(users::get(db, id).await?)))
+    }
+
+    /// Users, a page at a time.
+    #[graphql(complexity = "crate::graphql::schema::page_complexity(first, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<UsersFilter>,
+        #[graphql(default)] order_by: UserOrderBy,
+    ) -> Result<UserConnection> {
+        let order: UserOrder = order_by.into();
+        let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
+        let filter = filter.unwrap_or_default().into_domain()?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let result = users::list(db, &filter, order, &page).await?;
+        Ok(UserConnection {
+            page: User::page(result),
+            total: TotalCount::Users(filter),
+        })
+    }
+}

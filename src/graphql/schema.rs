@@ -1,0 +1,52 @@
+//! Builds the schema: root types, limits, extensions and the data resolvers share.
+
+use std::time::Duration;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptyMutation, EmptySubscription, Schema, SchemaBuilder};
+use sea_orm::DatabaseConnection;
+
+use super::errors::ErrorCodes;
+use super::introspection::RefuseIntrospection;
+use super::loaders::DbLoader;
+use super::query::Query;
+use crate::config::Config;
+use crate::service::pagination::DEFAULT_PAGE_SIZE;
+
+pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription).extension(ErrorCodes)
+}
+
+/// The schema a server runs, wired to its database and limits.
+pub fn build_schema(db: DatabaseConnection, config: &Config) -> AppSchema {
+    // Batches are formed by sibling sets (`batch.rs`), so the loader need not wait for more
+    // keys: it loads at once, deduplicating and sharing work between concurrent requests.
+    let loader = DataLoader::new(DbLoader::new(db.clone()), tokio::spawn).delay(Duration::ZERO);
+    let mut builder = builder()
+        .data(db)
+        .data(loader)
+        .limit_depth(config.max_query_depth)
+        .limit_complexity(config.max_query_complexity)
+        // async-graphql's parser recursion guard; well above any depth the limit allows.
+        .limit_recursive_depth(64)
+        .limit_directives(16);
+    if !config.introspection {
+        builder = builder
+            .disable_introspection()
+            .extension(RefuseIntrospection);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL: what `userhub schema` prints and `schema.graphql` holds.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// A connection field costs its selection once per row it may return.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let rows = first.map_or(DEFAULT_PAGE_SIZE as usize, |n| n.max(0) as usize);
+    1 + rows.max(1) * child_complexity
+}

@@ -1,0 +1,12 @@
+//! The GraphQL object types, one file each. They wrap the entity models without exposing them.
+
+pub mod audit_event;
+pub mod connection;
+pub mod organisation;
+pub mod role;
+pub mod user;
+
+pub use audit_event::AuditEvent;
+pub use organisation::Organisation;
+pub use role::Role;
+pub use user::User;

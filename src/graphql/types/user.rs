@@ -1,0 +1,130 @@
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::user;
+
+use super::connection::connection;
+use super::{Organisation, Role};
+use crate::graphql::batch::UserSet;
+use crate::service::pagination::Page;
+
+/// A person who can sign in, as userhub knows them.
+#[derive(Clone)]
+pub struct User {
+    pub(crate) model: user::Model,
+    /// The users resolved with this one, whose relations load together.
+    set: Arc<UserSet>,
+}
+
+impl User {
+    /// Wraps a page of users as one set.
+    pub(crate) fn page(page: Page<user::Model>) -> Page<User> {
+        let set = UserSet::of(page.edges.iter().map(|edge| &edge.node));
+        Self::page_in(page, set)
+    }
+
+    pub(crate) fn page_in(page: Page<user::Model>, set: Arc<UserSet>) -> Page<User> {
+        page.map(|model| User {
+            model,
+            set: set.clone(),
+        })
+    }
+
+    pub(crate) fn one(model: user::Model) -> User {
+        let set = UserSet::of([&model]);
+        User { model, set }
+    }
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+
+    /// The user's id in Clerk (`user_...`).
+    async fn clerk_id(&self) -> &str {
+        &self.model.clerk_id
+    }
+
+    /// The primary email address, lower-cased.
+    async fn email(&self) -> &str {
+        &self.model.email
+    }
+
+    async fn first_name(&self) -> Option<&str> {
+        self.model.first_name.as_deref()
+    }
+
+    async fn last_name(&self) -> Option<&str> {
+        self.model.last_name.as_deref()
+    }
+
+    /// First and last name; the email address when the user has neither.
+    async fn full_name(&self) -> String {
+        let names: Vec<&str> = [&self.model.first_name, &self.model.last_name]
+            .into_iter()
+            .flatten()
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+            .collect();
+        if names.is_empty() {
+            self.model.email.clone()
+        } else {
+            names.join(" ")
+        }
+    }
+
+    async fn image_url(&self) -> Option<&str> {
+        self.model.image_url.as_deref()
+    }
+
+    async fn role(&self) -> Role {
+        self.model.role.into()
+    }
+
+    async fn organisation_id(&self) -> Option<ID> {
+        self.model.organisation_id.map(|id| ID(id.to_string()))
+    }
+
+    /// The organisation the user belongs to, if any. Batched across a page.
+    async fn organisation(&self, ctx: &Context<'_>) -> Result<Option<Organisation>> {
+        let Some(organisation_id) = self.model.organisation_id else {
+            return Ok(None);
+        };
+        Ok(self
+            .set
+            .organisation(ctx, organisation_id)
+            .await?
+            .map(|(model, set)| Organisation { model, set }))
+    }
+
+    /// False once the user was removed (deleted in Clerk); the row and its history stay.
+    async fn is_active(&self) -> bool {
+        self.model.is_active
+    }
+
+    /// True while the user is banned in Clerk: they cannot sign in.
+    async fn is_suspended(&self) -> bool {
+        self.model.banned
+    }
+
+    async fn last_sign_in_at(&self) -> Option<DateTime<Utc>> {
+        self.model.last_sign_in_at
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.model.updated_at
+    }
+
+    async fn deactivated_at(&self) -> Option<DateTime<Utc>> {
+        self.model.deactivated_at
+    }
+}
+
+connection!(UserConnection, UserEdge, User, "users");

@@ -1,0 +1,34 @@
+//! userhub: a GraphQL API for the users and organisations of a workload-management
+//! application, kept in step with Clerk.
+//!
+//! # Architecture
+//!
+//! Every path of data is a straight line, top to bottom:
+//!
+//! ```text
+//!  HTTP (axum)            app.rs: routes, limits, request ids, health, metrics, shutdown
+//!    │
+//!    ├── graphql/         schema, resolvers, DataLoaders, GraphQL-over-HTTP, GraphiQL
+//!    │
+//!  service/               the domain: users, organisations, audit, pagination
+//!    │
+//!  entity/ (crate)        SeaORM models         migration/ (crate)  the schema, versioned
+//!    │
+//!  SQLite | PostgreSQL    db.rs: connect, count statements, migrate
+//! ```
+//!
+//! - Nothing below `service/` knows about GraphQL or HTTP; nothing above it writes SQL.
+//! - `service/` returns `error::AppError`, which is mapped once to GraphQL error codes
+//!   (`graphql/errors.rs`) and once to HTTP responses (`error.rs`).
+//! - Every change writes its audit event in the same transaction (`service/audit.rs`).
+//! - `config.rs` documents every setting.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod metrics;
+pub mod service;
+pub mod telemetry;
