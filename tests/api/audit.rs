@@ -1,0 +1,134 @@
+//! The audit log: every change is recorded, newest first, and can be narrowed to one subject.
+
+use entity::role::Role;
+use serde_json::json;
+use userhub::service::users::{ClerkProfile, upsert_from_clerk};
+
+use crate::helpers::{TestApp, TestUser, on_both_databases, sync_origin};
+
+on_both_databases!(
+    changes_are_in_the_audit_log_newest_first_with_before_and_after,
+    a_stale_or_unchanged_profile_writes_nothing,
+);
+
+async fn changes_are_in_the_audit_log_newest_first_with_before_and_after(app: TestApp) {
+    let org = app.create_organisation("Geology").await;
+    let user = app.create_user(TestUser::new("rock@uni.test")).await;
+    let promoted = upsert_from_clerk(
+        &app.db,
+        &sync_origin(),
+        ClerkProfile {
+            clerk_id: user.clerk_id.clone(),
+            email: user.email.clone(),
+            first_name: None,
+            last_name: None,
+            image_url: None,
+            role: Role::OrgAdmin,
+            organisation_id: Some(org.id),
+            banned: false,
+            last_sign_in_at: None,
+            updated_at_ms: 2,
+        },
+    )
+    .await
+    .expect("update");
+    assert_eq!(promoted.user().role, Role::OrgAdmin);
+
+    let data = app
+        .query(
+            r#"{ auditLog(first: 10) { totalCount nodes {
+                actor action subjectType subjectId source before after } } }"#,
+            json!({}),
+        )
+        .await;
+    let log = &data["auditLog"];
+    assert_eq!(log["totalCount"], 3);
+    let actions: Vec<&str> = log["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|event| event["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.role_changed", "user.created", "organisation.created"]
+    );
+    let change = &log["nodes"][0];
+    assert_eq!(change["actor"], "sync");
+    assert_eq!(change["source"], "sync");
+    assert_eq!(change["subjectType"], "user");
+    assert_eq!(change["subjectId"], user.id.to_string());
+    assert_eq!(change["before"]["role"], "member");
+    assert_eq!(change["before"]["organisationId"], serde_json::Value::Null);
+    assert_eq!(change["after"]["role"], "org_admin");
+    assert_eq!(change["after"]["organisationId"], org.id.to_string());
+
+    let trail = app
+        .query(
+            r#"query($id: String!) { auditLog(filter: { subjectType: "user", subjectId: $id }) {
+                totalCount nodes { action } } }"#,
+            json!({ "id": user.id }),
+        )
+        .await;
+    assert_eq!(
+        trail["auditLog"],
+        json!({ "totalCount": 2, "nodes": [{ "action": "user.role_changed" }, { "action": "user.created" }] })
+    );
+}
+
+async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
+    let user = app.create_user(TestUser::new("same@uni.test")).await;
+    let profile = ClerkProfile {
+        clerk_id: user.clerk_id.clone(),
+        email: user.email.clone(),
+        first_name: None,
+        last_name: None,
+        image_url: None,
+        role: Role::Member,
+        organisation_id: None,
+        banned: false,
+        last_sign_in_at: None,
+        updated_at_ms: 5,
+    };
+    let unchanged = upsert_from_clerk(&app.db, &sync_origin(), profile.clone())
+        .await
+        .expect("upsert");
+    assert!(matches!(
+        unchanged,
+        userhub::service::users::Upserted::Unchanged(_)
+    ));
+    let stale = upsert_from_clerk(
+        &app.db,
+        &sync_origin(),
+        ClerkProfile {
+            role: Role::Admin,
+            updated_at_ms: 0,
+            ..profile.clone()
+        },
+    )
+    .await
+    .expect("upsert");
+    assert!(matches!(stale, userhub::service::users::Upserted::Stale(_)));
+    // Between the stored timestamp and the unchanged one: older than what was last seen.
+    let older = upsert_from_clerk(
+        &app.db,
+        &sync_origin(),
+        ClerkProfile {
+            role: Role::Admin,
+            updated_at_ms: 3,
+            ..profile
+        },
+    )
+    .await
+    .expect("upsert");
+    assert!(matches!(older, userhub::service::users::Upserted::Stale(_)));
+
+    let data = app
+        .query(
+            "{ auditLog { totalCount } user: users { nodes { role } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["auditLog"]["totalCount"], 1);
+    assert_eq!(data["user"]["nodes"], json!([{ "role": "MEMBER" }]));
+}

@@ -1,0 +1,341 @@
+//! Starting a server for a test, seeding it through the service layer, and talking to it.
+
+use std::sync::Arc;
+
+use entity::role::Role;
+use reqwest::header::CONTENT_TYPE;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use userhub::app::{AppState, Server};
+use userhub::config::Config;
+use userhub::metrics::Metrics;
+use userhub::service::organisations::{self, NewOrganisation};
+use userhub::service::users::{self, ClerkProfile};
+use userhub::service::{Origin, Source};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares, for each named `async fn(TestApp)`, one test per database.
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
+                        .await
+                        .expect("SQLite is always available");
+                    super::$name(app).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(app) =
+                        crate::helpers::spawn_app(crate::helpers::Backend::Postgres, |_| {}).await
+                    {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_databases;
+
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) metrics: Arc<Metrics>,
+    shutdown: Option<oneshot::Sender<()>>,
+    scratch: Scratch,
+}
+
+/// What a test leaves behind, removed when it ends.
+enum Scratch {
+    Directory(#[allow(dead_code)] tempfile::TempDir),
+    PostgresDatabase { admin_url: String, name: String },
+}
+
+/// Starts a server on a fresh database. `None` when PostgreSQL is asked for but not
+/// configured (and not required).
+pub(crate) async fn spawn_app(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
+    let (database_url, scratch) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let url = format!("sqlite://{}/userhub.db?mode=rwc", dir.path().display());
+            (url, Scratch::Directory(dir))
+        }
+        Backend::Postgres => {
+            let Some(admin_url) = postgres_url() else {
+                eprintln!("skipped: TEST_DATABASE_URL is not set");
+                return None;
+            };
+            let name = format!("userhub_test_{}", Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url)
+                .await
+                .unwrap_or_else(|err| panic!("cannot reach TEST_DATABASE_URL: {err}"));
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create a test database");
+            admin.close().await.ok();
+            (
+                with_database_name(&admin_url, &name),
+                Scratch::PostgresDatabase { admin_url, name },
+            )
+        }
+    };
+    let mut config = Config::with_database(database_url);
+    config.listen = "127.0.0.1:0".parse().expect("an address");
+    config.db_max_connections = 5;
+    configure(&mut config);
+    let state = AppState::build(config).await.expect("the app starts");
+    let db = state.db.clone();
+    let metrics = state.metrics.clone();
+    let listen = state.config.listen;
+    let server = Server::bind(state, listen).await.expect("bind port 0");
+    let address = format!("http://{}", server.local_addr().expect("a local address"));
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        metrics,
+        shutdown: Some(shutdown),
+        scratch,
+    })
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("USERHUB_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("USERHUB_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+        }
+        _ => None,
+    }
+}
+
+/// The same server URL with another database name.
+fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Scratch::PostgresDatabase { admin_url, name } = &self.scratch {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime, which cannot be blocked on; a thread with a
+            // runtime of its own can.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async {
+                    let admin = Database::connect(&admin_url).await?;
+                    admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await?;
+                    admin.close().await
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!(
+                    "warning: the test database {} was not dropped",
+                    self.db_name()
+                );
+            }
+        }
+    }
+}
+
+impl TestApp {
+    fn db_name(&self) -> &str {
+        match &self.scratch {
+            Scratch::PostgresDatabase { name, .. } => name,
+            Scratch::Directory(_) => "(sqlite)",
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Posts an operation and returns the response body, asserting HTTP 200.
+    pub(crate) async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, 200, "unexpected status; body: {body}");
+        body
+    }
+
+    /// Posts an operation that must succeed, and returns its `data`.
+    pub(crate) async fn query(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Posts raw bytes to `/graphql` with the given headers.
+    pub(crate) async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/graphql")).body(body);
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    /// How many SQL statements `operation` costs the server.
+    pub(crate) async fn statements_for(&self, query: &str, variables: Value) -> (u64, Value) {
+        let before = self.metrics.db_statements();
+        let data = self.query(query, variables).await;
+        (self.metrics.db_statements() - before, data)
+    }
+
+    pub(crate) async fn create_organisation(&self, name: &str) -> entity::organisation::Model {
+        organisations::create(
+            &self.db,
+            &Origin::cli(),
+            NewOrganisation {
+                name: name.to_owned(),
+                slug: None,
+            },
+        )
+        .await
+        .expect("create an organisation")
+    }
+
+    /// Adds a user the way a sync from Clerk does.
+    pub(crate) async fn create_user(&self, user: TestUser<'_>) -> entity::user::Model {
+        let outcome = users::upsert_from_clerk(
+            &self.db,
+            &sync_origin(),
+            ClerkProfile {
+                clerk_id: format!("user_{}", Uuid::new_v4().simple()),
+                email: user.email.to_owned(),
+                first_name: user.first_name.map(str::to_owned),
+                last_name: user.last_name.map(str::to_owned),
+                image_url: None,
+                role: user.role,
+                organisation_id: user.organisation_id,
+                banned: false,
+                last_sign_in_at: None,
+                updated_at_ms: 1,
+            },
+        )
+        .await
+        .expect("create a user");
+        outcome.user().clone()
+    }
+
+    /// Marks a user inactive directly, as removal will (the removal flow is not built yet).
+    pub(crate) async fn deactivate(&self, user: &entity::user::Model) {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+        let mut row = user.clone().into_active_model();
+        row.is_active = Set(false);
+        row.deactivated_at = Set(Some(userhub::service::now()));
+        row.update(&self.db).await.expect("deactivate");
+    }
+}
+
+pub(crate) fn sync_origin() -> Origin {
+    Origin {
+        actor: "sync".to_owned(),
+        source: Source::Sync,
+        correlation_id: None,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TestUser<'a> {
+    pub(crate) email: &'a str,
+    pub(crate) first_name: Option<&'a str>,
+    pub(crate) last_name: Option<&'a str>,
+    pub(crate) role: Role,
+    pub(crate) organisation_id: Option<Uuid>,
+}
+
+impl<'a> TestUser<'a> {
+    pub(crate) fn new(email: &'a str) -> TestUser<'a> {
+        TestUser {
+            email,
+            first_name: None,
+            last_name: None,
+            role: Role::Member,
+            organisation_id: None,
+        }
+    }
+
+    pub(crate) fn named(mut self, first: &'a str, last: &'a str) -> TestUser<'a> {
+        self.first_name = Some(first);
+        self.last_name = Some(last);
+        self
+    }
+
+    pub(crate) fn role(mut self, role: Role) -> TestUser<'a> {
+        self.role = role;
+        self
+    }
+
+    pub(crate) fn in_organisation(mut self, organisation_id: Uuid) -> TestUser<'a> {
+        self.organisation_id = Some(organisation_id);
+        self
+    }
+}
+
+/// The `extensions.code` of the first error of a response.
+pub(crate) fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}

@@ -1,0 +1,295 @@
+//! The HTTP surface: GraphQL over HTTP's negotiation and errors, limits, GraphiQL, health.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, on_both_databases, spawn_app};
+
+on_both_databases!(
+    malformed_json_is_a_400_with_a_code,
+    a_body_over_the_size_limit_is_a_413_with_a_code,
+    a_body_without_json_content_type_is_a_415,
+    a_query_over_the_depth_limit_is_refused_with_a_code,
+    a_query_over_the_complexity_limit_is_refused_with_a_code,
+    validation_errors_follow_the_accepted_media_type,
+    a_syntax_error_is_a_parse_error,
+    queries_run_over_get_but_mutations_do_not,
+    graphiql_is_served_to_browsers_from_the_binary,
+    health_and_readiness_report_the_database,
+    metrics_count_requests_and_statements,
+    unknown_routes_answer_json,
+);
+
+async fn malformed_json_is_a_400_with_a_code(app: TestApp) {
+    for body in ["{\"query\":", "not json", "[]", "{\"variables\": {}}"] {
+        let response = app.post_raw(body, &[]).await;
+        assert_eq!(response.status(), 400, "body {body:?}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .expect("message")
+                .len()
+                > 10
+        );
+    }
+}
+
+async fn a_body_over_the_size_limit_is_a_413_with_a_code(app: TestApp) {
+    let padding = "x".repeat(300 * 1024);
+    let body = json!({ "query": format!("{{ users {{ totalCount }} }} # {padding}") }).to_string();
+    let response = app.post_raw(body, &[]).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE");
+}
+
+async fn a_body_without_json_content_type_is_a_415(app: TestApp) {
+    let query = json!({ "query": "{ users { totalCount } }" }).to_string();
+    let response = app.post_raw(query, &[("content-type", "text/plain")]).await;
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "UNSUPPORTED_MEDIA_TYPE"
+    );
+}
+
+async fn a_query_over_the_depth_limit_is_refused_with_a_code(app: TestApp) {
+    // users > nodes > organisation > users > nodes > organisation > ... deeper than 12.
+    let mut selection = "id".to_owned();
+    for _ in 0..5 {
+        selection = format!("users(first: 1) {{ nodes {{ organisation {{ {selection} }} }} }}");
+    }
+    let body = app.graphql(&format!("{{ {selection} }}"), json!({})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("nested too deep")
+    );
+    assert!(
+        body.get("data").is_none(),
+        "a request error has no data: {body}"
+    );
+}
+
+async fn a_query_over_the_complexity_limit_is_refused_with_a_code(app: TestApp) {
+    let body = app
+        .graphql(
+            "{ organisations(first: 100) { nodes { users(first: 100) { nodes { id email } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("complex")
+    );
+}
+
+async fn validation_errors_follow_the_accepted_media_type(app: TestApp) {
+    let query = json!({ "query": "{ users { nope } }" }).to_string();
+
+    let legacy = app
+        .post_raw(query.clone(), &[("accept", "application/json")])
+        .await;
+    assert_eq!(legacy.status(), 200);
+    assert!(
+        legacy.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/json")
+    );
+
+    let modern = app
+        .post_raw(
+            query.clone(),
+            &[("accept", "application/graphql-response+json")],
+        )
+        .await;
+    assert_eq!(modern.status(), 400);
+    assert!(
+        modern.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/graphql-response+json")
+    );
+    let body: Value = modern.json().await.expect("JSON");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+
+    let refused = app.post_raw(query, &[("accept", "text/csv")]).await;
+    assert_eq!(refused.status(), 406);
+}
+
+async fn a_syntax_error_is_a_parse_error(app: TestApp) {
+    let body = app.graphql("{ users { ", json!({})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_PARSE_FAILED"
+    );
+}
+
+async fn queries_run_over_get_but_mutations_do_not(app: TestApp) {
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ users { totalCount } }")])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body, json!({ "data": { "users": { "totalCount": 0 } } }));
+
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "mutation { anything }")])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+}
+
+async fn graphiql_is_served_to_browsers_from_the_binary(app: TestApp) {
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("text");
+    assert!(html.contains("GraphiQL.createFetcher"));
+    // Every script and stylesheet comes from this server, none from a CDN.
+    for asset in [
+        "/graphql/assets/graphiql.min.js",
+        "/graphql/assets/graphiql.min.css",
+        "/graphql/assets/react.production.min.js",
+        "/graphql/assets/react-dom.production.min.js",
+    ] {
+        assert!(html.contains(asset), "the page loads {asset}");
+        let response = app.client.get(app.url(asset)).send().await.expect("answer");
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(
+            response.bytes().await.expect("bytes").len() > 5_000,
+            "{asset}"
+        );
+    }
+    assert!(!html.contains("https://"), "the page names no remote host");
+}
+
+async fn health_and_readiness_report_the_database(app: TestApp) {
+    let health: Value = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health, json!({ "status": "ok" }));
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.expect("JSON");
+    assert_eq!(
+        ready,
+        json!({ "status": "ready", "database": "ok", "migrations": "current" })
+    );
+}
+
+async fn metrics_count_requests_and_statements(app: TestApp) {
+    app.query("{ users { totalCount } }", json!({})).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert!(value("userhub_http_requests_total") >= 2);
+    assert_eq!(value("userhub_graphql_operations_total"), 1);
+    assert!(value("userhub_db_statements_total") >= 1);
+}
+
+async fn unknown_routes_answer_json(app: TestApp) {
+    let response = app
+        .client
+        .get(app.url("/nowhere"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+    let response = app
+        .client
+        .delete(app.url("/graphql"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn introspection_can_be_switched_off() {
+    let app = spawn_app(crate::helpers::Backend::Sqlite, |config| {
+        config.introspection = false;
+    })
+    .await
+    .expect("SQLite");
+    for query in [
+        "{ __schema { queryType { name } } }",
+        "{ __type(name: \"User\") { name } }",
+        "query { ...F } fragment F on Query { __schema { types { name } } }",
+    ] {
+        let body = app.graphql(query, json!({})).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{query}"
+        );
+        assert_eq!(
+            body["errors"][0]["message"],
+            "introspection is disabled on this server"
+        );
+    }
+    // Ordinary queries, `__typename` included, still run.
+    let data = app
+        .query("{ __typename users { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        data,
+        json!({ "__typename": "Query", "users": { "totalCount": 0 } })
+    );
+}

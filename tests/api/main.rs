@@ -1,0 +1,15 @@
+//! userhub's integration tests: the real server on a random port, real HTTP, a fresh database
+//! per test.
+//!
+//! Every test runs twice, as `<test>::sqlite` and `<test>::postgres`. The PostgreSQL run uses
+//! `TEST_DATABASE_URL` (each test creates and drops a database of its own); without it that
+//! run is skipped, unless `USERHUB_REQUIRE_POSTGRES=1` makes a missing database a failure.
+
+mod helpers;
+
+mod audit;
+mod http;
+mod organisations;
+mod schema;
+mod statements;
+mod users;

@@ -1,0 +1,121 @@
+//! The number of SQL statements a page costs does not depend on its size: every relation is
+//! batched through a DataLoader.
+
+use entity::role::Role;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestUser, on_both_databases};
+
+on_both_databases!(
+    a_page_of_users_with_organisations_and_member_counts_costs_the_same_for_10_and_100,
+    a_page_of_organisations_with_their_users_costs_the_same_for_2_and_20,
+);
+
+const USERS_PAGE: &str = r#"query($first: Int!) {
+    users(first: $first) {
+        totalCount
+        edges { node { id email fullName role isActive
+            organisation { id name memberCount } } }
+    } }"#;
+
+async fn a_page_of_users_with_organisations_and_member_counts_costs_the_same_for_10_and_100(
+    app: TestApp,
+) {
+    let mut organisations = Vec::new();
+    for name in ["Arts", "Biology", "Chemistry", "Design", "Economics"] {
+        organisations.push(app.create_organisation(name).await);
+    }
+    for i in 0..120 {
+        let email = format!("user{i:03}@uni.test");
+        let org = &organisations[i % organisations.len()];
+        app.create_user(
+            TestUser::new(&email)
+                .role(Role::Lecturer)
+                .in_organisation(org.id),
+        )
+        .await;
+    }
+
+    let (for_10, small) = app.statements_for(USERS_PAGE, json!({ "first": 10 })).await;
+    let (for_100, large) = app
+        .statements_for(USERS_PAGE, json!({ "first": 100 }))
+        .await;
+
+    assert_eq!(small["users"]["edges"].as_array().expect("edges").len(), 10);
+    assert_eq!(
+        large["users"]["edges"].as_array().expect("edges").len(),
+        100
+    );
+    assert_eq!(large["users"]["totalCount"], 120);
+    assert_eq!(
+        large["users"]["edges"][0]["node"]["organisation"]["memberCount"],
+        24
+    );
+    assert_eq!(
+        for_10, for_100,
+        "statements for 10 users: {for_10}, for 100 users: {for_100}"
+    );
+    // The page, its count, the organisations, their member counts.
+    assert_eq!(for_100, 4);
+}
+
+const ORGANISATIONS_PAGE: &str = r#"query($first: Int!) {
+    organisations(first: $first) {
+        totalCount
+        nodes { id name memberCount
+            users(first: 3, orderBy: EMAIL_ASC) {
+                totalCount
+                nodes { email organisation { name } }
+                pageInfo { hasNextPage endCursor } } }
+    } }"#;
+
+async fn a_page_of_organisations_with_their_users_costs_the_same_for_2_and_20(app: TestApp) {
+    for i in 0..20 {
+        let org = app
+            .create_organisation(&format!("Organisation {i:02}"))
+            .await;
+        for j in 0..4 {
+            let email = format!("member{j}@org{i:02}.test");
+            app.create_user(TestUser::new(&email).in_organisation(org.id))
+                .await;
+        }
+    }
+
+    let (for_2, small) = app
+        .statements_for(ORGANISATIONS_PAGE, json!({ "first": 2 }))
+        .await;
+    let (for_20, large) = app
+        .statements_for(ORGANISATIONS_PAGE, json!({ "first": 20 }))
+        .await;
+
+    assert_eq!(
+        small["organisations"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .len(),
+        2
+    );
+    let nodes = large["organisations"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 20);
+    for org in nodes {
+        let name = org["name"].as_str().expect("name");
+        let suffix = name.trim_start_matches("Organisation ");
+        assert_eq!(org["memberCount"], 4);
+        assert_eq!(org["users"]["totalCount"], 4);
+        assert_eq!(org["users"]["pageInfo"]["hasNextPage"], true);
+        let emails: Vec<&str> = org["users"]["nodes"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .map(|user| {
+                assert_eq!(user["organisation"]["name"], name);
+                user["email"].as_str().expect("email")
+            })
+            .collect();
+        assert_eq!(
+            emails,
+            [0, 1, 2].map(|j| format!("member{j}@org{suffix}.test"))
+        );
+    }
+    assert_eq!(for_2, for_20, "statements for 2: {for_2}, for 20: {for_20}");
+}
