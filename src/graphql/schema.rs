@@ -6,6 +6,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptyMutation, EmptySubscription, Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
+use super::depth::DepthLimit;
 use super::errors::ErrorCodes;
 use super::introspection::RefuseIntrospection;
 use super::loaders::DbLoader;
@@ -27,7 +28,7 @@ pub fn build_schema(db: DatabaseConnection, config: &Config) -> AppSchema {
     let mut builder = builder()
         .data(db)
         .data(loader)
-        .limit_depth(config.max_query_depth)
+        .extension(DepthLimit(config.max_query_depth))
         .limit_complexity(config.max_query_complexity)
         // async-graphql's parser recursion guard; well above any depth the limit allows.
         .limit_recursive_depth(64)

@@ -276,6 +276,55 @@ pub async fn create<C: TransactionTrait>(
     Ok(org)
 }
 
+/// Archives an organisation. Refused while it has active users: they must be moved or
+/// removed first, so nobody is left in an organisation that no longer shows. Archiving an
+/// archived organisation changes nothing.
+pub async fn archive<C: TransactionTrait>(
+    db: &C,
+    origin: &Origin,
+    id: Uuid,
+) -> Result<organisation::Model, AppError> {
+    let txn = db.begin().await?;
+    let current = get(&txn, id).await?;
+    if current.archived_at.is_some() {
+        return Ok(current);
+    }
+    let active = users::count(
+        &txn,
+        &users::UserFilter {
+            organisation_id: Some(id),
+            is_active: Some(true),
+            ..users::UserFilter::default()
+        },
+    )
+    .await?;
+    if active > 0 {
+        return Err(AppError::Conflict(format!(
+            "the organisation still has {active} active user(s): move or remove them first"
+        )));
+    }
+    let before = snapshot(&current);
+    let now = super::now();
+    let mut row: organisation::ActiveModel = current.into();
+    row.archived_at = Set(Some(now));
+    row.updated_at = Set(now);
+    let archived = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        origin,
+        Change {
+            action: "organisation.archived",
+            subject_type: "organisation",
+            subject_id: archived.id.to_string(),
+            before: Some(before),
+            after: Some(snapshot(&archived)),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(archived)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -451,3 +451,38 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
     txn.commit().await?;
     Ok(outcome)
 }
+
+/// Soft-deletes a user: the row and its history stay, `is_active` becomes false. Deactivating
+/// an inactive user changes nothing and records nothing.
+pub async fn deactivate<C: TransactionTrait>(
+    db: &C,
+    origin: &Origin,
+    id: Uuid,
+) -> Result<user::Model, AppError> {
+    let txn = db.begin().await?;
+    let current = get(&txn, id).await?;
+    if !current.is_active {
+        return Ok(current);
+    }
+    let before = snapshot(&current);
+    let now = super::now();
+    let mut row = current.into_active_model();
+    row.is_active = Set(false);
+    row.deactivated_at = Set(Some(now));
+    row.updated_at = Set(now);
+    let deactivated = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        origin,
+        Change {
+            action: "user.deactivated",
+            subject_type: "user",
+            subject_id: deactivated.id.to_string(),
+            before: Some(before),
+            after: Some(snapshot(&deactivated)),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(deactivated)
+}

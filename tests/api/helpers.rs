@@ -278,13 +278,11 @@ impl TestApp {
         outcome.user().clone()
     }
 
-    /// Marks a user inactive directly, as removal will (the removal flow is not built yet).
+    /// Soft-deletes a user, as removal in Clerk does.
     pub(crate) async fn deactivate(&self, user: &entity::user::Model) {
-        use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
-        let mut row = user.clone().into_active_model();
-        row.is_active = Set(false);
-        row.deactivated_at = Set(Some(userhub::service::now()));
-        row.update(&self.db).await.expect("deactivate");
+        users::deactivate(&self.db, &Origin::cli(), user.id)
+            .await
+            .expect("deactivate");
     }
 }
 

@@ -9,6 +9,7 @@ on_both_databases!(
     a_body_over_the_size_limit_is_a_413_with_a_code,
     a_body_without_json_content_type_is_a_415,
     a_query_over_the_depth_limit_is_refused_with_a_code,
+    the_introspection_query_of_graphiql_is_not_refused_by_the_depth_limit,
     a_query_over_the_complexity_limit_is_refused_with_a_code,
     validation_errors_follow_the_accepted_media_type,
     a_syntax_error_is_a_parse_error,
@@ -17,6 +18,7 @@ on_both_databases!(
     health_and_readiness_report_the_database,
     metrics_count_requests_and_statements,
     unknown_routes_answer_json,
+    an_internal_failure_is_logged_and_answered_without_its_details,
 );
 
 async fn malformed_json_is_a_400_with_a_code(app: TestApp) {
@@ -75,6 +77,31 @@ async fn a_query_over_the_depth_limit_is_refused_with_a_code(app: TestApp) {
     assert!(
         body.get("data").is_none(),
         "a request error has no data: {body}"
+    );
+
+    // Fragments count as deep as what they select.
+    let mut fragments = String::from("fragment F0 on Organisation { id }\n");
+    for level in 1..=8 {
+        fragments.push_str(&format!(
+            "fragment F{level} on Organisation {{ users(first: 1) {{ nodes {{ organisation {{ ...F{} }} }} }} }}\n",
+            level - 1
+        ));
+    }
+    let body = app
+        .graphql(
+            &format!("{{ organisations(first: 1) {{ nodes {{ ...F8 }} }} }}\n{fragments}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("nested too deep")
     );
 }
 
@@ -292,4 +319,62 @@ async fn introspection_can_be_switched_off() {
         data,
         json!({ "__typename": "Query", "users": { "totalCount": 0 } })
     );
+}
+
+async fn an_internal_failure_is_logged_and_answered_without_its_details(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+    app.db
+        .execute_unprepared("DROP TABLE audit_events")
+        .await
+        .expect("drop a table");
+    let body = app.graphql("{ auditLog { totalCount } }", json!({})).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "INTERNAL_SERVER_ERROR"
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "internal server error: the failure was logged"
+    );
+    assert!(
+        !body.to_string().contains("audit_events"),
+        "no SQL detail leaks: {body}"
+    );
+    // The rest of the API is unaffected.
+    app.query("{ users { totalCount } }", json!({})).await;
+}
+
+/// graphql-js's `getIntrospectionQuery()`, as GraphiQL sends it.
+const INTROSPECTION_QUERY: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+  }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+}
+"#;
+
+async fn the_introspection_query_of_graphiql_is_not_refused_by_the_depth_limit(app: TestApp) {
+    let data = app.query(INTROSPECTION_QUERY, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    let types = data["__schema"]["types"].as_array().expect("types");
+    assert!(types.iter().any(|t| t["name"] == "User"));
+    assert!(types.iter().any(|t| t["name"] == "OrganisationConnection"));
 }

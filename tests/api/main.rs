@@ -10,6 +10,7 @@ mod helpers;
 mod audit;
 mod http;
 mod organisations;
+mod process;
 mod schema;
 mod statements;
 mod users;

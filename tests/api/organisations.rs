@@ -1,6 +1,5 @@
 //! Reading organisations: one by id, pages, archived ones, their users and member counts.
 
-use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
@@ -10,6 +9,7 @@ on_both_databases!(
     organisations_page_by_name_and_leave_archived_ones_out_unless_asked,
     an_unknown_organisation_id_is_not_found,
     organisation_slugs_are_unique,
+    an_organisation_with_active_users_cannot_be_archived,
 );
 
 async fn an_organisation_is_read_by_id_with_member_count_and_users(app: TestApp) {
@@ -55,9 +55,13 @@ async fn organisations_page_by_name_and_leave_archived_ones_out_unless_asked(app
         app.create_organisation(name).await;
     }
     let archived = app.create_organisation("Alchemy").await;
-    let mut row = archived.into_active_model();
-    row.archived_at = Set(Some(userhub::service::now()));
-    row.update(&app.db).await.expect("archive");
+    userhub::service::organisations::archive(
+        &app.db,
+        &userhub::service::Origin::cli(),
+        archived.id,
+    )
+    .await
+    .expect("archive");
 
     let page = |first: i64, after: serde_json::Value, include_archived: bool| {
         let app = &app;
@@ -137,5 +141,51 @@ async fn organisation_slugs_are_unique(app: TestApp) {
     assert!(
         matches!(&bad_slug, Err(AppError::Validation { field, .. }) if field == "slug"),
         "{bad_slug:?}"
+    );
+}
+
+async fn an_organisation_with_active_users_cannot_be_archived(app: TestApp) {
+    use userhub::error::AppError;
+    use userhub::service::{Origin, organisations::archive};
+
+    let org = app.create_organisation("Astronomy").await;
+    let member = app
+        .create_user(TestUser::new("star@uni.test").in_organisation(org.id))
+        .await;
+
+    let refused = archive(&app.db, &Origin::cli(), org.id).await;
+    assert!(
+        matches!(&refused, Err(AppError::Conflict(message)) if message.contains("1 active user")),
+        "{refused:?}"
+    );
+    let data = app
+        .query(
+            "query($id: ID!) { organisation(id: $id) { isArchived } }",
+            json!({ "id": org.id }),
+        )
+        .await;
+    assert_eq!(data["organisation"]["isArchived"], false);
+
+    app.deactivate(&member).await;
+    let archived = archive(&app.db, &Origin::cli(), org.id)
+        .await
+        .expect("archive");
+    assert!(archived.archived_at.is_some());
+    // Archiving again changes nothing and records nothing more.
+    archive(&app.db, &Origin::cli(), org.id)
+        .await
+        .expect("archive again");
+    let data = app
+        .query(
+            r#"query($id: String!) { auditLog(filter: { subjectId: $id }) { nodes { action actor source } } }"#,
+            json!({ "id": org.id }),
+        )
+        .await;
+    assert_eq!(
+        data["auditLog"]["nodes"],
+        json!([
+            { "action": "organisation.archived", "actor": "cli", "source": "cli" },
+            { "action": "organisation.created", "actor": "cli", "source": "cli" },
+        ])
     );
 }
