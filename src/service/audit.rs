@@ -2,14 +2,14 @@
 
 use entity::audit_event;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
     sea_query::Condition,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::Origin;
-use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use crate::error::AppError;
 
 /// What changed, to which thing.
@@ -85,25 +85,15 @@ pub async fn list<C: ConnectionTrait>(
     filter: &AuditFilter,
     page: &PageRequest,
 ) -> Result<Page<audit_event::Model>, AppError> {
-    if page.first == 0 {
-        return Ok(Page::empty(page));
-    }
-    let mut query = audit_event::Entity::find().filter(filter.condition());
-    if let Some(cursor) = &page.after {
-        query = query.filter(NEWEST_FIRST.after(cursor)?);
-    }
-    let rows = NEWEST_FIRST
-        .order(query)
-        .limit(page.first + 1)
-        .all(conn)
-        .await?;
-    Ok(Page::from_rows(rows, page, |event| {
+    let query = audit_event::Entity::find().filter(filter.condition());
+    fetch_page(conn, query, NEWEST_FIRST, page, |event| {
         Cursor {
             key: None,
             id: event.id,
         }
         .encode(ORDER_TAG)
-    }))
+    })
+    .await
 }
 
 pub async fn count<C: ConnectionTrait>(conn: &C, filter: &AuditFilter) -> Result<u64, AppError> {

@@ -4,14 +4,14 @@ use std::collections::HashMap;
 
 use entity::organisation;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, TransactionSession, TransactionTrait, sea_query::Condition,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionSession, TransactionTrait, sea_query::Condition,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, Change};
-use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use super::{Origin, users};
 use crate::error::AppError;
 
@@ -115,17 +115,8 @@ pub async fn list<C: ConnectionTrait>(
     order: OrganisationOrder,
     page: &PageRequest,
 ) -> Result<Page<organisation::Model>, AppError> {
-    let condition = filter.condition()?;
-    if page.first == 0 {
-        return Ok(Page::empty(page));
-    }
-    let keyset = order.keyset();
-    let mut query = organisation::Entity::find().filter(condition);
-    if let Some(cursor) = &page.after {
-        query = query.filter(keyset.after(cursor)?);
-    }
-    let rows = keyset.order(query).limit(page.first + 1).all(conn).await?;
-    Ok(Page::from_rows(rows, page, |org| order.cursor(org)))
+    let query = organisation::Entity::find().filter(filter.condition()?);
+    fetch_page(conn, query, order.keyset(), page, |org| order.cursor(org)).await
 }
 
 pub async fn count<C: ConnectionTrait>(

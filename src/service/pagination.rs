@@ -7,7 +7,9 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, IntoColumnRef, SimpleExpr};
-use sea_orm::{ColumnTrait, Order, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+};
 use uuid::Uuid;
 
 use crate::config::MAX_PAGE_SIZE;
@@ -151,6 +153,30 @@ impl<C: ColumnTrait> Keyset<C> {
         };
         query.order_by(self.id, order)
     }
+}
+
+/// Reads one page of `query` in the order of `keyset`: the rows after the page's cursor, one
+/// more than asked for to learn whether another page follows.
+pub async fn fetch_page<E, C>(
+    conn: &C,
+    query: Select<E>,
+    keyset: Keyset<E::Column>,
+    page: &PageRequest,
+    cursor_of: impl Fn(&E::Model) -> String,
+) -> Result<Page<E::Model>, AppError>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    if page.first == 0 {
+        return Ok(Page::empty(page));
+    }
+    let mut query = query;
+    if let Some(cursor) = &page.after {
+        query = query.filter(keyset.after(cursor)?);
+    }
+    let rows = keyset.order(query).limit(page.first + 1).all(conn).await?;
+    Ok(Page::from_rows(rows, page, cursor_of))
 }
 
 /// One page of results, each with the cursor that continues after it.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::Origin;
 use super::audit::{self, Change};
-use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use crate::error::AppError;
 
 /// Which users to list. Every field narrows the list.
@@ -154,17 +154,8 @@ pub async fn list<C: ConnectionTrait>(
     order: UserOrder,
     page: &PageRequest,
 ) -> Result<Page<user::Model>, AppError> {
-    let condition = filter.condition()?;
-    if page.first == 0 {
-        return Ok(Page::empty(page));
-    }
-    let keyset = order.keyset();
-    let mut query = user::Entity::find().filter(condition);
-    if let Some(cursor) = &page.after {
-        query = query.filter(keyset.after(cursor)?);
-    }
-    let rows = keyset.order(query).limit(page.first + 1).all(conn).await?;
-    Ok(Page::from_rows(rows, page, |user| order.cursor(user)))
+    let query = user::Entity::find().filter(filter.condition()?);
+    fetch_page(conn, query, order.keyset(), page, |user| order.cursor(user)).await
 }
 
 pub async fn count<C: ConnectionTrait>(conn: &C, filter: &UserFilter) -> Result<u64, AppError> {
