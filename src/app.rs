@@ -19,9 +19,14 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Config;
+use crate::auth::token::JwksSource;
+use crate::auth::{Authenticator, TokenVerifier};
+use crate::clerk::ClerkClient;
+use crate::clerk::client::RetryPolicy;
+use crate::config::{Config, Secret};
 use crate::error::json_error;
 use crate::graphql::{self, AppSchema};
+use crate::local::LocalMode;
 use crate::metrics::Metrics;
 
 /// What every request handler shares. Cheap to clone.
@@ -31,11 +36,33 @@ pub struct AppState {
     pub schema: AppSchema,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub clerk: ClerkClient,
+    pub auth: Arc<Authenticator>,
+    /// Present in local mode: the embedded emulator and the admin token.
+    pub local: Option<Arc<LocalMode>>,
 }
 
 impl AppState {
-    /// Connects to the database, migrates it when configured to, and builds the schema.
-    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    /// Connects to the database, migrates it when configured to, connects to Clerk (or, in
+    /// local mode, starts the emulator), and builds the schema.
+    pub async fn build(mut config: Config) -> anyhow::Result<AppState> {
+        let emulator = if config.is_local_mode() {
+            if !config.listen.ip().is_loopback() {
+                anyhow::bail!(
+                    "local mode (no CLERK_SECRET_KEY) serves a built-in admin token, so it listens \
+                     on loopback only; {} is not a loopback address",
+                    config.listen
+                );
+            }
+            let emulator = crate::local::start_emulator().await?;
+            config.clerk_api_url = emulator.api_url();
+            config.clerk_secret_key = Some(Secret::new(emulator.emulator.secret()));
+            config.clerk_jwks_url = None;
+            config.clerk_jwt_key = None;
+            Some(emulator)
+        } else {
+            None
+        };
         let metrics = Arc::new(Metrics::default());
         let db = crate::db::connect(
             &config.database_url,
@@ -54,12 +81,46 @@ impl AppState {
                 .await
                 .context("cannot apply the database migrations")?;
         }
+        let secret = config
+            .clerk_secret_key
+            .clone()
+            .context("CLERK_SECRET_KEY is required outside local mode")?;
+        let clerk = ClerkClient::new(
+            &config.clerk_api_url,
+            secret.clone(),
+            RetryPolicy::default(),
+        );
+        let verifier = match &config.clerk_jwt_key {
+            Some(pem) => TokenVerifier::from_pem(pem)
+                .context("CLERK_JWT_KEY is not an RSA public key in PEM")?,
+            None => {
+                let url = config.jwks_url();
+                // The secret key goes to Clerk's Backend API and nowhere else.
+                let bearer = url
+                    .starts_with(config.clerk_api_url.trim_end_matches('/'))
+                    .then_some(secret);
+                TokenVerifier::from_jwks(JwksSource { url, bearer })
+            }
+        }
+        .with_refetch_floor(std::time::Duration::from_secs(config.jwks_refetch_seconds))
+        .with_issuer(config.clerk_issuer.clone())
+        .with_authorized_parties(config.clerk_authorized_parties.clone());
+        let auth = Arc::new(Authenticator::new(verifier, clerk.clone(), db.clone()));
+        let local = match emulator {
+            Some(emulator) => Some(Arc::new(
+                crate::local::prepare(&db, emulator, config.demo_data).await?,
+            )),
+            None => None,
+        };
         let schema = graphql::build_schema(db.clone(), &config);
         Ok(AppState {
             db,
             schema,
             config: Arc::new(config),
             metrics,
+            clerk,
+            auth,
+            local,
         })
     }
 }

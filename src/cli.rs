@@ -28,6 +28,18 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL), then exit.
     Schema,
+    /// Make the Clerk user with this email an admin (in Clerk's metadata and here), to
+    /// bootstrap the first admin.
+    GrantAdmin {
+        /// The user's email address in Clerk.
+        email: String,
+    },
+    /// Run the Clerk emulator alone, for developing against it.
+    ClerkEmulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8001")]
+        emulator_listen: std::net::SocketAddr,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +50,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::graphql::sdl());
             Ok(())
         }
+        Command::GrantAdmin { email } => grant_admin(cli.config, &email).await,
+        Command::ClerkEmulator { emulator_listen } => {
+            clerk_emulator(cli.config, emulator_listen).await
+        }
     }
 }
 
@@ -46,6 +62,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::build(config).await?;
     let server = Server::bind(state, listen).await?;
     let address = server.local_addr()?;
+    if let Some(local) = &server.state().local {
+        print_local_mode_banner(address, local);
+    }
     tracing::info!(
         database = %crate::app::redact_url(&server.state().config.database_url),
         "userhub listening on http://{address} (GraphiQL at http://{address}/graphql)"
@@ -58,7 +77,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn migrate(config: Config) -> anyhow::Result<()> {
+fn print_local_mode_banner(address: std::net::SocketAddr, local: &crate::local::LocalMode) {
+    let rule = "=".repeat(78);
+    println!(
+        "\n{rule}\n  userhub is in LOCAL MODE: no CLERK_SECRET_KEY is set, so a built-in Clerk\n  \
+         emulator stands in for Clerk at {emulator}. Nothing here reaches Clerk.\n\n  \
+         GraphiQL:     http://{address}/graphql   (the admin token is already in its headers)\n  \
+         Admin token:  {token}\n\n  \
+         curl -s http://{address}/graphql -H 'content-type: application/json' \\\n    \
+         -H 'authorization: Bearer {token}' \\\n    \
+         -d '{{\"query\":\"{{ me {{ email role }} users(first: 10) {{ totalCount }} }}\"}}'\n{rule}\n",
+        emulator = local.emulator.api_url(),
+        token = local.admin_token,
+    );
+}
+
+async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     let db = crate::db::connect(&config.database_url, 2, metrics)
         .await
@@ -66,6 +100,76 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     crate::db::migrate(&db)
         .await
         .context("cannot apply the migrations")?;
+    Ok(db)
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    open_database(&config).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn grant_admin(config: Config, email: &str) -> anyhow::Result<()> {
+    use crate::clerk::ClerkClient;
+    use crate::clerk::client::RetryPolicy;
+    use crate::service::{Origin, users};
+
+    let Some(secret) = config.clerk_secret_key.clone() else {
+        anyhow::bail!(
+            "grant-admin changes a Clerk account: set CLERK_SECRET_KEY (in local mode the admin \
+             token printed at start already belongs to an admin)"
+        );
+    };
+    let clerk = ClerkClient::new(&config.clerk_api_url, secret, RetryPolicy::default());
+    let found = clerk.users_by_email(email.trim()).await?;
+    let user = match found.as_slice() {
+        [user] => user,
+        [] => anyhow::bail!("Clerk has no user with the email address {email}"),
+        many => anyhow::bail!(
+            "Clerk has {} users with the email address {email}: {}",
+            many.len(),
+            many.iter()
+                .map(|user| user.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let updated = clerk
+        .merge_public_metadata(
+            &user.id,
+            serde_json::json!({ crate::clerk::model::ROLE_KEY: "admin" }),
+        )
+        .await?;
+    let profile = updated
+        .profile()
+        .context("the Clerk user has no email address")?;
+    let db = open_database(&config).await?;
+    let row = users::upsert_from_clerk(&db, &Origin::cli(), profile).await?;
+    println!(
+        "{} ({}) is now an admin, in Clerk and in userhub (user id {}).",
+        email,
+        user.id,
+        row.user().id
+    );
+    Ok(())
+}
+
+async fn clerk_emulator(config: Config, address: std::net::SocketAddr) -> anyhow::Result<()> {
+    use crate::clerk::emulator::{Emulator, SigningKey};
+
+    let secret = config
+        .clerk_secret_key
+        .map(|secret| secret.expose().to_owned())
+        .unwrap_or_else(|| format!("sk_test_{}", crate::clerk::emulator::random_id(32)));
+    let key = std::sync::Arc::new(SigningKey::generate()?);
+    let running = Emulator::new(secret.clone(), key).start(address).await?;
+    println!(
+        "Clerk emulator on {api}\n  CLERK_API_URL={api}\n  CLERK_SECRET_KEY={secret}\n\n\
+         Mint a session token:  curl -s http://{root}/__emulator/session_tokens -H 'authorization: Bearer {secret}' \\\n  \
+         -H 'content-type: application/json' -d '{{\"user_id\":\"user_...\"}}'",
+        api = running.api_url(),
+        root = running.address,
+    );
+    shutdown_signal().await;
     Ok(())
 }

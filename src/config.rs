@@ -53,6 +53,74 @@ pub struct Config {
     /// schema is private.
     #[arg(long, env = "USERHUB_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+
+    /// Clerk's Backend API secret key (`sk_...`). Without it userhub runs in local mode: it
+    /// embeds the Clerk emulator and listens on loopback only.
+    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
+    pub clerk_secret_key: Option<Secret>,
+
+    /// Base URL of Clerk's Backend API.
+    #[arg(
+        long,
+        env = "CLERK_API_URL",
+        default_value = "https://api.clerk.com/v1"
+    )]
+    pub clerk_api_url: String,
+
+    /// Clerk's JWT verification key (PEM). With it, session tokens are verified with no
+    /// network call; without it, keys come from `CLERK_JWKS_URL`.
+    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
+    pub clerk_jwt_key: Option<String>,
+
+    /// Where to fetch Clerk's signing keys (default: `{CLERK_API_URL}/jwks`).
+    #[arg(long, env = "CLERK_JWKS_URL")]
+    pub clerk_jwks_url: Option<String>,
+
+    /// Comma-separated origins a session token's `azp` must be one of (unchecked when empty).
+    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", value_delimiter = ',')]
+    pub clerk_authorized_parties: Vec<String>,
+
+    /// The issuer a session token's `iss` must equal (your Clerk Frontend API URL); unchecked
+    /// when unset.
+    #[arg(long, env = "CLERK_ISSUER")]
+    pub clerk_issuer: Option<String>,
+
+    /// After fetching Clerk's keys, a token naming an unknown key id triggers another fetch
+    /// no sooner than this, so forged key ids cannot make userhub hammer Clerk.
+    #[arg(long, env = "USERHUB_JWKS_REFETCH_SECONDS", default_value_t = 10)]
+    pub jwks_refetch_seconds: u64,
+
+    /// In local mode, fill the embedded Clerk emulator with a small demo directory.
+    #[arg(long, env = "USERHUB_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo_data: bool,
+}
+
+/// A secret from the configuration: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(value.to_owned()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,7 +142,26 @@ impl Config {
             max_query_depth: 12,
             max_query_complexity: 5000,
             introspection: true,
+            clerk_secret_key: None,
+            clerk_api_url: "https://api.clerk.com/v1".to_owned(),
+            clerk_jwt_key: None,
+            clerk_jwks_url: None,
+            clerk_authorized_parties: Vec::new(),
+            clerk_issuer: None,
+            jwks_refetch_seconds: 10,
+            demo_data: true,
         }
+    }
+
+    /// Local mode: no Clerk account configured, so the embedded emulator stands in for it.
+    pub fn is_local_mode(&self) -> bool {
+        self.clerk_secret_key.is_none()
+    }
+
+    pub fn jwks_url(&self) -> String {
+        self.clerk_jwks_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/jwks", self.clerk_api_url.trim_end_matches('/')))
     }
 
     pub fn is_postgres(&self) -> bool {

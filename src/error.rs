@@ -19,8 +19,8 @@ pub enum AppError {
     #[error("{entity} `{id}` was not found")]
     NotFound { entity: &'static str, id: String },
 
-    #[error("authentication is required")]
-    Unauthenticated,
+    #[error("{0}")]
+    Unauthenticated(String),
 
     #[error("{0}")]
     Forbidden(String),
@@ -30,6 +30,10 @@ pub enum AppError {
 
     #[error("{0}")]
     Conflict(String),
+
+    /// Clerk could not be reached or kept failing.
+    #[error("Clerk is unavailable: {0}")]
+    Upstream(String),
 
     #[error("the database failed")]
     Database(#[source] DbErr),
@@ -57,10 +61,11 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::NotFound { .. } => "NOT_FOUND",
-            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Validation { .. } => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
+            AppError::Upstream(_) => "UPSTREAM_UNAVAILABLE",
             AppError::Database(_) | AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -68,10 +73,11 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Validation { .. } => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -15,3 +15,12 @@ pub mod schema;
 pub mod types;
 
 pub use schema::{AppSchema, build_schema, sdl};
+
+use crate::auth::Caller;
+
+static ANONYMOUS: Caller = Caller::Anonymous;
+
+/// The caller of the operation being resolved, as the transport authenticated them.
+pub(crate) fn caller<'a>(ctx: &async_graphql::Context<'a>) -> &'a Caller {
+    ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
+}

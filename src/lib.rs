@@ -24,11 +24,14 @@
 //! - `config.rs` documents every setting.
 
 pub mod app;
+pub mod auth;
+pub mod clerk;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod local;
 pub mod metrics;
 pub mod service;
 pub mod telemetry;

@@ -27,6 +27,7 @@ const PAGE: &str = r#"<!doctype html>
     const endpoint = new URL('/graphql', window.location.href);
     const socket = new URL(endpoint);
     socket.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
+    const defaultHeaders = __DEFAULT_HEADERS__;
     const fetcher = GraphiQL.createFetcher({ url: endpoint.href, subscriptionUrl: socket.href });
     const defaultQuery = `# Welcome to userhub. Press the run button (or Ctrl+Enter).
 {
@@ -37,15 +38,29 @@ const PAGE: &str = r#"<!doctype html>
 }
 `;
     ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, { fetcher, defaultQuery, defaultEditorToolsVisibility: true })
+      React.createElement(GraphiQL, { fetcher, defaultQuery, defaultHeaders, defaultEditorToolsVisibility: true })
     );
   </script>
 </body>
 </html>
 "#;
 
-pub async fn page() -> Response {
-    let mut response = Html(PAGE).into_response();
+/// The GraphiQL page. In local mode `admin_token` is filled into its headers, so the first
+/// query just works.
+pub fn page(admin_token: Option<&str>) -> Response {
+    let headers = match admin_token {
+        Some(token) => {
+            let headers = serde_json::json!({ "Authorization": format!("Bearer {token}") });
+            serde_json::to_string_pretty(&headers).unwrap_or_default()
+        }
+        None => "{}".to_owned(),
+    };
+    // A JSON string is a JavaScript string literal; `<` is escaped so no `</script>` can end
+    // the script early.
+    let literal = serde_json::to_string(&headers)
+        .unwrap_or_else(|_| "\"\"".to_owned())
+        .replace('<', "\\u003c");
+    let mut response = Html(PAGE.replace("__DEFAULT_HEADERS__", &literal)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

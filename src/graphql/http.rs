@@ -17,6 +17,8 @@ use serde_json::json;
 use super::errors::{code_of, is_request_error_code};
 use super::graphiql;
 use crate::app::AppState;
+use crate::auth::caller::session_token;
+use crate::error::AppError;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -193,7 +195,7 @@ pub async fn post(
             );
         }
     };
-    execute(&state, request, format, request_id(&headers)).await
+    execute(&state, &headers, request, format).await
 }
 
 pub async fn get(
@@ -204,7 +206,8 @@ pub async fn get(
     let query = query.unwrap_or_default();
     if query.is_empty() {
         if accepts_html(&headers) {
-            return graphiql::page().await;
+            let token = state.local.as_ref().map(|local| local.admin_token.as_str());
+            return graphiql::page(token);
         }
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -239,7 +242,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, request, format, request_id(&headers)).await
+    execute(&state, &headers, request, format).await
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {
@@ -266,18 +269,42 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     operation.is_some_and(|operation| operation.node.ty == OperationType::Mutation)
 }
 
+/// An authentication failure, answered before GraphQL runs.
+fn refused(error: &AppError, format: Format) -> Response {
+    let mut response = error_response(
+        error.status(),
+        error.code(),
+        &error.public_message(),
+        format,
+    );
+    if error.status() == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
 async fn execute(
     state: &AppState,
+    headers: &HeaderMap,
     request: async_graphql::Request,
     format: Format,
-    request_id: Option<String>,
 ) -> Response {
     use std::sync::atomic::Ordering;
+    let caller = match state
+        .auth
+        .authenticate(session_token(headers).as_deref())
+        .await
+    {
+        Ok(caller) => caller,
+        Err(error) => return refused(&error, format),
+    };
     state
         .metrics
         .graphql_operations
         .fetch_add(1, Ordering::Relaxed);
-    let request = request.data(RequestId(request_id));
+    let request = request.data(caller).data(RequestId(request_id(headers)));
     let response = state.schema.execute(request).await;
     state
         .metrics

@@ -22,11 +22,16 @@ pub struct OrganisationFilter {
     pub search: Option<String>,
     /// Archived organisations are left out unless this is true.
     pub include_archived: bool,
+    /// Only these organisations (the caller's scope); `None` for all.
+    pub only: Option<Vec<Uuid>>,
 }
 
 impl OrganisationFilter {
     fn condition(&self) -> Result<Condition, AppError> {
         let mut condition = Condition::all();
+        if let Some(only) = &self.only {
+            condition = condition.add(organisation::Column::Id.is_in(only.iter().copied()));
+        }
         if !self.include_archived {
             condition = condition.add(organisation::Column::ArchivedAt.is_null());
         }

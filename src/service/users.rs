@@ -24,6 +24,8 @@ use crate::error::AppError;
 /// Which users to list. Every field narrows the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct UserFilter {
+    /// Only this user: the whole scope of a caller who belongs to no organisation.
+    pub user_id: Option<Uuid>,
     pub organisation_id: Option<Uuid>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
@@ -34,6 +36,9 @@ pub struct UserFilter {
 impl UserFilter {
     fn condition(&self) -> Result<Condition, AppError> {
         let mut condition = Condition::all();
+        if let Some(user_id) = self.user_id {
+            condition = condition.add(user::Column::Id.eq(user_id));
+        }
         if let Some(organisation_id) = self.organisation_id {
             condition = condition.add(user::Column::OrganisationId.eq(organisation_id));
         }
@@ -476,4 +481,13 @@ pub async fn deactivate<C: TransactionTrait>(
     .await?;
     txn.commit().await?;
     Ok(deactivated)
+}
+
+/// Every user, oldest first. For small directories only (local mode's start-up).
+pub async fn all<C: ConnectionTrait>(conn: &C) -> Result<Vec<user::Model>, AppError> {
+    use sea_orm::QueryOrder;
+    Ok(user::Entity::find()
+        .order_by_asc(user::Column::Id)
+        .all(conn)
+        .await?)
 }

@@ -14,21 +14,18 @@ on_both_databases!(
 async fn changes_are_in_the_audit_log_newest_first_with_before_and_after(app: TestApp) {
     let org = app.create_organisation("Geology").await;
     let user = app.create_user(TestUser::new("rock@uni.test")).await;
+    let in_clerk = app
+        .clerk
+        .emulator
+        .merge_public_metadata(
+            &user.clerk_id,
+            json!({ "role": "org_admin", "organisationId": org.id.to_string() }),
+        )
+        .expect("the user is in Clerk");
     let promoted = upsert_from_clerk(
         &app.db,
         &sync_origin(),
-        ClerkProfile {
-            clerk_id: user.clerk_id.clone(),
-            email: user.email.clone(),
-            first_name: None,
-            last_name: None,
-            image_url: None,
-            role: Role::OrgAdmin,
-            organisation_id: Some(org.id),
-            banned: false,
-            last_sign_in_at: None,
-            updated_at_ms: 2,
-        },
+        in_clerk.profile().expect("an email"),
     )
     .await
     .expect("update");
@@ -42,7 +39,8 @@ async fn changes_are_in_the_audit_log_newest_first_with_before_and_after(app: Te
         )
         .await;
     let log = &data["auditLog"];
-    assert_eq!(log["totalCount"], 3);
+    // The test's own admin was created first.
+    assert_eq!(log["totalCount"], 4);
     let actions: Vec<&str> = log["nodes"]
         .as_array()
         .expect("nodes")
@@ -51,7 +49,12 @@ async fn changes_are_in_the_audit_log_newest_first_with_before_and_after(app: Te
         .collect();
     assert_eq!(
         actions,
-        ["user.role_changed", "user.created", "organisation.created"]
+        [
+            "user.role_changed",
+            "user.created",
+            "organisation.created",
+            "user.created"
+        ]
     );
     let change = &log["nodes"][0];
     assert_eq!(change["actor"], "sync");
@@ -78,17 +81,18 @@ async fn changes_are_in_the_audit_log_newest_first_with_before_and_after(app: Te
 
 async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
     let user = app.create_user(TestUser::new("same@uni.test")).await;
+    let stored = user.clerk_updated_at;
     let profile = ClerkProfile {
         clerk_id: user.clerk_id.clone(),
         email: user.email.clone(),
-        first_name: None,
-        last_name: None,
-        image_url: None,
+        first_name: user.first_name.clone(),
+        last_name: user.last_name.clone(),
+        image_url: user.image_url.clone(),
         role: Role::Member,
         organisation_id: None,
         banned: false,
         last_sign_in_at: None,
-        updated_at_ms: 5,
+        updated_at_ms: stored + 5,
     };
     let unchanged = upsert_from_clerk(&app.db, &sync_origin(), profile.clone())
         .await
@@ -102,7 +106,7 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
         &sync_origin(),
         ClerkProfile {
             role: Role::Admin,
-            updated_at_ms: 0,
+            updated_at_ms: stored - 1,
             ..profile.clone()
         },
     )
@@ -115,7 +119,7 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
         &sync_origin(),
         ClerkProfile {
             role: Role::Admin,
-            updated_at_ms: 3,
+            updated_at_ms: stored + 3,
             ..profile
         },
     )
@@ -125,10 +129,12 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
 
     let data = app
         .query(
-            "{ auditLog { totalCount } user: users { nodes { role } } }",
-            json!({}),
+            r#"query($id: String!, $userId: ID!) {
+                auditLog(filter: { subjectId: $id }) { totalCount }
+                user(id: $userId) { role } }"#,
+            json!({ "id": user.id, "userId": user.id }),
         )
         .await;
     assert_eq!(data["auditLog"]["totalCount"], 1);
-    assert_eq!(data["user"]["nodes"], json!([{ "role": "MEMBER" }]));
+    assert_eq!(data["user"], json!({ "role": "MEMBER" }));
 }

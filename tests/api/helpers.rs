@@ -1,6 +1,6 @@
 //! Starting a server for a test, seeding it through the service layer, and talking to it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use entity::role::Role;
 use reqwest::header::CONTENT_TYPE;
@@ -8,7 +8,10 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use userhub::app::{AppState, Server};
-use userhub::config::Config;
+use userhub::clerk::emulator::{
+    DEFAULT_AUTHORIZED_PARTY, Emulator, NewUser, RunningEmulator, SigningKey, TokenOptions,
+};
+use userhub::config::{Config, Secret};
 use userhub::metrics::Metrics;
 use userhub::service::organisations::{self, NewOrganisation};
 use userhub::service::users::{self, ClerkProfile};
@@ -21,23 +24,32 @@ pub(crate) enum Backend {
     Postgres,
 }
 
-/// Declares, for each named `async fn(TestApp)`, one test per database.
+/// Declares, for each named `async fn(TestApp)`, one test per database. `name => configure`
+/// starts that test's server with `configure(&mut Config)` applied.
 macro_rules! on_both_databases {
-    ($($name:ident),+ $(,)?) => {
+    (@configure) => { |_: &mut userhub::config::Config| {} };
+    (@configure $configure:ident) => { super::$configure };
+    ($($name:ident $(=> $configure:ident)?),+ $(,)?) => {
         $(
             mod $name {
                 #[tokio::test]
                 async fn sqlite() {
-                    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
-                        .await
-                        .expect("SQLite is always available");
+                    let app = crate::helpers::spawn_app(
+                        crate::helpers::Backend::Sqlite,
+                        crate::helpers::on_both_databases!(@configure $($configure)?),
+                    )
+                    .await
+                    .expect("SQLite is always available");
                     super::$name(app).await;
                 }
 
                 #[tokio::test]
                 async fn postgres() {
-                    if let Some(app) =
-                        crate::helpers::spawn_app(crate::helpers::Backend::Postgres, |_| {}).await
+                    if let Some(app) = crate::helpers::spawn_app(
+                        crate::helpers::Backend::Postgres,
+                        crate::helpers::on_both_databases!(@configure $($configure)?),
+                    )
+                    .await
                     {
                         super::$name(app).await;
                     }
@@ -52,7 +64,13 @@ pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
     pub(crate) db: DatabaseConnection,
+    pub(crate) database_url: String,
     pub(crate) metrics: Arc<Metrics>,
+    /// The Clerk emulator this server talks to, over HTTP.
+    pub(crate) clerk: RunningEmulator,
+    /// A signed-in admin: the caller of `graphql` and `query`.
+    pub(crate) admin: entity::user::Model,
+    pub(crate) admin_token: String,
     shutdown: Option<oneshot::Sender<()>>,
     scratch: Scratch,
 }
@@ -95,9 +113,21 @@ pub(crate) async fn spawn_app(
             )
         }
     };
-    let mut config = Config::with_database(database_url);
+    let clerk = Emulator::new(
+        format!("sk_test_{}", Uuid::new_v4().simple()),
+        signing_key(),
+    )
+    .start("127.0.0.1:0".parse().expect("an address"))
+    .await
+    .expect("the Clerk emulator starts");
+    let mut config = Config::with_database(database_url.clone());
     config.listen = "127.0.0.1:0".parse().expect("an address");
     config.db_max_connections = 5;
+    config.clerk_api_url = clerk.api_url();
+    config.clerk_secret_key = Some(Secret::new(clerk.emulator.secret()));
+    // As in production: tokens must come from this Clerk, for this origin.
+    config.clerk_issuer = Some(clerk.emulator.issuer());
+    config.clerk_authorized_parties = vec![DEFAULT_AUTHORIZED_PARTY.to_owned()];
     configure(&mut config);
     let state = AppState::build(config).await.expect("the app starts");
     let db = state.db.clone();
@@ -109,14 +139,67 @@ pub(crate) async fn spawn_app(
     tokio::spawn(server.serve(async move {
         let _ = stopped.await;
     }));
+    let admin = add_user(
+        &db,
+        &clerk.emulator,
+        TestUser::new("admin@userhub.test").role(Role::Admin),
+    )
+    .await;
+    let admin_token = token_for(&clerk.emulator, &admin);
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
         db,
+        database_url,
         metrics,
+        clerk,
+        admin,
+        admin_token,
         shutdown: Some(shutdown),
         scratch,
     })
+}
+
+/// Adds a user to Clerk (the emulator) and to userhub, the way a sync does.
+async fn add_user(
+    db: &DatabaseConnection,
+    clerk: &Emulator,
+    user: TestUser<'_>,
+) -> entity::user::Model {
+    let clerk_user = add_clerk_user(clerk, user);
+    let profile: ClerkProfile = clerk_user.profile().expect("an email address");
+    users::upsert_from_clerk(db, &sync_origin(), profile)
+        .await
+        .expect("create a user")
+        .user()
+        .clone()
+}
+
+fn add_clerk_user(clerk: &Emulator, user: TestUser<'_>) -> userhub::clerk::model::ClerkUser {
+    clerk
+        .create_user(NewUser {
+            email: user.email.to_owned(),
+            first_name: user.first_name.map(str::to_owned),
+            last_name: user.last_name.map(str::to_owned),
+            public_metadata: json!({
+                "role": user.role.as_str(),
+                "organisationId": user.organisation_id.map(|id| id.to_string()),
+            }),
+        })
+        .expect("the emulator creates the user")
+}
+
+fn token_for(clerk: &Emulator, user: &entity::user::Model) -> String {
+    clerk
+        .mint_session_token(&user.clerk_id, TokenOptions::default())
+        .expect("a token")
+}
+
+/// One RSA key for every emulator of the test process: generating one takes a while.
+pub(crate) fn signing_key() -> Arc<SigningKey> {
+    static KEY: OnceLock<Arc<SigningKey>> = OnceLock::new();
+    KEY.get_or_init(|| Arc::new(SigningKey::generate().expect("an RSA key")))
+        .clone()
 }
 
 fn postgres_url() -> Option<String> {
@@ -194,19 +277,55 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    /// Posts an operation and returns the response body, asserting HTTP 200.
+    /// Posts an operation as the test's admin and returns the response body, asserting
+    /// HTTP 200.
     pub(crate) async fn graphql(&self, query: &str, variables: Value) -> Value {
-        let response = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
+        self.graphql_as(Some(&self.admin_token), query, variables)
             .await
-            .expect("the server answers");
-        let status = response.status();
-        let body: Value = response.json().await.expect("a JSON body");
+    }
+
+    /// Posts an operation as the holder of `token` (anonymously for `None`), asserting HTTP 200.
+    pub(crate) async fn graphql_as(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let (status, body) = self.post_as(token, query, variables).await;
         assert_eq!(status, 200, "unexpected status; body: {body}");
         body
+    }
+
+    /// Posts an operation as the holder of `token` and returns the status and body.
+    pub(crate) async fn post_as(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("a JSON body");
+        (status, body)
+    }
+
+    /// A session token for `user`, signed by the emulator.
+    pub(crate) fn token_for(&self, user: &entity::user::Model) -> String {
+        token_for(&self.clerk.emulator, user)
+    }
+
+    /// Runs an operation as the holder of `token`, asserting it succeeds; returns `data`.
+    pub(crate) async fn query_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.graphql_as(Some(token), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
     }
 
     /// Posts an operation that must succeed, and returns its `data`.
@@ -222,7 +341,11 @@ impl TestApp {
         body: impl Into<reqwest::Body>,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut request = self.client.post(self.url("/graphql")).body(body);
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(&self.admin_token)
+            .body(body);
         if !headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
@@ -255,27 +378,14 @@ impl TestApp {
         .expect("create an organisation")
     }
 
-    /// Adds a user the way a sync from Clerk does.
+    /// Adds a user to Clerk (the emulator) and to userhub, the way a sync does.
     pub(crate) async fn create_user(&self, user: TestUser<'_>) -> entity::user::Model {
-        let outcome = users::upsert_from_clerk(
-            &self.db,
-            &sync_origin(),
-            ClerkProfile {
-                clerk_id: format!("user_{}", Uuid::new_v4().simple()),
-                email: user.email.to_owned(),
-                first_name: user.first_name.map(str::to_owned),
-                last_name: user.last_name.map(str::to_owned),
-                image_url: None,
-                role: user.role,
-                organisation_id: user.organisation_id,
-                banned: false,
-                last_sign_in_at: None,
-                updated_at_ms: 1,
-            },
-        )
-        .await
-        .expect("create a user");
-        outcome.user().clone()
+        add_user(&self.db, &self.clerk.emulator, user).await
+    }
+
+    /// Adds a user to Clerk only: userhub has not heard of them yet.
+    pub(crate) fn create_clerk_user(&self, user: TestUser<'_>) -> userhub::clerk::model::ClerkUser {
+        add_clerk_user(&self.clerk.emulator, user)
     }
 
     /// Soft-deletes a user, as removal in Clerk does.

@@ -7,7 +7,9 @@
 
 mod helpers;
 
+mod access;
 mod audit;
+mod auth;
 mod http;
 mod organisations;
 mod process;

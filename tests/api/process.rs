@@ -1,66 +1,113 @@
-//! The `userhub` binary as a person runs it: no configuration, SQLite in the working
-//! directory, GraphiQL for a browser, and a clean stop on SIGTERM.
+//! The `userhub` binary as a person runs it: no configuration, so local mode with SQLite in
+//! the working directory, a demo directory, a printed admin token, GraphiQL with that token,
+//! and a clean stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::helpers::{TestApp, TestUser, on_both_databases};
+
+on_both_databases!(grant_admin_makes_a_clerk_user_an_admin_in_clerk_and_here);
+
+/// Kills the server if the test ends early, so no orphan holds the test's output open.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
-async fn the_binary_starts_on_sqlite_with_no_setup_and_stops_cleanly_on_sigterm() {
+async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigterm() {
     let workdir = tempfile::tempdir().expect("a directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_userhub"))
-        .current_dir(workdir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("USERHUB_LISTEN", "127.0.0.1:0")
-        .env("USERHUB_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("userhub starts");
+    let mut server = Running(
+        Command::new(env!("CARGO_BIN_EXE_userhub"))
+            .current_dir(workdir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("USERHUB_LISTEN", "127.0.0.1:0")
+            .env("USERHUB_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("userhub starts"),
+    );
 
     let (lines, received) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().expect("stdout");
+    let stdout = server.0.stdout.take().expect("stdout");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = lines.send(line);
         }
     });
-    let next_log = |what: &str| -> Value {
+    // Log lines are JSON; the local-mode banner is plain text for people.
+    let next_line_containing = |what: &str| -> String {
         loop {
             let line = received
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no log line about {what}"));
-            let entry: Value = serde_json::from_str(&line).expect("JSON logs");
-            if entry["message"].as_str().is_some_and(|m| m.contains(what)) {
-                return entry;
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no line about {what}"));
+            if line.contains(what) {
+                return line;
             }
         }
     };
 
-    let listening = next_log("listening");
-    let message = listening["message"].as_str().expect("message");
-    let address = message
+    let banner = next_line_containing("LOCAL MODE");
+    assert!(banner.contains("LOCAL MODE"));
+    let token_line = next_line_containing("Admin token:");
+    let token = token_line
+        .split_whitespace()
+        .last()
+        .expect("a token")
+        .to_owned();
+    let listening: Value =
+        serde_json::from_str(&next_line_containing("listening")).expect("a JSON log line");
+    assert_eq!(listening["database"], "sqlite://userhub.db?mode=rwc");
+    let address = listening["message"]
+        .as_str()
+        .expect("message")
         .split_whitespace()
         .find(|word| word.starts_with("http://"))
         .expect("the address is logged")
         .to_owned();
-    assert_eq!(listening["database"], "sqlite://userhub.db?mode=rwc");
 
     let client = reqwest::Client::new();
-    let body: Value = client
-        .post(format!("{address}/graphql"))
-        .json(&json!({ "query": "{ users(first: 10) { totalCount } }" }))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(body, json!({ "data": { "users": { "totalCount": 0 } } }));
+    let ask = |token: Option<&str>| {
+        let mut request = client
+            .post(format!("{address}/graphql"))
+            .json(&json!({ "query": "{ me { email role } users(first: 10) { totalCount } }" }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            request
+                .send()
+                .await
+                .expect("answer")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+    assert_eq!(
+        ask(Some(&token)).await,
+        json!({ "data": {
+            "me": { "email": "admin@userhub.local", "role": "ADMIN" },
+            "users": { "totalCount": 37 },
+        } })
+    );
+    let anonymous = ask(None).await;
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+
     let page = client
         .get(format!("{address}/graphql"))
         .header("accept", "text/html")
@@ -71,14 +118,74 @@ async fn the_binary_starts_on_sqlite_with_no_setup_and_stops_cleanly_on_sigterm(
         .await
         .expect("text");
     assert!(page.contains("<title>userhub · GraphiQL</title>"));
+    assert!(
+        page.contains(&format!("Bearer {token}")),
+        "GraphiQL has the admin token"
+    );
     assert!(workdir.path().join("userhub.db").exists());
 
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
-    next_log("stopped");
-    let status = child.wait().expect("userhub exits");
+    next_line_containing("stopped");
+    let status = server.0.wait().expect("userhub exits");
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn local_mode_refuses_to_listen_beyond_loopback() {
+    let workdir = tempfile::tempdir().expect("a directory");
+    let output = Command::new(env!("CARGO_BIN_EXE_userhub"))
+        .current_dir(workdir.path())
+        .env_clear()
+        .env("USERHUB_LISTEN", "0.0.0.0:0")
+        .output()
+        .expect("userhub runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("loopback"), "{stderr}");
+}
+
+async fn grant_admin_makes_a_clerk_user_an_admin_in_clerk_and_here(app: TestApp) {
+    let user = app.create_user(TestUser::new("first@uni.test")).await;
+    let grant = |email: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_userhub"))
+            .args(["grant-admin", email])
+            .env_clear()
+            .env("DATABASE_URL", &app.database_url)
+            .env("CLERK_API_URL", app.clerk.api_url())
+            .env("CLERK_SECRET_KEY", app.clerk.emulator.secret())
+            .output()
+    };
+
+    let output = grant("First@Uni.test").await.expect("userhub runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("is now an admin"), "{stdout}");
+
+    let in_clerk = app.clerk.emulator.user(&user.clerk_id).expect("in Clerk");
+    assert_eq!(in_clerk.public_metadata["role"], "admin");
+    let data = app
+        .query(
+            r#"query($id: ID!, $subject: String!) {
+                user(id: $id) { role }
+                auditLog(filter: { subjectId: $subject, action: "user.role_changed" }) { nodes { actor source } } }"#,
+            json!({ "id": user.id, "subject": user.id }),
+        )
+        .await;
+    assert_eq!(data["user"]["role"], "ADMIN");
+    assert_eq!(
+        data["auditLog"]["nodes"],
+        json!([{ "actor": "cli", "source": "cli" }])
+    );
+
+    let unknown = grant("nobody@uni.test").await.expect("userhub runs");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user with the email address"));
 }

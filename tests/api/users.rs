@@ -81,7 +81,7 @@ async fn all_emails(app: &TestApp, order: &str, page_size: i32) -> Vec<String> {
         let data = app
             .query(
                 r#"query($first: Int, $after: String, $order: UserOrderBy!) {
-                    users(first: $first, after: $after, orderBy: $order) {
+                    users(first: $first, after: $after, orderBy: $order, filter: { role: MEMBER }) {
                         totalCount
                         edges { cursor node { email } }
                         pageInfo { hasNextPage hasPreviousPage startCursor endCursor }

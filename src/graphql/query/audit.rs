@@ -1,6 +1,7 @@
 use async_graphql::{Context, InputObject, Object, Result};
 use sea_orm::DatabaseConnection;
 
+use crate::graphql::caller;
 use crate::graphql::types::AuditEvent;
 use crate::graphql::types::audit_event::AuditEventConnection;
 use crate::graphql::types::connection::TotalCount;
@@ -24,7 +25,7 @@ pub struct AuditLogFilter {
 
 #[Object]
 impl AuditQuery {
-    /// Every recorded change, newest first.
+    /// Every recorded change, newest first. Admins only.
     #[graphql(complexity = "crate::graphql::schema::page_complexity(first, child_complexity)")]
     async fn audit_log(
         &self,
@@ -33,6 +34,7 @@ impl AuditQuery {
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
         filter: Option<AuditLogFilter>,
     ) -> Result<AuditEventConnection> {
+        caller(ctx).actor()?.require_audit_log()?;
         let page = PageRequest::parse(first, after.as_deref(), audit::ORDER_TAG)?;
         let filter = filter.unwrap_or_default();
         let filter = AuditFilter {

@@ -1,6 +1,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use sea_orm::DatabaseConnection;
 
+use crate::graphql::caller;
 use crate::graphql::types::Organisation;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::organisation::OrganisationConnection;
@@ -46,14 +47,18 @@ impl From<OrganisationOrderBy> for OrganisationOrder {
 
 #[Object]
 impl OrganisationQuery {
-    /// One organisation by id. An unknown id is a `NOT_FOUND` error.
+    /// One organisation by id. An unknown id is a `NOT_FOUND` error; another organisation
+    /// than the caller's is `FORBIDDEN` (admins read all).
     async fn organisation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Organisation>> {
+        let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
+        actor.require_organisation_readable(id)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         Ok(Some(Organisation::one(organisations::get(db, id).await?)))
     }
 
-    /// Organisations, a page at a time.
+    /// Organisations the caller may read, a page at a time: all for admins, their own for
+    /// everyone else.
     #[graphql(complexity = "crate::graphql::schema::page_complexity(first, child_complexity)")]
     async fn organisations(
         &self,
@@ -63,13 +68,16 @@ impl OrganisationQuery {
         filter: Option<OrganisationsFilter>,
         #[graphql(default)] order_by: OrganisationOrderBy,
     ) -> Result<OrganisationConnection> {
+        let actor = caller(ctx).actor()?;
         let order: OrganisationOrder = order_by.into();
         let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
         let filter = filter.unwrap_or_default();
-        let filter = OrganisationFilter {
+        let mut filter = OrganisationFilter {
             search: filter.search,
             include_archived: filter.include_archived,
+            only: None,
         };
+        actor.scope_organisation_filter(&mut filter);
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let result = organisations::list(db, &filter, order, &page).await?;
         Ok(OrganisationConnection {

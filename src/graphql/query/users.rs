@@ -1,6 +1,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use sea_orm::DatabaseConnection;
 
+use crate::graphql::caller;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::user::UserConnection;
 use crate::graphql::types::{Role, User};
@@ -24,6 +25,7 @@ pub struct UsersFilter {
 impl UsersFilter {
     fn into_domain(self) -> Result<UserFilter, crate::error::AppError> {
         Ok(UserFilter {
+            user_id: None,
             organisation_id: self
                 .organisation_id
                 .map(|id| parse_id("filter.organisationId", &id))
@@ -47,6 +49,7 @@ pub struct UsersInOrganisationFilter {
 impl From<UsersInOrganisationFilter> for UserFilter {
     fn from(filter: UsersInOrganisationFilter) -> UserFilter {
         UserFilter {
+            user_id: None,
             organisation_id: None,
             role: filter.role.map(Into::into),
             is_active: filter.is_active,
@@ -80,14 +83,25 @@ impl From<UserOrderBy> for UserOrder {
 
 #[Object]
 impl UserQuery {
-    /// One user by id. An unknown id is a `NOT_FOUND` error.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
-        let id = parse_id("id", &id)?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(Some(User::one(users::get(db, id).await?)))
+    /// The signed-in caller.
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        let actor = caller(ctx).actor()?;
+        Ok(User::one(actor.user.clone()))
     }
 
-    /// Users, a page at a time.
+    /// One user by id. An unknown id is a `NOT_FOUND` error; a user outside the caller's
+    /// organisation is `FORBIDDEN`.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let actor = caller(ctx).actor()?;
+        let id = parse_id("id", &id)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let user = users::get(db, id).await?;
+        actor.require_user_readable(&user)?;
+        Ok(Some(User::one(user)))
+    }
+
+    /// Users the caller may read, a page at a time: everyone for admins, the caller's own
+    /// organisation for everyone else.
     #[graphql(complexity = "crate::graphql::schema::page_complexity(first, child_complexity)")]
     async fn users(
         &self,
@@ -97,9 +111,11 @@ impl UserQuery {
         filter: Option<UsersFilter>,
         #[graphql(default)] order_by: UserOrderBy,
     ) -> Result<UserConnection> {
+        let actor = caller(ctx).actor()?;
         let order: UserOrder = order_by.into();
         let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
-        let filter = filter.unwrap_or_default().into_domain()?;
+        let mut filter = filter.unwrap_or_default().into_domain()?;
+        actor.scope_user_filter(&mut filter)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let result = users::list(db, &filter, order, &page).await?;
         Ok(UserConnection {

@@ -1,0 +1,141 @@
+//! From credentials to a `Caller`: verify the session token, then find the user in userhub's
+//! database, which is what decides their role. A user Clerk knows but userhub does not yet
+//! (their `user.created` webhook has not arrived) is fetched from Clerk and stored first.
+
+use axum::http::{HeaderMap, header};
+use entity::user;
+use sea_orm::DatabaseConnection;
+
+use super::token::{TokenError, TokenVerifier};
+use crate::clerk::ClerkClient;
+use crate::error::AppError;
+use crate::service::{Origin, Source, users};
+
+/// Who is making a request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    /// Boxed: a caller travels with every request, mostly anonymous or cheap to move.
+    User(Box<Actor>),
+}
+
+/// A signed-in, active user.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: user::Model,
+    pub session_id: Option<String>,
+}
+
+impl Caller {
+    /// The signed-in user, or `UNAUTHENTICATED`.
+    pub fn actor(&self) -> Result<&Actor, AppError> {
+        match self {
+            Caller::User(actor) => Ok(actor),
+            Caller::Anonymous => Err(AppError::Unauthenticated(
+                "sign in: send a Clerk session token as `Authorization: Bearer <token>`".to_owned(),
+            )),
+        }
+    }
+}
+
+impl Actor {
+    /// Where this actor's changes come from, for the audit trail.
+    pub fn origin(&self, correlation_id: Option<String>) -> Origin {
+        Origin::user(self.user.id, correlation_id)
+    }
+}
+
+pub struct Authenticator {
+    verifier: TokenVerifier,
+    clerk: ClerkClient,
+    db: DatabaseConnection,
+}
+
+impl Authenticator {
+    pub fn new(
+        verifier: TokenVerifier,
+        clerk: ClerkClient,
+        db: DatabaseConnection,
+    ) -> Authenticator {
+        Authenticator {
+            verifier,
+            clerk,
+            db,
+        }
+    }
+
+    /// No credentials make an anonymous caller; bad ones are an error, never anonymity.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, AppError> {
+        let Some(token) = token else {
+            return Ok(Caller::Anonymous);
+        };
+        let claims = self.verifier.verify(token).await.map_err(|err| match err {
+            TokenError::KeysUnavailable(reason) => AppError::Upstream(reason),
+            other => AppError::Unauthenticated(other.to_string()),
+        })?;
+        let user = match users::find_by_clerk_id(&self.db, &claims.sub).await? {
+            Some(user) => user,
+            None => self.fetch_from_clerk(&claims.sub).await?,
+        };
+        if !user.is_active {
+            return Err(AppError::Forbidden(
+                "this account has been removed".to_owned(),
+            ));
+        }
+        if user.banned {
+            return Err(AppError::Forbidden("this account is suspended".to_owned()));
+        }
+        Ok(Caller::User(Box::new(Actor {
+            user,
+            session_id: claims.sid,
+        })))
+    }
+
+    async fn fetch_from_clerk(&self, clerk_id: &str) -> Result<user::Model, AppError> {
+        let clerk_user = self
+            .clerk
+            .get_user(clerk_id)
+            .await
+            .map_err(|err| AppError::Upstream(err.to_string()))?
+            .ok_or_else(|| AppError::Unauthenticated("Clerk does not know this user".to_owned()))?;
+        let profile = clerk_user
+            .profile()
+            .ok_or_else(|| AppError::Forbidden("this account has no email address".to_owned()))?;
+        let origin = Origin {
+            actor: "clerk".to_owned(),
+            source: Source::Api,
+            correlation_id: None,
+        };
+        Ok(users::upsert_from_clerk(&self.db, &origin, profile)
+            .await?
+            .user()
+            .clone())
+    }
+}
+
+/// The session token of a request: `Authorization: Bearer` (cross-origin clients) or the
+/// `__session` cookie (same-origin pages), as Clerk's SDKs send it.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token);
+    bearer.or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|cookies| cookies.split(';'))
+            .filter_map(|cookie| cookie.trim().split_once('='))
+            .find(|(name, _)| *name == "__session")
+            .map(|(_, value)| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    })
+}
+
+/// `Bearer <token>`, with the scheme in any case.
+pub fn bearer_token(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}

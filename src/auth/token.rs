@@ -1,0 +1,257 @@
+//! Verifying Clerk session tokens: RS256 (or RS384/RS512) JWTs, with the key from
+//! `CLERK_JWT_KEY` (no network) or from Clerk's JWKS, cached and refetched when a token names
+//! a key id the cache does not hold (no more often than `REFETCH_FLOOR`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+use crate::clerk::model::Jwks;
+use crate::config::Secret;
+
+/// Clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECONDS: u64 = 5;
+/// Cached keys are refreshed after this long.
+const KEYS_TTL: Duration = Duration::from_secs(300);
+
+const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512];
+
+/// The claims of a Clerk session token that userhub reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub azp: Option<String>,
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// `pending` while the session still has a task to finish (Clerk's session tasks).
+    #[serde(default)]
+    pub sts: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the session token is malformed")]
+    Malformed,
+    #[error("the session token is signed with an algorithm userhub does not accept")]
+    Algorithm,
+    #[error("the session token is signed with an unknown key")]
+    UnknownKey,
+    #[error("the session token's signature is invalid")]
+    Signature,
+    #[error("the session token has expired")]
+    Expired,
+    #[error("the session token is not valid yet")]
+    NotYetValid,
+    #[error("the session token was issued by someone else")]
+    Issuer,
+    #[error("the session token was issued for another origin")]
+    AuthorizedParty,
+    #[error("the session is pending: finish signing in first")]
+    Pending,
+    #[error("Clerk's signing keys cannot be fetched: {0}")]
+    KeysUnavailable(String),
+}
+
+pub struct TokenVerifier {
+    keys: Keys,
+    /// An unknown `kid` triggers a refetch of the keys at most this often.
+    refetch_floor: Duration,
+    issuer: Option<String>,
+    authorized_parties: Vec<String>,
+}
+
+enum Keys {
+    /// `CLERK_JWT_KEY`: one key, whatever `kid` a token names.
+    Static(DecodingKey),
+    Jwks {
+        source: JwksSource,
+        http: reqwest::Client,
+        cache: RwLock<KeyCache>,
+    },
+}
+
+/// Where the keys are: Clerk's Backend API (`{CLERK_API_URL}/jwks`, which needs the secret
+/// key) or its Frontend API (`/.well-known/jwks.json`, public).
+#[derive(Debug, Clone)]
+pub struct JwksSource {
+    pub url: String,
+    /// Sent only to the Backend API, never to another host.
+    pub bearer: Option<Secret>,
+}
+
+impl JwksSource {
+    async fn fetch(&self, http: &reqwest::Client) -> Result<Jwks, String> {
+        let mut request = http
+            .get(&self.url)
+            .header("Clerk-API-Version", crate::clerk::client::API_VERSION);
+        if let Some(secret) = &self.bearer {
+            request = request.bearer_auth(secret.expose());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| format!("cannot reach {}: {}", self.url, err.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("{} answered {}", self.url, response.status()));
+        }
+        response
+            .json()
+            .await
+            .map_err(|err| format!("{} is not a JWKS: {}", self.url, err.without_url()))
+    }
+}
+
+struct KeyCache {
+    keys: HashMap<String, DecodingKey>,
+    fetched_at: Option<Instant>,
+}
+
+impl TokenVerifier {
+    /// Verifies with one PEM public key.
+    pub fn from_pem(pem: &str) -> Result<TokenVerifier, jsonwebtoken::errors::Error> {
+        Ok(TokenVerifier {
+            keys: Keys::Static(DecodingKey::from_rsa_pem(pem.as_bytes())?),
+            refetch_floor: Duration::ZERO,
+            issuer: None,
+            authorized_parties: Vec::new(),
+        })
+    }
+
+    /// Verifies with the keys of a JWKS.
+    pub fn from_jwks(source: JwksSource) -> TokenVerifier {
+        TokenVerifier {
+            keys: Keys::Jwks {
+                source,
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap_or_default(),
+                cache: RwLock::new(KeyCache {
+                    keys: HashMap::new(),
+                    fetched_at: None,
+                }),
+            },
+            refetch_floor: Duration::from_secs(10),
+            issuer: None,
+            authorized_parties: Vec::new(),
+        }
+    }
+
+    pub fn with_refetch_floor(mut self, floor: Duration) -> TokenVerifier {
+        self.refetch_floor = floor;
+        self
+    }
+
+    pub fn with_issuer(mut self, issuer: Option<String>) -> TokenVerifier {
+        self.issuer = issuer;
+        self
+    }
+
+    pub fn with_authorized_parties(mut self, parties: Vec<String>) -> TokenVerifier {
+        self.authorized_parties = parties
+            .into_iter()
+            .map(|party| party.trim().trim_end_matches('/').to_owned())
+            .filter(|party| !party.is_empty())
+            .collect();
+        self
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<SessionClaims, TokenError> {
+        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        // Checked before any key is chosen: `none` and HMAC (with the public key as the
+        // secret) never reach signature verification.
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(TokenError::Algorithm);
+        }
+        let key = self.key_for(header.kid.as_deref()).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = ALGORITHMS.to_vec();
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        let claims = decode::<SessionClaims>(token, &key, &validation)
+            .map_err(|err| {
+                use jsonwebtoken::errors::ErrorKind;
+                match err.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                    ErrorKind::InvalidIssuer => TokenError::Issuer,
+                    ErrorKind::InvalidSignature => TokenError::Signature,
+                    ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
+                    _ => TokenError::Malformed,
+                }
+            })?
+            .claims;
+        if !self.authorized_parties.is_empty() {
+            let party = claims.azp.as_deref().map(|azp| azp.trim_end_matches('/'));
+            if !party.is_some_and(|party| self.authorized_parties.iter().any(|p| p == party)) {
+                return Err(TokenError::AuthorizedParty);
+            }
+        }
+        if claims.sts.as_deref() == Some("pending") {
+            return Err(TokenError::Pending);
+        }
+        Ok(claims)
+    }
+
+    async fn key_for(&self, kid: Option<&str>) -> Result<DecodingKey, TokenError> {
+        let (source, http, cache) = match &self.keys {
+            Keys::Static(key) => return Ok(key.clone()),
+            Keys::Jwks {
+                source,
+                http,
+                cache,
+            } => (source, http, cache),
+        };
+        let kid = kid.ok_or(TokenError::UnknownKey)?;
+        {
+            let cached = cache.read().await;
+            let fresh = cached.fetched_at.is_some_and(|at| at.elapsed() < KEYS_TTL);
+            if let Some(key) = cached.keys.get(kid).filter(|_| fresh) {
+                return Ok(key.clone());
+            }
+        }
+        let mut cached = cache.write().await;
+        let age = cached.fetched_at.map(|at| at.elapsed());
+        // Another request may have refreshed the keys while this one waited for the lock.
+        if let Some(key) = cached.keys.get(kid)
+            && age.is_some_and(|age| age < KEYS_TTL)
+        {
+            return Ok(key.clone());
+        }
+        if !cached.keys.contains_key(kid) && age.is_some_and(|age| age < self.refetch_floor) {
+            return Err(TokenError::UnknownKey);
+        }
+        match source.fetch(http).await {
+            Ok(jwks) => {
+                cached.keys = jwks
+                    .keys
+                    .iter()
+                    .filter(|jwk| jwk.kty == "RSA")
+                    .filter_map(|jwk| {
+                        let key =
+                            DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?)
+                                .ok()?;
+                        Some((jwk.kid.clone()?, key))
+                    })
+                    .collect();
+                cached.fetched_at = Some(Instant::now());
+            }
+            // Stale keys are better than none while Clerk is unreachable.
+            Err(err) if cached.keys.contains_key(kid) => {
+                tracing::warn!(error = %err, "cannot refresh Clerk's signing keys; using the cached ones");
+            }
+            Err(err) => return Err(TokenError::KeysUnavailable(err)),
+        }
+        cached.keys.get(kid).cloned().ok_or(TokenError::UnknownKey)
+    }
+}

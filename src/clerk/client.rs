@@ -1,0 +1,289 @@
+//! The Clerk Backend API client: one place for the base URL, the API version, the secret key,
+//! timeouts, and bounded retries with backoff and jitter on 429 and 5xx.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::model::{ClerkErrors, ClerkUser, Jwks};
+use crate::config::Secret;
+
+/// The Backend API version userhub is written against.
+pub const API_VERSION: &str = "2026-05-12";
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited for: the caller gets an error instead.
+    pub max_retry_after: Duration,
+    /// The limit for one HTTP exchange.
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(3),
+            max_retry_after: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClerkFailure {
+    /// Clerk answered, and said no: a 4xx other than 429.
+    #[error("Clerk refused the request ({status}, {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Clerk could not be reached, timed out, kept failing or kept rate-limiting.
+    #[error("Clerk is unavailable: {0}")]
+    Unavailable(String),
+    /// Clerk answered with a body userhub cannot read.
+    #[error("Clerk answered something unexpected: {0}")]
+    Unreadable(String),
+}
+
+#[derive(Clone)]
+pub struct ClerkClient {
+    http: reqwest::Client,
+    base_url: String,
+    secret: Secret,
+    policy: RetryPolicy,
+}
+
+impl std::fmt::Debug for ClerkClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClerkClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Users to create (`POST /users`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CreateUser {
+    pub email_address: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_metadata: Option<Value>,
+    pub skip_password_requirement: bool,
+}
+
+impl ClerkClient {
+    pub fn new(base_url: &str, secret: Secret, policy: RetryPolicy) -> ClerkClient {
+        let http = reqwest::Client::builder()
+            .timeout(policy.request_timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("userhub/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        ClerkClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            secret,
+            policy,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `GET /users/{id}`; `None` when Clerk has no such user.
+    pub async fn get_user(&self, id: &str) -> Result<Option<ClerkUser>, ClerkFailure> {
+        if !is_clerk_id(id) {
+            return Ok(None);
+        }
+        match self
+            .send(Method::GET, &format!("/users/{id}"), &[], None)
+            .await
+        {
+            Ok(user) => Ok(Some(user)),
+            Err(ClerkFailure::Refused { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `GET /users` with the given query parameters.
+    pub async fn list_users(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<Vec<ClerkUser>, ClerkFailure> {
+        self.send(Method::GET, "/users", query, None).await
+    }
+
+    pub async fn users_by_email(&self, email: &str) -> Result<Vec<ClerkUser>, ClerkFailure> {
+        self.list_users(&[("email_address[]", email.to_owned())])
+            .await
+    }
+
+    pub async fn create_user(&self, user: &CreateUser) -> Result<ClerkUser, ClerkFailure> {
+        let body =
+            serde_json::to_value(user).map_err(|err| ClerkFailure::Unreadable(err.to_string()))?;
+        self.send(Method::POST, "/users", &[], Some(&body)).await
+    }
+
+    /// `PATCH /users/{id}/metadata`: Clerk deep-merges `public_metadata`; `null` removes a key.
+    pub async fn merge_public_metadata(
+        &self,
+        id: &str,
+        public_metadata: Value,
+    ) -> Result<ClerkUser, ClerkFailure> {
+        let body = json!({ "public_metadata": public_metadata });
+        self.send(
+            Method::PATCH,
+            &format!("/users/{id}/metadata"),
+            &[],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /jwks`: the keys Clerk signs session tokens with.
+    pub async fn jwks(&self) -> Result<Jwks, ClerkFailure> {
+        self.send(Method::GET, "/jwks", &[], None).await
+    }
+
+    /// Sends one call, retrying what can be retried, and reads the answer as `T`.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, ClerkFailure> {
+        let url = format!("{}{path}", self.base_url);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(self.secret.expose())
+                .header("Clerk-API-Version", API_VERSION)
+                .query(query);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let last = attempt >= self.policy.max_attempts;
+            let outcome = request.send().await;
+            let response = match outcome {
+                Ok(response) => response,
+                Err(err) => {
+                    // The error text names the URL, never the key.
+                    let reason = if err.is_timeout() {
+                        "timed out".to_owned()
+                    } else {
+                        format!("cannot connect ({})", without_url(&err))
+                    };
+                    if last {
+                        return Err(ClerkFailure::Unavailable(format!(
+                            "{method} {path} {reason} after {attempt} attempts"
+                        )));
+                    }
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.is_success() {
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|err| ClerkFailure::Unavailable(without_url(&err)))?;
+                return serde_json::from_slice(&bytes)
+                    .map_err(|err| ClerkFailure::Unreadable(format!("{method} {path}: {err}")));
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                let retry_after = retry_after(response.headers());
+                if last {
+                    return Err(ClerkFailure::Unavailable(format!(
+                        "{method} {path} answered {status} {attempt} times"
+                    )));
+                }
+                let wait = match retry_after {
+                    Some(wait) if wait > self.policy.max_retry_after => {
+                        return Err(ClerkFailure::Unavailable(format!(
+                            "{method} {path} is rate-limited for {}s",
+                            wait.as_secs()
+                        )));
+                    }
+                    Some(wait) => wait,
+                    None => self.backoff(attempt),
+                };
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let errors: ClerkErrors = response.json().await.unwrap_or_default();
+            let first = errors.errors.into_iter().next().unwrap_or_default();
+            return Err(ClerkFailure::Refused {
+                status: status.as_u16(),
+                code: if first.code.is_empty() {
+                    status.as_str().to_owned()
+                } else {
+                    first.code
+                },
+                message: if first.long_message.is_empty() {
+                    first.message
+                } else {
+                    first.long_message
+                },
+            });
+        }
+    }
+
+    /// Exponential backoff with up to 50 % jitter, so retrying callers spread out.
+    fn backoff(&self, attempt: u32) -> std::time::Duration {
+        let exponential = self
+            .policy
+            .base_delay
+            .saturating_mul(1 << attempt.saturating_sub(1).min(10));
+        let capped = exponential.min(self.policy.max_delay);
+        let jitter = rand::thread_rng().gen_range(0..=capped.as_millis() as u64 / 2);
+        capped + Duration::from_millis(jitter)
+    }
+}
+
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn without_url(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), "");
+    }
+    text
+}
+
+/// Clerk ids are `user_` and base62; anything else is not one, and is not put into a URL.
+pub fn is_clerk_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}

@@ -1,0 +1,256 @@
+//! A Clerk emulator: an HTTP server speaking the part of Clerk's Backend API that userhub uses,
+//! with Clerk's wire shapes and error bodies, its users held in memory. It signs RS256 session
+//! tokens and serves their JWKS. Integration tests and local mode talk to it over real HTTP;
+//! `userhub clerk-emulator` runs it alone.
+//!
+//! Besides Clerk's API under `/v1`, it answers `POST /__emulator/session_tokens` (mint a
+//! session token for a user), which the real Clerk does through its Frontend API.
+
+mod keys;
+mod routes;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use keys::SigningKey;
+pub use store::Refusal;
+use store::Store;
+
+use super::model::ClerkUser;
+
+/// The emulator's state, shared by its routes and by the process that embeds it.
+#[derive(Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    keys: Mutex<Keyring>,
+    secret: String,
+    /// `iss` of the tokens it mints: the address it serves on.
+    issuer: Mutex<String>,
+    /// `azp` of the tokens it mints.
+    authorized_party: String,
+}
+
+struct Keyring {
+    current: Arc<SigningKey>,
+    retired: Vec<Arc<SigningKey>>,
+}
+
+/// A user to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub public_metadata: Value,
+}
+
+/// Options for a minted session token.
+#[derive(Debug, Clone)]
+pub struct TokenOptions {
+    pub ttl: Duration,
+    /// Claims to add or override, for tests of refused tokens.
+    pub extra_claims: Value,
+}
+
+impl Default for TokenOptions {
+    fn default() -> Self {
+        TokenOptions {
+            ttl: Duration::from_secs(60),
+            extra_claims: json!({}),
+        }
+    }
+}
+
+/// The origin the emulator's tokens say they were made for.
+pub const DEFAULT_AUTHORIZED_PARTY: &str = "http://localhost:3000";
+
+impl Emulator {
+    pub fn new(secret: impl Into<String>, key: Arc<SigningKey>) -> Emulator {
+        Emulator {
+            shared: Arc::new(Shared {
+                store: Mutex::new(Store::default()),
+                keys: Mutex::new(Keyring {
+                    current: key,
+                    retired: Vec::new(),
+                }),
+                secret: secret.into(),
+                issuer: Mutex::new("http://127.0.0.1".to_owned()),
+                authorized_party: DEFAULT_AUTHORIZED_PARTY.to_owned(),
+            }),
+        }
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.shared.secret
+    }
+
+    /// The key new tokens are signed with.
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        lock(&self.shared.keys).current.clone()
+    }
+
+    /// Every key of the JWKS, the current one first.
+    pub fn signing_keys(&self) -> Vec<Arc<SigningKey>> {
+        let keys = lock(&self.shared.keys);
+        std::iter::once(keys.current.clone())
+            .chain(keys.retired.iter().cloned())
+            .collect()
+    }
+
+    /// Signs new tokens with `key` from now on; the old keys stay in the JWKS (Clerk's key
+    /// rotation).
+    pub fn rotate_key(&self, key: Arc<SigningKey>) {
+        let mut keys = lock(&self.shared.keys);
+        let old = std::mem::replace(&mut keys.current, key);
+        keys.retired.push(old);
+    }
+
+    pub fn issuer(&self) -> String {
+        lock(&self.shared.issuer).clone()
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.shared.store)
+    }
+
+    /// Creates a user as the Backend API's `POST /users` does.
+    pub fn create_user(&self, user: NewUser) -> Result<ClerkUser, Refusal> {
+        let created = self.store().create(user)?;
+        parse(created).ok_or_else(|| {
+            Refusal::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_clerk_error",
+                "the emulator made a user it cannot read",
+            )
+        })
+    }
+
+    /// Puts back a user userhub already knows, under the same Clerk id: local mode rebuilds its
+    /// emulator from the database at start, since the emulator keeps nothing on disk.
+    pub fn restore_user(&self, clerk_id: &str, user: NewUser) -> Result<ClerkUser, Refusal> {
+        let restored = self.store().restore(clerk_id, user)?;
+        parse(restored).ok_or_else(|| {
+            Refusal::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_clerk_error",
+                "the emulator made a user it cannot read",
+            )
+        })
+    }
+
+    /// Deep-merges into a user's public metadata, as `PATCH /users/{id}/metadata` does.
+    pub fn merge_public_metadata(&self, id: &str, patch: Value) -> Option<ClerkUser> {
+        self.store()
+            .merge_metadata(id, &json!({ "public_metadata": patch }))
+            .and_then(parse)
+    }
+
+    /// Bans or unbans a user, as `POST /users/{id}/ban` and `/unban` do.
+    pub fn set_banned(&self, id: &str, banned: bool) -> Option<ClerkUser> {
+        self.store().set_banned(id, banned).and_then(parse)
+    }
+
+    pub fn user(&self, id: &str) -> Option<ClerkUser> {
+        self.store().get(id).and_then(parse)
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.store().len()
+    }
+
+    /// Signs a session token for a user, with Clerk's claims.
+    pub fn mint_session_token(
+        &self,
+        user_id: &str,
+        options: TokenOptions,
+    ) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = json!({
+            "sub": user_id,
+            "sid": format!("sess_{}", random_id(27)),
+            "iss": self.issuer(),
+            "azp": self.shared.authorized_party,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + options.ttl.as_secs() as i64,
+            "v": 2,
+        });
+        if let (Some(claims), Some(extra)) =
+            (claims.as_object_mut(), options.extra_claims.as_object())
+        {
+            for (key, value) in extra {
+                claims.insert(key.clone(), value.clone());
+            }
+        }
+        self.signing_key().sign(&claims)
+    }
+
+    /// Serves the emulator on `address` (port 0 for any free port) until the handle is dropped.
+    pub async fn start(self, address: SocketAddr) -> anyhow::Result<RunningEmulator> {
+        let listener = TcpListener::bind(address).await?;
+        let local = listener.local_addr()?;
+        *lock(&self.shared.issuer) = format!("http://{local}");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = routes::router(self.clone());
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(error = %err, "the Clerk emulator stopped");
+            }
+        });
+        Ok(RunningEmulator {
+            emulator: self,
+            address: local,
+            _stop: stop,
+        })
+    }
+}
+
+/// An emulator serving on a port; it stops when this is dropped.
+pub struct RunningEmulator {
+    pub emulator: Emulator,
+    pub address: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl RunningEmulator {
+    /// The Backend API base URL, what `CLERK_API_URL` is set to.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        // The emulator's state is only ever replaced whole, so a panic cannot leave it torn.
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// The store keeps Clerk's JSON; this reads a user back as the client's type.
+fn parse(user: Value) -> Option<ClerkUser> {
+    serde_json::from_value(user).ok()
+}
+
+pub(crate) fn random_id(length: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect()
+}

@@ -1,0 +1,260 @@
+//! The emulator's HTTP routes: Clerk's Backend API under `/v1`, and its own control routes.
+
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::store::{ListFilter, Refusal};
+use super::{Emulator, NewUser, TokenOptions};
+use crate::clerk::model::Jwks;
+
+pub(super) fn router(emulator: Emulator) -> Router {
+    let api = Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/count", get(count_users))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/users/{id}/metadata", patch(merge_metadata))
+        .route("/users/{id}/ban", post(ban))
+        .route("/users/{id}/unban", post(unban))
+        .route("/jwks", get(jwks))
+        .fallback(|| async { refusal(Refusal::not_found()) });
+    let control = Router::new().route("/session_tokens", post(mint_session_token));
+    Router::new()
+        .nest("/v1", api)
+        .nest("/__emulator", control)
+        .layer(middleware::from_fn_with_state(
+            emulator.clone(),
+            require_secret,
+        ))
+        .with_state(emulator)
+}
+
+/// Clerk's error body.
+fn refusal(refusal: Refusal) -> Response {
+    (
+        refusal.status,
+        Json(json!({
+            "errors": [{ "message": refusal.message, "long_message": refusal.message, "code": refusal.code }],
+            "clerk_trace_id": format!("emulated_{}", super::random_id(16)),
+        })),
+    )
+        .into_response()
+}
+
+async fn require_secret(
+    State(emulator): State<Emulator>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if presented != Some(emulator.secret()) {
+        return refusal(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_invalid",
+            "The provided secret key is invalid.",
+        ));
+    }
+    next.run(request).await
+}
+
+fn list_filter(raw: Option<String>) -> Result<ListFilter, Refusal> {
+    let mut filter = ListFilter {
+        limit: 10,
+        newest_first: true,
+        ..ListFilter::default()
+    };
+    let invalid = |name: &str| {
+        Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_value_invalid",
+            format!("{name} is invalid"),
+        )
+    };
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "email_address" | "email_address[]" => filter.emails.push(value.into_owned()),
+            "user_id" | "user_id[]" => filter.user_ids.push(value.into_owned()),
+            "query" => filter.query = Some(value.into_owned()),
+            "limit" => {
+                filter.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=500).contains(limit))
+                    .ok_or_else(|| invalid("limit"))?;
+            }
+            "offset" => filter.offset = value.parse().map_err(|_| invalid("offset"))?,
+            "starting_after" => filter.starting_after = Some(value.into_owned()),
+            "order_by" => {
+                filter.newest_first = match value.as_ref() {
+                    "-created_at" | "created_at" => true,
+                    "+created_at" => false,
+                    _ => return Err(invalid("order_by")),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(filter)
+}
+
+async fn list_users(State(emulator): State<Emulator>, RawQuery(raw): RawQuery) -> Response {
+    match list_filter(raw).and_then(|filter| emulator.store().list(&filter)) {
+        Ok(users) => Json(users).into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+async fn count_users(State(emulator): State<Emulator>, RawQuery(raw): RawQuery) -> Response {
+    match list_filter(raw) {
+        Ok(filter) => Json(json!({
+            "object": "total_count",
+            "total_count": emulator.store().count(&filter),
+        }))
+        .into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+async fn get_user(State(emulator): State<Emulator>, Path(id): Path<String>) -> Response {
+    match emulator.store().get(&id) {
+        Some(user) => Json(user).into_response(),
+        None => refusal(Refusal::not_found()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateUserBody {
+    #[serde(default)]
+    email_address: Vec<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[serde(default)]
+    public_metadata: Value,
+}
+
+async fn create_user(
+    State(emulator): State<Emulator>,
+    body: Option<Json<CreateUserBody>>,
+) -> Response {
+    let Some(Json(body)) = body else {
+        return refusal(Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "The request body is not a user.",
+        ));
+    };
+    let Some(email) = body.email_address.into_iter().next() else {
+        return refusal(Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "email_address must be included.",
+        ));
+    };
+    let created = emulator.store().create(NewUser {
+        email,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        public_metadata: body.public_metadata,
+    });
+    match created {
+        Ok(user) => Json(user).into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+async fn update_user(
+    State(emulator): State<Emulator>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    match emulator.store().update(&id, &body) {
+        Ok(user) => Json(user).into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+async fn merge_metadata(
+    State(emulator): State<Emulator>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    match emulator.store().merge_metadata(&id, &body) {
+        Some(user) => Json(user).into_response(),
+        None => refusal(Refusal::not_found()),
+    }
+}
+
+async fn delete_user(State(emulator): State<Emulator>, Path(id): Path<String>) -> Response {
+    match emulator.store().delete(&id) {
+        Some(deleted) => Json(deleted).into_response(),
+        None => refusal(Refusal::not_found()),
+    }
+}
+
+async fn ban(State(emulator): State<Emulator>, Path(id): Path<String>) -> Response {
+    set_banned(&emulator, &id, true)
+}
+
+async fn unban(State(emulator): State<Emulator>, Path(id): Path<String>) -> Response {
+    set_banned(&emulator, &id, false)
+}
+
+fn set_banned(emulator: &Emulator, id: &str, banned: bool) -> Response {
+    match emulator.store().set_banned(id, banned) {
+        Some(user) => Json(user).into_response(),
+        None => refusal(Refusal::not_found()),
+    }
+}
+
+async fn jwks(State(emulator): State<Emulator>) -> Response {
+    Json(Jwks {
+        keys: emulator
+            .signing_keys()
+            .iter()
+            .map(|key| key.jwk().clone())
+            .collect(),
+    })
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct SessionTokenRequest {
+    user_id: String,
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+}
+
+async fn mint_session_token(
+    State(emulator): State<Emulator>,
+    Json(request): Json<SessionTokenRequest>,
+) -> Response {
+    if emulator.store().get(&request.user_id).is_none() {
+        return refusal(Refusal::not_found());
+    }
+    let options = TokenOptions {
+        ttl: Duration::from_secs(request.ttl_seconds.unwrap_or(60)),
+        ..TokenOptions::default()
+    };
+    match emulator.mint_session_token(&request.user_id, options) {
+        Ok(jwt) => Json(json!({ "object": "token", "jwt": jwt })).into_response(),
+        Err(err) => refusal(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_clerk_error",
+            err.to_string(),
+        )),
+    }
+}

@@ -1,0 +1,328 @@
+//! The emulator's users, as Clerk's JSON, in creation order.
+
+use axum::http::StatusCode;
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+
+use super::{NewUser, random_id};
+
+#[derive(Default)]
+pub(super) struct Store {
+    users: IndexMap<String, Value>,
+    last_timestamp: i64,
+}
+
+/// Why the emulator said no, as Clerk would say it.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn not_found() -> Refusal {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            "Resource not found",
+        )
+    }
+}
+
+/// `GET /users` parameters.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ListFilter {
+    pub emails: Vec<String>,
+    pub user_ids: Vec<String>,
+    pub query: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+    pub newest_first: bool,
+    pub starting_after: Option<String>,
+}
+
+impl Store {
+    /// Unix milliseconds, strictly increasing, so creation order and timestamps agree.
+    fn tick(&mut self) -> i64 {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.last_timestamp = now.max(self.last_timestamp + 1);
+        self.last_timestamp
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<Value> {
+        self.users.get(id).cloned()
+    }
+
+    fn email_taken(&self, email: &str) -> bool {
+        self.users
+            .values()
+            .any(|user| emails_of(user).any(|e| e.eq_ignore_ascii_case(email)))
+    }
+
+    pub(super) fn create(&mut self, new: NewUser) -> Result<Value, Refusal> {
+        let id = format!("user_{}", random_id(27));
+        self.restore(&id, new)
+    }
+
+    /// Creates a user under a given id.
+    pub(super) fn restore(&mut self, id: &str, new: NewUser) -> Result<Value, Refusal> {
+        if self.users.contains_key(id) {
+            return Err(Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_identifier_exists",
+                "A user with this id already exists.",
+            ));
+        }
+        let email = new.email.trim().to_owned();
+        if !looks_like_email(&email) {
+            return Err(Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_param_format_invalid",
+                "email_address must be a valid email address.",
+            ));
+        }
+        if self.email_taken(&email) {
+            return Err(Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_identifier_exists",
+                "That email address is taken. Please try another.",
+            ));
+        }
+        let now = self.tick();
+        let email_id = format!("idn_{}", random_id(27));
+        let metadata = if new.public_metadata.is_object() {
+            new.public_metadata
+        } else {
+            json!({})
+        };
+        let user = json!({
+            "id": id,
+            "object": "user",
+            "external_id": null,
+            "primary_email_address_id": email_id,
+            "primary_phone_number_id": null,
+            "primary_web3_wallet_id": null,
+            "username": null,
+            "first_name": new.first_name,
+            "last_name": new.last_name,
+            "image_url": format!("https://img.clerk.com/emulated/{id}"),
+            "has_image": false,
+            "public_metadata": metadata,
+            "private_metadata": {},
+            "unsafe_metadata": {},
+            "email_addresses": [{
+                "id": email_id,
+                "object": "email_address",
+                "email_address": email,
+                "reserved": false,
+                "verification": { "status": "verified", "strategy": "admin", "attempts": null, "expire_at": null },
+                "linked_to": [],
+                "created_at": now,
+                "updated_at": now,
+            }],
+            "phone_numbers": [],
+            "web3_wallets": [],
+            "passkeys": [],
+            "password_enabled": false,
+            "two_factor_enabled": false,
+            "totp_enabled": false,
+            "backup_code_enabled": false,
+            "mfa_enabled_at": null,
+            "mfa_disabled_at": null,
+            "external_accounts": [],
+            "saml_accounts": [],
+            "enterprise_accounts": [],
+            "last_sign_in_at": null,
+            "banned": false,
+            "locked": false,
+            "lockout_expires_in_seconds": null,
+            "verification_attempts_remaining": 100,
+            "created_at": now,
+            "updated_at": now,
+            "delete_self_enabled": true,
+            "create_organization_enabled": true,
+            "last_active_at": null,
+            "legal_accepted_at": null,
+        });
+        self.users.insert(id.to_owned(), user.clone());
+        Ok(user)
+    }
+
+    pub(super) fn list(&self, filter: &ListFilter) -> Result<Vec<Value>, Refusal> {
+        let matching: Vec<&Value> = self.matching(filter).collect();
+        let ordered: Vec<&Value> = if filter.newest_first {
+            matching.into_iter().rev().collect()
+        } else {
+            matching
+        };
+        let start = match &filter.starting_after {
+            Some(after) => {
+                ordered
+                    .iter()
+                    .position(|user| user["id"] == after.as_str())
+                    .ok_or_else(|| {
+                        Refusal::new(
+                            StatusCode::BAD_REQUEST,
+                            "form_param_value_invalid",
+                            "starting_after does not name a user",
+                        )
+                    })?
+                    + 1
+            }
+            None => 0,
+        };
+        Ok(ordered
+            .into_iter()
+            .skip(start + filter.offset)
+            .take(filter.limit)
+            .cloned()
+            .collect())
+    }
+
+    pub(super) fn count(&self, filter: &ListFilter) -> usize {
+        self.matching(filter).count()
+    }
+
+    fn matching<'a>(&'a self, filter: &'a ListFilter) -> impl Iterator<Item = &'a Value> + 'a {
+        let query = filter.query.as_ref().map(|q| q.to_lowercase());
+        self.users.values().filter(move |user| {
+            (filter.user_ids.is_empty()
+                || filter.user_ids.iter().any(|id| user["id"] == id.as_str()))
+                && (filter.emails.is_empty()
+                    || emails_of(user)
+                        .any(|e| filter.emails.iter().any(|f| f.eq_ignore_ascii_case(e))))
+                && query.as_ref().is_none_or(|q| {
+                    emails_of(user).any(|e| e.to_lowercase().contains(q))
+                        || ["first_name", "last_name"].iter().any(|field| {
+                            user[field]
+                                .as_str()
+                                .is_some_and(|name| name.to_lowercase().contains(q))
+                        })
+                })
+        })
+    }
+
+    /// `PATCH /users/{id}`: names only. Since API version 2026-05-12 metadata is refused here.
+    pub(super) fn update(&mut self, id: &str, body: &Value) -> Result<Value, Refusal> {
+        if ["public_metadata", "private_metadata", "unsafe_metadata"]
+            .iter()
+            .any(|field| body.get(field).is_some())
+        {
+            return Err(Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_param_unknown",
+                "Metadata cannot be updated here: use PATCH /users/{user_id}/metadata.",
+            ));
+        }
+        let now = self.tick();
+        let user = self.users.get_mut(id).ok_or_else(Refusal::not_found)?;
+        for field in ["first_name", "last_name"] {
+            if let Some(value) = body.get(field) {
+                user[field] = value.clone();
+            }
+        }
+        user["updated_at"] = json!(now);
+        Ok(user.clone())
+    }
+
+    /// `PATCH /users/{id}/metadata`: a deep merge; `null` removes a key at any depth.
+    pub(super) fn merge_metadata(&mut self, id: &str, body: &Value) -> Option<Value> {
+        let now = self.tick();
+        let user = self.users.get_mut(id)?;
+        for field in ["public_metadata", "private_metadata", "unsafe_metadata"] {
+            if let Some(patch) = body.get(field) {
+                deep_merge(&mut user[field], patch);
+            }
+        }
+        user["updated_at"] = json!(now);
+        Some(user.clone())
+    }
+
+    pub(super) fn set_banned(&mut self, id: &str, banned: bool) -> Option<Value> {
+        let now = self.tick();
+        let user = self.users.get_mut(id)?;
+        user["banned"] = json!(banned);
+        user["updated_at"] = json!(now);
+        Some(user.clone())
+    }
+
+    pub(super) fn delete(&mut self, id: &str) -> Option<Value> {
+        self.users.shift_remove(id)?;
+        Some(json!({ "object": "user", "id": id, "deleted": true }))
+    }
+}
+
+fn emails_of(user: &Value) -> impl Iterator<Item = &str> {
+    user["email_addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|email| email["email_address"].as_str())
+}
+
+fn looks_like_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+pub(super) fn deep_merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(patch)) => merge_objects(target, patch),
+        _ => *target = patch.clone(),
+    }
+}
+
+fn merge_objects(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (key, value) in patch {
+        if value.is_null() {
+            target.remove(key);
+        } else if let (Some(existing), true) = (target.get_mut(key), value.is_object()) {
+            if existing.is_object() {
+                deep_merge(existing, value);
+            } else {
+                *existing = value.clone();
+            }
+        } else {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_merges_deeply_and_null_removes() {
+        let mut metadata = json!({ "role": "member", "prefs": { "theme": "dark", "lang": "en" } });
+        deep_merge(
+            &mut metadata,
+            &json!({ "role": "admin", "prefs": { "theme": null, "tz": "UTC" }, "new": 1 }),
+        );
+        assert_eq!(
+            metadata,
+            json!({ "role": "admin", "prefs": { "lang": "en", "tz": "UTC" }, "new": 1 })
+        );
+    }
+}

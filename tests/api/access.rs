@@ -1,0 +1,280 @@
+//! The authorisation matrix: every root field of the schema, asked by every kind of caller,
+//! has an expected outcome. The field list comes from the schema itself, so a new field
+//! without a row here fails this test.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use entity::role::Role;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, TestUser, on_both_databases};
+
+on_both_databases!(every_field_answers_each_caller_as_the_access_rules_say);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Caller {
+    Anonymous,
+    Member,
+    Lecturer,
+    OrgAdminOfTarget,
+    OrgAdminElsewhere,
+    Admin,
+    Deactivated,
+}
+
+const CALLERS: [Caller; 7] = [
+    Caller::Anonymous,
+    Caller::Member,
+    Caller::Lecturer,
+    Caller::OrgAdminOfTarget,
+    Caller::OrgAdminElsewhere,
+    Caller::Admin,
+    Caller::Deactivated,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Unauthenticated,
+    Forbidden,
+    /// Answered; for lists, exactly these ids.
+    Allowed(Option<BTreeSet<String>>),
+}
+
+struct World {
+    tokens: BTreeMap<Caller, Option<String>>,
+    target: entity::user::Model,
+    org_a: Uuid,
+    users_of_a: BTreeSet<String>,
+    users_of_b: BTreeSet<String>,
+    all_users: BTreeSet<String>,
+}
+
+async fn world(app: &TestApp) -> World {
+    let a = app.create_organisation("Organisation A").await;
+    let b = app.create_organisation("Organisation B").await;
+    let in_a =
+        |email: &'static str, role: Role| TestUser::new(email).role(role).in_organisation(a.id);
+    let member = app.create_user(in_a("member@a.test", Role::Member)).await;
+    let lecturer = app
+        .create_user(in_a("lecturer@a.test", Role::Lecturer))
+        .await;
+    let org_admin_a = app
+        .create_user(in_a("orgadmin@a.test", Role::OrgAdmin))
+        .await;
+    let target = app.create_user(in_a("target@a.test", Role::Member)).await;
+    let deactivated = app.create_user(in_a("gone@a.test", Role::Lecturer)).await;
+    let org_admin_b = app
+        .create_user(
+            TestUser::new("orgadmin@b.test")
+                .role(Role::OrgAdmin)
+                .in_organisation(b.id),
+        )
+        .await;
+    let member_b = app
+        .create_user(TestUser::new("member@b.test").in_organisation(b.id))
+        .await;
+    let deactivated_token = app.token_for(&deactivated);
+    app.deactivate(&deactivated).await;
+
+    let ids = |users: &[&entity::user::Model]| users.iter().map(|u| u.id.to_string()).collect();
+    let users_of_a: BTreeSet<String> =
+        ids(&[&member, &lecturer, &org_admin_a, &target, &deactivated]);
+    let users_of_b: BTreeSet<String> = ids(&[&org_admin_b, &member_b]);
+    let mut all_users = users_of_a.clone();
+    all_users.extend(users_of_b.iter().cloned());
+    all_users.insert(app.admin.id.to_string());
+
+    World {
+        tokens: BTreeMap::from([
+            (Caller::Anonymous, None),
+            (Caller::Member, Some(app.token_for(&member))),
+            (Caller::Lecturer, Some(app.token_for(&lecturer))),
+            (Caller::OrgAdminOfTarget, Some(app.token_for(&org_admin_a))),
+            (Caller::OrgAdminElsewhere, Some(app.token_for(&org_admin_b))),
+            (Caller::Admin, Some(app.admin_token.clone())),
+            (Caller::Deactivated, Some(deactivated_token)),
+        ]),
+        target,
+        org_a: a.id,
+        users_of_a,
+        users_of_b,
+        all_users,
+    }
+}
+
+/// Every root field: the operation that exercises it, how to read the ids it returned, and
+/// what each caller must get.
+/// A row of the matrix: the operation, how to read the ids it returned, each caller's outcome.
+type Row = (
+    String,
+    fn(&Value) -> BTreeSet<String>,
+    BTreeMap<Caller, Outcome>,
+);
+
+fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
+    use Caller::*;
+    use Outcome::*;
+    let none: fn(&Value) -> BTreeSet<String> = |_| BTreeSet::new();
+    let user_ids: fn(&Value) -> BTreeSet<String> = |data| {
+        data["users"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|user| user["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let organisation_ids: fn(&Value) -> BTreeSet<String> = |data| {
+        data["organisations"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|org| org["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let only = |ids: &BTreeSet<String>| Allowed(Some(ids.clone()));
+    let names = |names: &[&str]| Allowed(Some(names.iter().map(|n| n.to_string()).collect()));
+    let signed_in_only = |outcome: Outcome| {
+        BTreeMap::from([
+            (Anonymous, Unauthenticated),
+            (Member, outcome.clone()),
+            (Lecturer, outcome.clone()),
+            (OrgAdminOfTarget, outcome.clone()),
+            (OrgAdminElsewhere, outcome.clone()),
+            (Admin, outcome),
+            (Deactivated, Forbidden),
+        ])
+    };
+    let mut in_a_only = signed_in_only(Allowed(None));
+    in_a_only.insert(OrgAdminElsewhere, Forbidden);
+    let mut admins_only = signed_in_only(Forbidden);
+    admins_only.insert(Admin, Allowed(None));
+
+    BTreeMap::from([
+        (
+            "me",
+            (
+                "{ me { id } }".to_owned(),
+                none,
+                signed_in_only(Allowed(None)),
+            ),
+        ),
+        (
+            "user",
+            (
+                format!("{{ user(id: \"{}\") {{ id }} }}", world.target.id),
+                none,
+                in_a_only.clone(),
+            ),
+        ),
+        (
+            "organisation",
+            (
+                format!(
+                    "{{ organisation(id: \"{}\") {{ id users {{ totalCount }} }} }}",
+                    world.org_a
+                ),
+                none,
+                in_a_only,
+            ),
+        ),
+        (
+            "users",
+            (
+                "{ users(first: 100) { totalCount nodes { id } } }".to_owned(),
+                user_ids,
+                BTreeMap::from([
+                    (Anonymous, Unauthenticated),
+                    (Member, only(&world.users_of_a)),
+                    (Lecturer, only(&world.users_of_a)),
+                    (OrgAdminOfTarget, only(&world.users_of_a)),
+                    (OrgAdminElsewhere, only(&world.users_of_b)),
+                    (Admin, only(&world.all_users)),
+                    (Deactivated, Forbidden),
+                ]),
+            ),
+        ),
+        (
+            "organisations",
+            (
+                "{ organisations { totalCount nodes { name } } }".to_owned(),
+                organisation_ids,
+                BTreeMap::from([
+                    (Anonymous, Unauthenticated),
+                    (Member, names(&["Organisation A"])),
+                    (Lecturer, names(&["Organisation A"])),
+                    (OrgAdminOfTarget, names(&["Organisation A"])),
+                    (OrgAdminElsewhere, names(&["Organisation B"])),
+                    (Admin, names(&["Organisation A", "Organisation B"])),
+                    (Deactivated, Forbidden),
+                ]),
+            ),
+        ),
+        (
+            "auditLog",
+            ("{ auditLog { totalCount } }".to_owned(), none, admins_only),
+        ),
+    ])
+}
+
+async fn root_fields(app: &TestApp) -> Vec<String> {
+    let data = app
+        .query(
+            "{ __schema { queryType { fields { name } } mutationType { fields { name } } subscriptionType { fields { name } } } }",
+            json!({}),
+        )
+        .await;
+    ["queryType", "mutationType", "subscriptionType"]
+        .iter()
+        .flat_map(|kind| {
+            data["__schema"][kind]["fields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|field| field["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+async fn every_field_answers_each_caller_as_the_access_rules_say(app: TestApp) {
+    let world = world(&app).await;
+    let matrix = matrix(&world);
+    let fields = root_fields(&app).await;
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !matrix.contains_key(f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fields without a row in the access matrix: {missing:?}"
+    );
+
+    for field in &fields {
+        let (operation, ids_of, expected) = &matrix[field.as_str()];
+        for caller in CALLERS {
+            let token = world.tokens[&caller].as_deref();
+            let (status, body) = app.post_as(token, operation, json!({})).await;
+            let code = body["errors"][0]["extensions"]["code"].as_str();
+            let outcome = match code {
+                Some("UNAUTHENTICATED") => Outcome::Unauthenticated,
+                Some("FORBIDDEN") => Outcome::Forbidden,
+                None if status == 200 => match &expected[&caller] {
+                    Outcome::Allowed(Some(_)) => Outcome::Allowed(Some(ids_of(&body["data"]))),
+                    _ => Outcome::Allowed(None),
+                },
+                _ => panic!("{field} as {caller:?}: unexpected answer {status} {body}"),
+            };
+            assert_eq!(outcome, expected[&caller], "{field} as {caller:?}: {body}");
+            if let (Outcome::Allowed(Some(ids)), Some(total)) = (
+                &outcome,
+                body["data"][field.as_str()]["totalCount"].as_u64(),
+            ) {
+                assert_eq!(
+                    total as usize,
+                    ids.len(),
+                    "{field} as {caller:?}: the count matches the scope"
+                );
+            }
+        }
+    }
+}
