@@ -85,6 +85,10 @@ pub struct Config {
     #[arg(long, env = "CLERK_ISSUER")]
     pub clerk_issuer: Option<String>,
 
+    /// How long a WebSocket client has to send `connection_init` before it is closed (4408).
+    #[arg(long, env = "USERHUB_WS_INIT_TIMEOUT_MS", default_value_t = 3000)]
+    pub ws_init_timeout_ms: u64,
+
     /// After fetching Clerk's keys, a token naming an unknown key id triggers another fetch
     /// no sooner than this, so forged key ids cannot make userhub hammer Clerk.
     #[arg(long, env = "USERHUB_JWKS_REFETCH_SECONDS", default_value_t = 10)]
@@ -149,6 +153,7 @@ impl Config {
             clerk_authorized_parties: Vec::new(),
             clerk_issuer: None,
             jwks_refetch_seconds: 10,
+            ws_init_timeout_ms: 3000,
             demo_data: true,
         }
     }

@@ -13,6 +13,7 @@ pub mod loaders;
 pub mod query;
 pub mod schema;
 pub mod types;
+pub mod ws;
 
 pub use schema::{AppSchema, build_schema, sdl};
 

@@ -3,8 +3,11 @@
 //! - anonymous callers see nothing but the schema;
 //! - `MEMBER` and `LECTURER` read their own organisation (a user with none reads only
 //!   themselves);
-//! - `ORG_ADMIN` reads and manages the users of their own organisation;
-//! - `ADMIN` reads and does everything, the audit log included.
+//! - `ORG_ADMIN` reads and manages the users of their own organisation, but cannot grant
+//!   `ADMIN` nor move anyone to another organisation;
+//! - `ADMIN` reads and does everything, the audit log included;
+//! - nobody removes, suspends or demotes the last active admin (`service::users`
+//!   `ensure_not_last_admin`, which must read the database).
 
 use entity::role::Role;
 use entity::user;
@@ -107,6 +110,208 @@ impl Actor {
     }
 }
 
+/// A change to a user that a caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    /// `Some(None)` takes the user out of any organisation.
+    pub organisation_id: Option<Option<Uuid>>,
+}
+
+impl Actor {
+    /// May this actor manage (update, suspend, remove) `target` at all?
+    pub fn require_manage_user(&self, target: &user::Model) -> Result<(), AppError> {
+        match (self.user.role, self.user.organisation_id) {
+            (Role::Admin, _) => Ok(()),
+            (Role::OrgAdmin, Some(own)) if target.organisation_id == Some(own) => {
+                if target.role == Role::Admin {
+                    Err(forbidden("an organisation admin cannot manage an admin"))
+                } else {
+                    Ok(())
+                }
+            }
+            (Role::OrgAdmin, _) => Err(forbidden("this user is outside your organisation")),
+            _ => Err(forbidden(
+                "only admins and organisation admins manage users",
+            )),
+        }
+    }
+
+    /// May this actor make `change` to `target`? Checks `require_manage_user` first.
+    pub fn require_user_change(
+        &self,
+        target: &user::Model,
+        change: &UserChange,
+    ) -> Result<(), AppError> {
+        self.require_manage_user(target)?;
+        if self.is_admin() {
+            return Ok(());
+        }
+        if change.role == Some(Role::Admin) {
+            return Err(forbidden("only admins can grant the admin role"));
+        }
+        if let Some(organisation) = change.organisation_id
+            && organisation != self.user.organisation_id
+        {
+            return Err(forbidden(
+                "an organisation admin cannot move users to another organisation",
+            ));
+        }
+        Ok(())
+    }
+
+    /// May this actor invite someone with `role` into `organisation_id`?
+    pub fn require_invite(
+        &self,
+        role: Role,
+        organisation_id: Option<Uuid>,
+    ) -> Result<(), AppError> {
+        match self.user.role {
+            Role::Admin => Ok(()),
+            Role::OrgAdmin if role == Role::Admin => {
+                Err(forbidden("only admins can grant the admin role"))
+            }
+            Role::OrgAdmin
+                if organisation_id.is_some() && organisation_id == self.user.organisation_id =>
+            {
+                Ok(())
+            }
+            Role::OrgAdmin => Err(forbidden(
+                "an organisation admin invites into their own organisation only",
+            )),
+            _ => Err(forbidden(
+                "only admins and organisation admins invite users",
+            )),
+        }
+    }
+
+    /// Organisations, sync and anything that spans the directory: admins only.
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(forbidden("only admins may do this"))
+        }
+    }
+}
+
 fn forbidden(message: &str) -> AppError {
     AppError::Forbidden(message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(role: Role, organisation_id: Option<Uuid>) -> Actor {
+        Actor {
+            user: user(role, organisation_id),
+            session_id: None,
+        }
+    }
+
+    fn user(role: Role, organisation_id: Option<Uuid>) -> user::Model {
+        let now = chrono::Utc::now();
+        user::Model {
+            id: Uuid::now_v7(),
+            clerk_id: "user_x".to_owned(),
+            email: "x@x.test".to_owned(),
+            first_name: None,
+            last_name: None,
+            image_url: None,
+            role,
+            organisation_id,
+            is_active: true,
+            banned: false,
+            last_sign_in_at: None,
+            clerk_updated_at: 0,
+            created_at: now,
+            updated_at: now,
+            deactivated_at: None,
+        }
+    }
+
+    #[test]
+    fn organisation_admins_manage_their_own_organisation_only() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let org_admin = actor(Role::OrgAdmin, Some(a));
+        let lecturer_in_a = user(Role::Lecturer, Some(a));
+        assert!(org_admin.require_manage_user(&lecturer_in_a).is_ok());
+        assert!(
+            org_admin
+                .require_manage_user(&user(Role::Member, Some(b)))
+                .is_err()
+        );
+        assert!(
+            org_admin
+                .require_manage_user(&user(Role::Admin, Some(a)))
+                .is_err()
+        );
+        let promote = UserChange {
+            role: Some(Role::OrgAdmin),
+            organisation_id: None,
+        };
+        assert!(
+            org_admin
+                .require_user_change(&lecturer_in_a, &promote)
+                .is_ok()
+        );
+        let grant_admin = UserChange {
+            role: Some(Role::Admin),
+            organisation_id: None,
+        };
+        assert!(
+            org_admin
+                .require_user_change(&lecturer_in_a, &grant_admin)
+                .is_err()
+        );
+        let move_away = UserChange {
+            role: None,
+            organisation_id: Some(Some(b)),
+        };
+        assert!(
+            org_admin
+                .require_user_change(&lecturer_in_a, &move_away)
+                .is_err()
+        );
+        let take_out = UserChange {
+            role: None,
+            organisation_id: Some(None),
+        };
+        assert!(
+            org_admin
+                .require_user_change(&lecturer_in_a, &take_out)
+                .is_err()
+        );
+        assert!(org_admin.require_invite(Role::Lecturer, Some(a)).is_ok());
+        assert!(org_admin.require_invite(Role::Lecturer, Some(b)).is_err());
+        assert!(org_admin.require_invite(Role::Admin, Some(a)).is_err());
+        assert!(org_admin.require_admin().is_err());
+    }
+
+    #[test]
+    fn members_and_lecturers_manage_nobody_and_admins_everybody() {
+        let a = Uuid::now_v7();
+        for role in [Role::Member, Role::Lecturer] {
+            let caller = actor(role, Some(a));
+            assert!(
+                caller
+                    .require_manage_user(&user(Role::Member, Some(a)))
+                    .is_err()
+            );
+            assert!(caller.require_invite(Role::Member, Some(a)).is_err());
+        }
+        let admin = actor(Role::Admin, None);
+        let change = UserChange {
+            role: Some(Role::Admin),
+            organisation_id: Some(None),
+        };
+        assert!(
+            admin
+                .require_user_change(&user(Role::Member, Some(a)), &change)
+                .is_ok()
+        );
+        assert!(admin.require_invite(Role::Admin, None).is_ok());
+        assert!(admin.require_admin().is_ok());
+    }
 }

@@ -12,10 +12,13 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
+    NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::error::AppError;
 
@@ -47,6 +50,23 @@ impl Extension for ErrorCodesExtension {
             assign_code(error, never_ran);
         }
         response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut response| {
+                let never_ran = response.data == async_graphql::Value::Null;
+                for error in &mut response.errors {
+                    assign_code(error, never_ran);
+                }
+                response
+            })
+            .boxed()
     }
 
     async fn parse_query(

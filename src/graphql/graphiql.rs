@@ -28,7 +28,13 @@ const PAGE: &str = r#"<!doctype html>
     const socket = new URL(endpoint);
     socket.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
     const defaultHeaders = __DEFAULT_HEADERS__;
-    const fetcher = GraphiQL.createFetcher({ url: endpoint.href, subscriptionUrl: socket.href });
+    // GraphiQL's WebSocket client does not send the header editor's headers: the token goes
+    // in connection_init, where userhub looks for it.
+    const wsConnectionParams = (() => {
+      try { const h = JSON.parse(defaultHeaders); return h.Authorization ? { authorization: h.Authorization } : {}; }
+      catch (_) { return {}; }
+    })();
+    const fetcher = GraphiQL.createFetcher({ url: endpoint.href, subscriptionUrl: socket.href, wsConnectionParams });
     const defaultQuery = `# Welcome to userhub. Press the run button (or Ctrl+Enter).
 {
   users(first: 10) {

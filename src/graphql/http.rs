@@ -9,6 +9,7 @@
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -200,9 +201,13 @@ pub async fn post(
 
 pub async fn get(
     State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if let Ok(upgrade) = upgrade {
+        return super::ws::upgrade(upgrade, &headers, state);
+    }
     let query = query.unwrap_or_default();
     if query.is_empty() {
         if accepts_html(&headers) {
@@ -252,12 +257,15 @@ fn accepts_html(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/html"))
 }
 
-/// True when the operation the request selects is a mutation. A document that does not parse
-/// is left for GraphQL to report.
+/// True when the operation the request selects is a mutation.
 fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return false;
-    };
+    operation_type(request) == Some(OperationType::Mutation)
+}
+
+/// The type of the operation a request selects; `None` when the document does not parse or
+/// names no single operation (GraphQL reports that itself).
+pub(crate) fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
     let operation = match (&document.operations, &request.operation_name) {
         (DocumentOperations::Single(operation), _) => Some(operation),
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()),
@@ -265,8 +273,8 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
             operations.values().next()
         }
         _ => None,
-    };
-    operation.is_some_and(|operation| operation.node.ty == OperationType::Mutation)
+    }?;
+    Some(operation.node.ty)
 }
 
 /// An authentication failure, answered before GraphQL runs.

@@ -491,3 +491,27 @@ pub async fn all<C: ConnectionTrait>(conn: &C) -> Result<Vec<user::Model>, AppEr
         .all(conn)
         .await?)
 }
+
+/// Refuses a change that would leave no active admin: removing, suspending or demoting the
+/// last one would lock everybody out of the directory.
+pub async fn ensure_not_last_admin<C: ConnectionTrait>(
+    conn: &C,
+    target: &user::Model,
+) -> Result<(), AppError> {
+    if target.role != Role::Admin || !target.is_active || target.banned {
+        return Ok(());
+    }
+    let other_admins = user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin))
+        .filter(user::Column::IsActive.eq(true))
+        .filter(user::Column::Banned.eq(false))
+        .filter(user::Column::Id.ne(target.id))
+        .count(conn)
+        .await?;
+    if other_admins == 0 {
+        return Err(AppError::Conflict(
+            "this is the last active admin: make someone else an admin first".to_owned(),
+        ));
+    }
+    Ok(())
+}

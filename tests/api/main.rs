@@ -16,3 +16,4 @@ mod process;
 mod schema;
 mod statements;
 mod users;
+mod websocket;

@@ -14,6 +14,7 @@ on_both_databases!(
     a_page_size_over_the_maximum_is_bad_user_input,
     a_malformed_cursor_is_bad_user_input,
     a_cursor_from_another_order_is_bad_user_input,
+    the_last_active_admin_cannot_be_taken_away,
 );
 
 async fn a_user_is_read_by_id_with_its_organisation(app: TestApp) {
@@ -284,4 +285,32 @@ async fn a_cursor_from_another_order_is_bad_user_input(app: TestApp) {
             .expect("message")
             .contains("EMAIL_ASC")
     );
+}
+
+async fn the_last_active_admin_cannot_be_taken_away(app: TestApp) {
+    use userhub::error::AppError;
+    use userhub::service::users::ensure_not_last_admin;
+
+    // The test's admin is the only one.
+    let refused = ensure_not_last_admin(&app.db, &app.admin).await;
+    assert!(
+        matches!(&refused, Err(AppError::Conflict(m)) if m.contains("last active admin")),
+        "{refused:?}"
+    );
+    let second = app
+        .create_user(TestUser::new("second@uni.test").role(Role::Admin))
+        .await;
+    ensure_not_last_admin(&app.db, &app.admin)
+        .await
+        .expect("another admin remains");
+    ensure_not_last_admin(&app.db, &second)
+        .await
+        .expect("another admin remains");
+    app.deactivate(&second).await;
+    assert!(ensure_not_last_admin(&app.db, &app.admin).await.is_err());
+    // Anyone who is not an active admin can always go.
+    let member = app.create_user(TestUser::new("m@uni.test")).await;
+    ensure_not_last_admin(&app.db, &member)
+        .await
+        .expect("not an admin");
 }
