@@ -112,7 +112,7 @@ impl AppState {
             )),
             None => None,
         };
-        let schema = graphql::build_schema(db.clone(), &config);
+        let schema = graphql::build_schema(db.clone(), clerk.clone(), &config);
         Ok(AppState {
             db,
             schema,

@@ -102,6 +102,29 @@ impl AppError {
     }
 }
 
+impl From<crate::clerk::ClerkFailure> for AppError {
+    /// Clerk's refusals are the caller's to fix (a taken email, an invalid value); everything
+    /// else means Clerk cannot be relied on right now.
+    fn from(err: crate::clerk::ClerkFailure) -> AppError {
+        use crate::clerk::ClerkFailure;
+        match err {
+            ClerkFailure::Refused { status: 404, .. } => AppError::NotFound {
+                entity: "Clerk user",
+                id: "(the user's Clerk id)".to_owned(),
+            },
+            ClerkFailure::Refused {
+                status,
+                code,
+                message,
+            } if (400..500).contains(&status) => AppError::Validation {
+                field: "clerk".to_owned(),
+                message: format!("Clerk refused: {message} ({code})"),
+            },
+            other => AppError::Upstream(other.to_string()),
+        }
+    }
+}
+
 impl From<DbErr> for AppError {
     /// Unique-key violations are the caller's doing (a slug or id already taken), so they
     /// become `Conflict` here, in one place; everything else is a database failure.

@@ -10,6 +10,7 @@ pub mod graphiql;
 pub mod http;
 pub mod introspection;
 pub mod loaders;
+pub mod mutation;
 pub mod query;
 pub mod schema;
 pub mod types;

@@ -155,6 +155,47 @@ impl ClerkClient {
         .await
     }
 
+    /// `PATCH /users/{id}`: names. (Metadata goes through `merge_public_metadata`.)
+    pub async fn update_names(
+        &self,
+        id: &str,
+        first_name: Option<&str>,
+        last_name: Option<&str>,
+    ) -> Result<ClerkUser, ClerkFailure> {
+        let mut body = serde_json::Map::new();
+        if let Some(first_name) = first_name {
+            body.insert("first_name".to_owned(), json!(first_name));
+        }
+        if let Some(last_name) = last_name {
+            body.insert("last_name".to_owned(), json!(last_name));
+        }
+        self.send(
+            Method::PATCH,
+            &format!("/users/{id}"),
+            &[],
+            Some(&Value::Object(body)),
+        )
+        .await
+    }
+
+    /// `DELETE /users/{id}`. A user Clerk no longer has counts as deleted.
+    pub async fn delete_user(&self, id: &str) -> Result<(), ClerkFailure> {
+        match self
+            .send::<Value>(Method::DELETE, &format!("/users/{id}"), &[], None)
+            .await
+        {
+            Ok(_) | Err(ClerkFailure::Refused { status: 404, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `POST /users/{id}/ban` (revokes every session) or `/unban`.
+    pub async fn set_banned(&self, id: &str, banned: bool) -> Result<ClerkUser, ClerkFailure> {
+        let action = if banned { "ban" } else { "unban" };
+        self.send(Method::POST, &format!("/users/{id}/{action}"), &[], None)
+            .await
+    }
+
     /// `GET /jwks`: the keys Clerk signs session tokens with.
     pub async fn jwks(&self) -> Result<Jwks, ClerkFailure> {
         self.send(Method::GET, "/jwks", &[], None).await

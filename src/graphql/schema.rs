@@ -3,30 +3,33 @@
 use std::time::Duration;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptyMutation, EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
 use super::depth::DepthLimit;
 use super::errors::ErrorCodes;
 use super::introspection::RefuseIntrospection;
 use super::loaders::DbLoader;
+use super::mutation::Mutation;
 use super::query::Query;
+use crate::clerk::ClerkClient;
 use crate::config::Config;
 use crate::service::pagination::DEFAULT_PAGE_SIZE;
 
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription).extension(ErrorCodes)
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription).extension(ErrorCodes)
 }
 
 /// The schema a server runs, wired to its database and limits.
-pub fn build_schema(db: DatabaseConnection, config: &Config) -> AppSchema {
+pub fn build_schema(db: DatabaseConnection, clerk: ClerkClient, config: &Config) -> AppSchema {
     // Batches are formed by sibling sets (`batch.rs`), so the loader need not wait for more
     // keys: it loads at once, deduplicating and sharing work between concurrent requests.
     let loader = DataLoader::new(DbLoader::new(db.clone()), tokio::spawn).delay(Duration::ZERO);
     let mut builder = builder()
         .data(db)
+        .data(clerk)
         .data(loader)
         .extension(DepthLimit(config.max_query_depth))
         .limit_complexity(config.max_query_complexity)

@@ -272,6 +272,49 @@ pub async fn create<C: TransactionTrait>(
     Ok(org)
 }
 
+/// Renames an organisation or changes its slug, with its audit event.
+pub async fn update<C: TransactionTrait>(
+    db: &C,
+    origin: &Origin,
+    id: Uuid,
+    name: Option<String>,
+    slug: Option<String>,
+) -> Result<organisation::Model, AppError> {
+    let name = name.map(|name| validate_name(&name)).transpose()?;
+    let slug = slug.map(|slug| validate_slug(slug.trim())).transpose()?;
+    let txn = db.begin().await?;
+    let current = get(&txn, id).await?;
+    let unchanged = name.as_ref().is_none_or(|name| *name == current.name)
+        && slug.as_ref().is_none_or(|slug| *slug == current.slug);
+    if unchanged {
+        return Ok(current);
+    }
+    let before = snapshot(&current);
+    let mut row: organisation::ActiveModel = current.into();
+    if let Some(name) = name {
+        row.name = Set(name);
+    }
+    if let Some(slug) = slug {
+        row.slug = Set(slug);
+    }
+    row.updated_at = Set(super::now());
+    let updated = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        origin,
+        Change {
+            action: "organisation.updated",
+            subject_type: "organisation",
+            subject_id: updated.id.to_string(),
+            before: Some(before),
+            after: Some(snapshot(&updated)),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
 /// Archives an organisation. Refused while it has active users: they must be moved or
 /// removed first, so nobody is left in an organisation that no longer shows. Archiving an
 /// archived organisation changes nothing.

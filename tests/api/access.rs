@@ -106,11 +106,18 @@ async fn world(app: &TestApp) -> World {
 /// Every root field: the operation that exercises it, how to read the ids it returned, and
 /// what each caller must get.
 /// A row of the matrix: the operation, how to read the ids it returned, each caller's outcome.
-type Row = (
-    String,
-    fn(&Value) -> BTreeSet<String>,
-    BTreeMap<Caller, Outcome>,
-);
+type Row = (Operation, IdsOf, BTreeMap<Caller, Outcome>);
+type QueryRow = (String, IdsOf, BTreeMap<Caller, Outcome>);
+type IdsOf = fn(&Value) -> BTreeSet<String>;
+type Operation = Box<dyn Fn(&Fresh) -> String>;
+
+/// What a mutation may change, made anew for each call so that one caller's success does not
+/// decide the next caller's outcome.
+struct Fresh {
+    user_in_a: Uuid,
+    empty_organisation: Uuid,
+    n: usize,
+}
 
 fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
     use Caller::*;
@@ -149,8 +156,11 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
     in_a_only.insert(OrgAdminElsewhere, Forbidden);
     let mut admins_only = signed_in_only(Forbidden);
     admins_only.insert(Admin, Allowed(None));
+    let mut managers_of_a = signed_in_only(Forbidden);
+    managers_of_a.insert(OrgAdminOfTarget, Allowed(None));
+    managers_of_a.insert(Admin, Allowed(None));
 
-    BTreeMap::from([
+    let queries: BTreeMap<&'static str, QueryRow> = BTreeMap::from([
         (
             "me",
             (
@@ -212,9 +222,99 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
         ),
         (
             "auditLog",
-            ("{ auditLog { totalCount } }".to_owned(), none, admins_only),
+            (
+                "{ auditLog { totalCount } }".to_owned(),
+                none,
+                admins_only.clone(),
+            ),
         ),
-    ])
+    ]);
+    let mut rows: BTreeMap<&'static str, Row> = queries
+        .into_iter()
+        .map(|(field, (operation, ids_of, expected))| {
+            let fixed: Operation = Box::new(move |_| operation.clone());
+            (field, (fixed, ids_of, expected))
+        })
+        .collect();
+
+    let on_user = |mutation: &'static str, input: &'static str| -> Operation {
+        Box::new(move |fresh: &Fresh| {
+            format!(
+                "mutation {{ {mutation}(id: \"{}\"{input}) {{ id }} }}",
+                fresh.user_in_a
+            )
+        })
+    };
+    let on_organisation = |mutation: &'static str, input: &'static str| -> Operation {
+        Box::new(move |fresh: &Fresh| {
+            let input = input.replace("{n}", &fresh.n.to_string());
+            format!(
+                "mutation {{ {mutation}(id: \"{}\"{input}) {{ id }} }}",
+                fresh.empty_organisation
+            )
+        })
+    };
+    let create: Operation = Box::new(|fresh: &Fresh| {
+        format!(
+            "mutation {{ createOrganisation(input: {{ name: \"New {}\" }}) {{ id }} }}",
+            fresh.n
+        )
+    });
+    rows.extend([
+        (
+            "updateUser",
+            (
+                on_user("updateUser", r#", input: { firstName: "Renamed" }"#),
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
+            "removeUser",
+            (on_user("removeUser", ""), none, managers_of_a.clone()),
+        ),
+        (
+            "suspendUser",
+            (on_user("suspendUser", ""), none, managers_of_a.clone()),
+        ),
+        (
+            "unsuspendUser",
+            (on_user("unsuspendUser", ""), none, managers_of_a),
+        ),
+        ("createOrganisation", (create, none, admins_only.clone())),
+        (
+            "updateOrganisation",
+            (
+                on_organisation("updateOrganisation", r#", input: { name: "Renamed {n}" }"#),
+                none,
+                admins_only.clone(),
+            ),
+        ),
+        (
+            "archiveOrganisation",
+            (
+                on_organisation("archiveOrganisation", ""),
+                none,
+                admins_only,
+            ),
+        ),
+    ]);
+    rows
+}
+
+async fn mutation_fields(app: &TestApp) -> BTreeSet<String> {
+    let data = app
+        .query(
+            "{ __schema { mutationType { fields { name } } } }",
+            json!({}),
+        )
+        .await;
+    data["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|field| field["name"].as_str().expect("name").to_owned())
+        .collect()
 }
 
 async fn root_fields(app: &TestApp) -> Vec<String> {
@@ -249,11 +349,30 @@ async fn every_field_answers_each_caller_as_the_access_rules_say(app: TestApp) {
         "fields without a row in the access matrix: {missing:?}"
     );
 
+    let mutations = mutation_fields(&app).await;
+    let mut n = 0;
     for field in &fields {
         let (operation, ids_of, expected) = &matrix[field.as_str()];
         for caller in CALLERS {
+            n += 1;
+            // Only mutations get fresh things to change; queries must see the world as built.
+            let fresh = if mutations.contains(field) {
+                let email = format!("fresh{n}@a.test");
+                let user = TestUser::new(&email).in_organisation(world.org_a);
+                Fresh {
+                    user_in_a: app.create_user(user).await.id,
+                    empty_organisation: app.create_organisation(&format!("Fresh {n}")).await.id,
+                    n,
+                }
+            } else {
+                Fresh {
+                    user_in_a: Uuid::nil(),
+                    empty_organisation: Uuid::nil(),
+                    n,
+                }
+            };
             let token = world.tokens[&caller].as_deref();
-            let (status, body) = app.post_as(token, operation, json!({})).await;
+            let (status, body) = app.post_as(token, &operation(&fresh), json!({})).await;
             let code = body["errors"][0]["extensions"]["code"].as_str();
             let outcome = match code {
                 Some("UNAUTHENTICATED") => Outcome::Unauthenticated,

@@ -1,0 +1,22 @@
+//! The root `Mutation` type, merged from one part per domain. Every mutation asks the access
+//! rules, then calls one service function; the service writes the audit event.
+
+pub mod organisations;
+pub mod users;
+
+use async_graphql::{Context, MergedObject};
+
+use super::http::RequestId;
+use crate::auth::Actor;
+use crate::service::Origin;
+
+#[derive(Default, MergedObject)]
+pub struct Mutation(users::UserMutation, organisations::OrganisationMutation);
+
+/// The audit origin of a mutation: its actor and the request it came in.
+pub(crate) fn origin(ctx: &Context<'_>, actor: &Actor) -> Origin {
+    let request_id = ctx
+        .data_opt::<RequestId>()
+        .and_then(|request_id| request_id.0.clone());
+    actor.origin(request_id)
+}

@@ -1,0 +1,84 @@
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use sea_orm::DatabaseConnection;
+
+use super::origin;
+use crate::graphql::caller;
+use crate::graphql::types::Organisation;
+use crate::service::organisations::{self, NewOrganisation};
+use crate::service::parse_id;
+
+#[derive(Default)]
+pub struct OrganisationMutation;
+
+#[derive(Debug, Clone, InputObject)]
+pub struct CreateOrganisationInput {
+    pub name: String,
+    /// Lower-case letters, digits and single hyphens; derived from the name when left out.
+    pub slug: Option<String>,
+}
+
+/// Changes to an organisation; a field left out is left as it is.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct UpdateOrganisationInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+}
+
+#[Object]
+impl OrganisationMutation {
+    /// Admins only.
+    async fn create_organisation(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganisationInput,
+    ) -> Result<Organisation> {
+        let actor = caller(ctx).actor()?;
+        actor.require_admin()?;
+        let created = organisations::create(
+            ctx.data_unchecked::<DatabaseConnection>(),
+            &origin(ctx, actor),
+            NewOrganisation {
+                name: input.name,
+                slug: input.slug,
+            },
+        )
+        .await?;
+        Ok(Organisation::one(created))
+    }
+
+    /// Admins only.
+    async fn update_organisation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateOrganisationInput,
+    ) -> Result<Organisation> {
+        let actor = caller(ctx).actor()?;
+        actor.require_admin()?;
+        let id = parse_id("id", &id)?;
+        let updated = organisations::update(
+            ctx.data_unchecked::<DatabaseConnection>(),
+            &origin(ctx, actor),
+            id,
+            input.name,
+            input.slug,
+        )
+        .await?;
+        Ok(Organisation::one(updated))
+    }
+
+    /// Admins only. Refused (`CONFLICT`) while the organisation has active users: move or
+    /// remove them first.
+    async fn archive_organisation(&self, ctx: &Context<'_>, id: ID) -> Result<Organisation> {
+        let actor = caller(ctx).actor()?;
+        actor.require_admin()?;
+        let id = parse_id("id", &id)?;
+        let archived = organisations::archive(
+            ctx.data_unchecked::<DatabaseConnection>(),
+            &origin(ctx, actor),
+            id,
+        )
+        .await?;
+        Ok(Organisation::one(archived))
+    }
+}

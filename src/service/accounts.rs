@@ -1,0 +1,184 @@
+//! Changes to a person's account, Clerk first (DESIGN.md rule 1): check who asks and what they
+//! ask for, call Clerk, and only when Clerk accepts write the database, from Clerk's own answer
+//! and through `users::upsert_from_clerk`, the path webhooks and sync take too. When Clerk
+//! refuses or cannot be reached nothing here changes. When the database fails after Clerk
+//! accepted, the next webhook or sync brings the row in line.
+
+use entity::role::Role;
+use entity::user;
+use sea_orm::DatabaseConnection;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{Origin, organisations, users};
+use crate::auth::Actor;
+use crate::auth::access::UserChange;
+use crate::clerk::ClerkClient;
+use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
+use crate::error::AppError;
+
+/// What `update` may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    pub role: Option<Role>,
+    /// `Some(None)` takes the user out of any organisation.
+    pub organisation_id: Option<Option<Uuid>>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+const MAX_NAME_LENGTH: usize = 100;
+
+fn validate_name(field: &str, name: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(name) = name else { return Ok(None) };
+    let name = name.trim().to_owned();
+    if name.chars().count() > MAX_NAME_LENGTH {
+        return Err(AppError::validation(
+            field,
+            format!("must be at most {MAX_NAME_LENGTH} characters"),
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// An organisation a user may be put in: it exists and is not archived.
+pub(crate) async fn assignable_organisation(
+    db: &DatabaseConnection,
+    field: &str,
+    id: Uuid,
+) -> Result<(), AppError> {
+    match organisations::get(db, id).await {
+        Ok(org) if org.archived_at.is_none() => Ok(()),
+        Ok(_) => Err(AppError::validation(field, "the organisation is archived")),
+        Err(AppError::NotFound { .. }) => Err(AppError::validation(
+            field,
+            format!("no organisation has the id {id}"),
+        )),
+        Err(other) => Err(other),
+    }
+}
+
+async fn active_target(db: &DatabaseConnection, id: Uuid) -> Result<user::Model, AppError> {
+    let target = users::get(db, id).await?;
+    if !target.is_active {
+        return Err(AppError::Conflict("this user has been removed".to_owned()));
+    }
+    Ok(target)
+}
+
+/// Stores what Clerk answered, as a webhook would.
+async fn apply(
+    db: &DatabaseConnection,
+    origin: &Origin,
+    clerk_user: &crate::clerk::model::ClerkUser,
+) -> Result<user::Model, AppError> {
+    let profile = clerk_user.profile().ok_or_else(|| {
+        AppError::Upstream("Clerk answered with a user that has no email address".to_owned())
+    })?;
+    Ok(users::upsert_from_clerk(db, origin, profile)
+        .await?
+        .user()
+        .clone())
+}
+
+/// Changes a user's role, organisation and names.
+pub async fn update(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    actor: &Actor,
+    origin: &Origin,
+    id: Uuid,
+    update: AccountUpdate,
+) -> Result<user::Model, AppError> {
+    let first_name = validate_name("firstName", update.first_name)?;
+    let last_name = validate_name("lastName", update.last_name)?;
+    let target = active_target(db, id).await?;
+    actor.require_user_change(
+        &target,
+        &UserChange {
+            role: update.role,
+            organisation_id: update.organisation_id,
+        },
+    )?;
+    if let Some(Some(organisation_id)) = update.organisation_id {
+        assignable_organisation(db, "organisationId", organisation_id).await?;
+    }
+    if update.role.is_some_and(|role| role != Role::Admin) {
+        users::ensure_not_last_admin(db, &target).await?;
+    }
+
+    let mut metadata = Map::new();
+    if let Some(role) = update.role {
+        metadata.insert(ROLE_KEY.to_owned(), json!(role.as_str()));
+    }
+    if let Some(organisation_id) = update.organisation_id {
+        // `null` removes the key in Clerk's deep merge.
+        metadata.insert(
+            ORGANISATION_KEY.to_owned(),
+            organisation_id.map_or(Value::Null, |id| json!(id.to_string())),
+        );
+    }
+    let mut latest = None;
+    if !metadata.is_empty() {
+        latest = Some(
+            clerk
+                .merge_public_metadata(&target.clerk_id, Value::Object(metadata))
+                .await?,
+        );
+    }
+    if first_name.is_some() || last_name.is_some() {
+        latest = Some(
+            clerk
+                .update_names(
+                    &target.clerk_id,
+                    first_name.as_deref(),
+                    last_name.as_deref(),
+                )
+                .await?,
+        );
+    }
+    match latest {
+        Some(clerk_user) => apply(db, origin, &clerk_user).await,
+        None => Ok(target),
+    }
+}
+
+/// Deletes the user in Clerk and deactivates them here; the row and its history stay.
+pub async fn remove(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    actor: &Actor,
+    origin: &Origin,
+    id: Uuid,
+) -> Result<user::Model, AppError> {
+    let target = users::get(db, id).await?;
+    actor.require_manage_user(&target)?;
+    if !target.is_active {
+        return Ok(target);
+    }
+    users::ensure_not_last_admin(db, &target).await?;
+    clerk.delete_user(&target.clerk_id).await?;
+    users::deactivate(db, origin, target.id).await
+}
+
+/// Bans (`suspend: true`) or unbans the user in Clerk, then records it here. A ban ends every
+/// session the user has.
+pub async fn set_suspended(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    actor: &Actor,
+    origin: &Origin,
+    id: Uuid,
+    suspend: bool,
+) -> Result<user::Model, AppError> {
+    let target = active_target(db, id).await?;
+    actor.require_manage_user(&target)?;
+    if target.id == actor.user.id && suspend {
+        return Err(AppError::Conflict("you cannot suspend yourself".to_owned()));
+    }
+    if suspend {
+        users::ensure_not_last_admin(db, &target).await?;
+    }
+    let clerk_user = clerk.set_banned(&target.clerk_id, suspend).await?;
+    apply(db, origin, &clerk_user).await
+}
