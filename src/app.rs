@@ -85,11 +85,11 @@ impl AppState {
             .clerk_secret_key
             .clone()
             .context("CLERK_SECRET_KEY is required outside local mode")?;
-        let clerk = ClerkClient::new(
-            &config.clerk_api_url,
-            secret.clone(),
-            RetryPolicy::default(),
-        );
+        let policy = RetryPolicy {
+            request_timeout: std::time::Duration::from_millis(config.clerk_timeout_ms),
+            ..RetryPolicy::default()
+        };
+        let clerk = ClerkClient::new(&config.clerk_api_url, secret.clone(), policy);
         let verifier = match &config.clerk_jwt_key {
             Some(pem) => TokenVerifier::from_pem(pem)
                 .context("CLERK_JWT_KEY is not an RSA public key in PEM")?,

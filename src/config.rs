@@ -85,6 +85,11 @@ pub struct Config {
     #[arg(long, env = "CLERK_ISSUER")]
     pub clerk_issuer: Option<String>,
 
+    /// Time limit for one call to Clerk's Backend API, in milliseconds; a call is tried up to
+    /// 4 times (429 and 5xx are retried with backoff) before the caller gets an error.
+    #[arg(long, env = "USERHUB_CLERK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub clerk_timeout_ms: u64,
+
     /// How long a WebSocket client has to send `connection_init` before it is closed (4408).
     #[arg(long, env = "USERHUB_WS_INIT_TIMEOUT_MS", default_value_t = 3000)]
     pub ws_init_timeout_ms: u64,
@@ -154,6 +159,7 @@ impl Config {
             clerk_issuer: None,
             jwks_refetch_seconds: 10,
             ws_init_timeout_ms: 3000,
+            clerk_timeout_ms: 10_000,
             demo_data: true,
         }
     }

@@ -34,6 +34,8 @@ pub struct Emulator {
 
 struct Shared {
     store: Mutex<Store>,
+    /// Failures to inject into the next Backend API calls, oldest first.
+    faults: Mutex<std::collections::VecDeque<Fault>>,
     keys: Mutex<Keyring>,
     secret: String,
     /// `iss` of the tokens it mints: the address it serves on.
@@ -45,6 +47,18 @@ struct Shared {
 struct Keyring {
     current: Arc<SigningKey>,
     retired: Vec<Arc<SigningKey>>,
+}
+
+/// A failure the emulator answers one Backend API call with (the JWKS excepted), as Clerk does
+/// under load or in an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `Retry-After` in seconds.
+    RateLimited { retry_after_seconds: u64 },
+    /// 500 with Clerk's error body.
+    ServerError,
+    /// Answers normally, after this long.
+    Slow(Duration),
 }
 
 /// A user to create.
@@ -81,6 +95,7 @@ impl Emulator {
         Emulator {
             shared: Arc::new(Shared {
                 store: Mutex::new(Store::default()),
+                faults: Mutex::new(std::collections::VecDeque::new()),
                 keys: Mutex::new(Keyring {
                     current: key,
                     retired: Vec::new(),
@@ -164,6 +179,21 @@ impl Emulator {
 
     pub fn user(&self, id: &str) -> Option<ClerkUser> {
         self.store().get(id).and_then(parse)
+    }
+
+    /// Answers the next `times` Backend API calls with `fault`.
+    pub fn inject(&self, fault: Fault, times: usize) {
+        let mut faults = lock(&self.shared.faults);
+        faults.extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Drops every fault not yet used.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    fn next_fault(&self) -> Option<Fault> {
+        lock(&self.shared.faults).pop_front()
     }
 
     pub fn user_count(&self) -> usize {

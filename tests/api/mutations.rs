@@ -3,6 +3,7 @@
 
 use entity::role::Role;
 use serde_json::{Value, json};
+use userhub::clerk::emulator::Fault;
 use userhub::config::Config;
 
 use crate::helpers::{TestApp, TestUser, error_code, on_both_databases, signing_key};
@@ -16,7 +17,14 @@ on_both_databases!(
     bad_input_is_refused_before_clerk_is_called,
     clerk_unreachable_is_upstream_unavailable_and_changes_nothing => clerk_unreachable,
     organisations_are_created_renamed_and_archived_by_admins,
+    a_rate_limited_call_is_retried_after_the_wait_and_succeeds,
+    clerk_failing_every_time_is_upstream_unavailable_and_changes_nothing,
+    clerk_slower_than_the_timeout_is_upstream_unavailable => short_clerk_timeout,
 );
+
+fn short_clerk_timeout(config: &mut Config) {
+    config.clerk_timeout_ms = 300;
+}
 
 fn clerk_unreachable(config: &mut Config) {
     // Tokens verify with the PEM key; every Backend API call fails to connect.
@@ -374,4 +382,78 @@ async fn organisations_are_created_renamed_and_archived_by_admins(app: TestApp) 
         ]
     );
     assert_eq!(trail[0]["actor"], app.admin.id.to_string());
+}
+
+const PROMOTE: &str =
+    r#"mutation($id: ID!) { updateUser(id: $id, input: { role: LECTURER }) { role } }"#;
+
+async fn a_rate_limited_call_is_retried_after_the_wait_and_succeeds(app: TestApp) {
+    let user = app.create_user(TestUser::new("queued@uni.test")).await;
+    app.clerk.emulator.inject(
+        Fault::RateLimited {
+            retry_after_seconds: 1,
+        },
+        1,
+    );
+    let started = std::time::Instant::now();
+    let data = app.query(PROMOTE, json!({ "id": user.id })).await;
+    assert_eq!(data["updateUser"]["role"], "LECTURER");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    let in_clerk = app.clerk.emulator.user(&user.clerk_id).expect("in Clerk");
+    assert_eq!(in_clerk.public_metadata["role"], "lecturer");
+}
+
+async fn clerk_failing_every_time_is_upstream_unavailable_and_changes_nothing(app: TestApp) {
+    let user = app.create_user(TestUser::new("unlucky@uni.test")).await;
+    app.clerk.emulator.inject(Fault::ServerError, 100);
+    let body = app.graphql(PROMOTE, json!({ "id": user.id })).await;
+    assert_eq!(error_code(&body), "UPSTREAM_UNAVAILABLE", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("4 times")
+    );
+    app.clerk.emulator.clear_faults();
+    let data = app
+        .query(
+            "query($id: ID!) { user(id: $id) { role } }",
+            json!({ "id": user.id }),
+        )
+        .await;
+    assert_eq!(data["user"]["role"], "MEMBER");
+    assert_eq!(audit_actions(&app, &user.id.to_string()).await.len(), 1);
+    assert_eq!(
+        app.clerk
+            .emulator
+            .user(&user.clerk_id)
+            .expect("in Clerk")
+            .public_metadata["role"],
+        "member"
+    );
+}
+
+async fn clerk_slower_than_the_timeout_is_upstream_unavailable(app: TestApp) {
+    let user = app.create_user(TestUser::new("slow@uni.test")).await;
+    app.clerk
+        .emulator
+        .inject(Fault::Slow(std::time::Duration::from_secs(2)), 4);
+    let started = std::time::Instant::now();
+    let body = app.graphql(PROMOTE, json!({ "id": user.id })).await;
+    assert_eq!(error_code(&body), "UPSTREAM_UNAVAILABLE", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("timed out")
+    );
+    // Four attempts of 300 ms and their backoff: bounded well below the slow answers.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::store::{ListFilter, Refusal};
-use super::{Emulator, NewUser, TokenOptions};
+use super::{Emulator, Fault, NewUser, TokenOptions};
 use crate::clerk::model::Jwks;
 
 pub(super) fn router(emulator: Emulator) -> Router {
@@ -28,9 +28,14 @@ pub(super) fn router(emulator: Emulator) -> Router {
         .route("/users/{id}/unban", post(unban))
         .route("/jwks", get(jwks))
         .fallback(|| async { refusal(Refusal::not_found()) });
-    let control = Router::new().route("/session_tokens", post(mint_session_token));
+    let control = Router::new()
+        .route("/session_tokens", post(mint_session_token))
+        .route("/faults", post(inject_faults).delete(clear_faults));
     Router::new()
-        .nest("/v1", api)
+        .nest(
+            "/v1",
+            api.layer(middleware::from_fn_with_state(emulator.clone(), inject)),
+        )
         .nest("/__emulator", control)
         .layer(middleware::from_fn_with_state(
             emulator.clone(),
@@ -69,6 +74,83 @@ async fn require_secret(
         ));
     }
     next.run(request).await
+}
+
+/// Answers with the next injected fault, if any. The JWKS is spared: a test that injects
+/// faults means them for the calls it makes, not for token verification.
+async fn inject(State(emulator): State<Emulator>, request: Request, next: Next) -> Response {
+    if request.uri().path().ends_with("/jwks") {
+        return next.run(request).await;
+    }
+    match emulator.next_fault() {
+        None => next.run(request).await,
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            next.run(request).await
+        }
+        Some(Fault::RateLimited {
+            retry_after_seconds,
+        }) => {
+            let mut response = refusal(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests, retry later",
+            ));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_seconds),
+            );
+            response
+        }
+        Some(Fault::ServerError) => refusal(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_clerk_error",
+            "There was an internal error on our servers",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct FaultRequest {
+    /// `rate_limited`, `server_error` or `slow`.
+    kind: String,
+    #[serde(default = "one")]
+    times: usize,
+    #[serde(default)]
+    retry_after_seconds: u64,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+async fn inject_faults(
+    State(emulator): State<Emulator>,
+    Json(request): Json<FaultRequest>,
+) -> Response {
+    let fault = match request.kind.as_str() {
+        "rate_limited" => Fault::RateLimited {
+            retry_after_seconds: request.retry_after_seconds,
+        },
+        "server_error" => Fault::ServerError,
+        "slow" => Fault::Slow(Duration::from_millis(request.delay_ms)),
+        other => {
+            return refusal(Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_param_value_invalid",
+                format!("unknown fault kind `{other}`: rate_limited, server_error or slow"),
+            ));
+        }
+    };
+    emulator.inject(fault, request.times);
+    Json(json!({ "injected": request.times })).into_response()
+}
+
+async fn clear_faults(State(emulator): State<Emulator>) -> Response {
+    emulator.clear_faults();
+    Json(json!({ "cleared": true })).into_response()
 }
 
 fn list_filter(raw: Option<String>) -> Result<ListFilter, Refusal> {
