@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::caller::Actor;
 use crate::error::AppError;
+use crate::service::invitations::InvitationFilter;
 use crate::service::organisations::OrganisationFilter;
 use crate::service::users::UserFilter;
 
@@ -82,6 +83,24 @@ impl Actor {
             UserScope::Organisation(id) => Some(vec![id]),
             UserScope::OnlySelf(_) => Some(Vec::new()),
         };
+    }
+
+    /// Narrows an invitation filter to what this actor may see: everything for admins, their
+    /// own organisation's for organisation admins, nothing for anyone else.
+    pub fn scope_invitation_filter(&self, filter: &mut InvitationFilter) -> Result<(), AppError> {
+        match (self.user.role, self.user.organisation_id) {
+            (Role::Admin, _) => Ok(()),
+            (Role::OrgAdmin, Some(id)) => {
+                if filter.organisation_id.is_some_and(|asked| asked != id) {
+                    return Err(forbidden("you may only read your own organisation"));
+                }
+                filter.organisation_id = Some(id);
+                Ok(())
+            }
+            _ => Err(forbidden(
+                "only admins and organisation admins read invitations",
+            )),
+        }
     }
 
     pub fn require_user_readable(&self, user: &user::Model) -> Result<(), AppError> {

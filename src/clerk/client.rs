@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::model::{ClerkErrors, ClerkUser, Jwks};
+use super::model::{ClerkErrors, ClerkInvitation, ClerkUser, Jwks};
 use crate::config::Secret;
 
 /// The Backend API version userhub is written against.
@@ -194,6 +194,37 @@ impl ClerkClient {
         let action = if banned { "ban" } else { "unban" };
         self.send(Method::POST, &format!("/users/{id}/{action}"), &[], None)
             .await
+    }
+
+    /// `POST /invitations` with `notify: true`: Clerk sends the email. `public_metadata` is
+    /// copied to the user who accepts.
+    pub async fn create_invitation(
+        &self,
+        email: &str,
+        public_metadata: Value,
+        redirect_url: Option<&str>,
+    ) -> Result<ClerkInvitation, ClerkFailure> {
+        let mut body = json!({
+            "email_address": email,
+            "public_metadata": public_metadata,
+            "notify": true,
+        });
+        if let Some(redirect_url) = redirect_url {
+            body["redirect_url"] = json!(redirect_url);
+        }
+        self.send(Method::POST, "/invitations", &[], Some(&body))
+            .await
+    }
+
+    /// `POST /invitations/{id}/revoke`.
+    pub async fn revoke_invitation(&self, id: &str) -> Result<ClerkInvitation, ClerkFailure> {
+        self.send(
+            Method::POST,
+            &format!("/invitations/{id}/revoke"),
+            &[],
+            None,
+        )
+        .await
     }
 
     /// `GET /jwks`: the keys Clerk signs session tokens with.

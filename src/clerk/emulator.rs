@@ -177,6 +177,33 @@ impl Emulator {
         self.store().set_banned(id, banned).and_then(parse)
     }
 
+    /// A person accepts an invitation: their user is created with its email and metadata.
+    pub fn accept_invitation(
+        &self,
+        id: &str,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> Result<ClerkUser, Refusal> {
+        let user = self.store().accept(id, first_name, last_name)?;
+        parse(user).ok_or_else(|| {
+            Refusal::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_clerk_error",
+                "the emulator made a user it cannot read",
+            )
+        })
+    }
+
+    /// An invitation as Clerk holds it.
+    pub fn invitation(&self, id: &str) -> Option<Value> {
+        self.store().invitation(id)
+    }
+
+    /// The invitation emails Clerk would have sent: (address, invitation id).
+    pub fn sent_invitation_emails(&self) -> Vec<(String, String)> {
+        self.store().sent_emails()
+    }
+
     pub fn user(&self, id: &str) -> Option<ClerkUser> {
         self.store().get(id).and_then(parse)
     }

@@ -115,6 +115,24 @@ pub fn from_millis(millis: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(millis).single()
 }
 
+/// An invitation (`POST /invitations` and friends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClerkInvitation {
+    pub id: String,
+    pub email_address: String,
+    #[serde(default = "empty_object")]
+    pub public_metadata: Value,
+    /// `pending`, `accepted`, `revoked`, `expired`; kept as text, Clerk may add more.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub updated_at: i64,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
 /// Clerk's error body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClerkErrors {

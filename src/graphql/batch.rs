@@ -50,7 +50,8 @@ fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<DbLoader> {
     ctx.data_unchecked::<DataLoader<DbLoader>>()
 }
 
-/// Users resolved together.
+/// Users (or anything else that points at organisations, such as invitations) resolved
+/// together.
 pub(crate) struct UserSet {
     organisation_ids: Vec<Uuid>,
     organisations: OnceCell<Arc<OrganisationSet>>,
@@ -58,10 +59,12 @@ pub(crate) struct UserSet {
 
 impl UserSet {
     pub(crate) fn of<'a>(users: impl IntoIterator<Item = &'a user::Model>) -> Arc<UserSet> {
-        let organisation_ids: HashSet<Uuid> = users
-            .into_iter()
-            .filter_map(|user| user.organisation_id)
-            .collect();
+        Self::referring_to(users.into_iter().filter_map(|user| user.organisation_id))
+    }
+
+    /// A set of things that refer to these organisations.
+    pub(crate) fn referring_to(ids: impl IntoIterator<Item = Uuid>) -> Arc<UserSet> {
+        let organisation_ids: HashSet<Uuid> = ids.into_iter().collect();
         Arc::new(UserSet {
             organisation_ids: organisation_ids.into_iter().collect(),
             organisations: OnceCell::new(),

@@ -1,6 +1,7 @@
 //! The root `Mutation` type, merged from one part per domain. Every mutation asks the access
 //! rules, then calls one service function; the service writes the audit event.
 
+pub mod invitations;
 pub mod organisations;
 pub mod users;
 
@@ -11,7 +12,11 @@ use crate::auth::Actor;
 use crate::service::Origin;
 
 #[derive(Default, MergedObject)]
-pub struct Mutation(users::UserMutation, organisations::OrganisationMutation);
+pub struct Mutation(
+    users::UserMutation,
+    invitations::InvitationMutation,
+    organisations::OrganisationMutation,
+);
 
 /// The audit origin of a mutation: its actor and the request it came in.
 pub(crate) fn origin(ctx: &Context<'_>, actor: &Actor) -> Origin {

@@ -1,6 +1,7 @@
 //! The root `Query` type, merged from one part per domain.
 
 pub mod audit;
+pub mod invitations;
 pub mod organisations;
 pub mod users;
 
@@ -11,4 +12,5 @@ pub struct Query(
     users::UserQuery,
     organisations::OrganisationQuery,
     audit::AuditQuery,
+    invitations::InvitationQuery,
 );

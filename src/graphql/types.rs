@@ -2,11 +2,13 @@
 
 pub mod audit_event;
 pub mod connection;
+pub mod invitation;
 pub mod organisation;
 pub mod role;
 pub mod user;
 
 pub use audit_event::AuditEvent;
+pub use invitation::Invitation;
 pub use organisation::Organisation;
 pub use role::Role;
 pub use user::User;

@@ -379,6 +379,8 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
                 },
             )
             .await?;
+            // Rule 3: an invitation meets its user.
+            super::invitations::accept_for_email(&txn, origin, &created.email).await?;
             Upserted::Created(created)
         }
         Some(current) if current.clerk_updated_at > profile.updated_at_ms => {

@@ -48,6 +48,8 @@ struct World {
     users_of_a: BTreeSet<String>,
     users_of_b: BTreeSet<String>,
     all_users: BTreeSet<String>,
+    invitation_in_a: String,
+    invitation_in_b: String,
 }
 
 async fn world(app: &TestApp) -> World {
@@ -76,6 +78,10 @@ async fn world(app: &TestApp) -> World {
         .await;
     let deactivated_token = app.token_for(&deactivated);
     app.deactivate(&deactivated).await;
+    let invitation_in_a = app
+        .invite("invited@a.test", Role::Lecturer, Some(a.id))
+        .await;
+    let invitation_in_b = app.invite("invited@b.test", Role::Member, Some(b.id)).await;
 
     let ids = |users: &[&entity::user::Model]| users.iter().map(|u| u.id.to_string()).collect();
     let users_of_a: BTreeSet<String> =
@@ -100,6 +106,8 @@ async fn world(app: &TestApp) -> World {
         users_of_a,
         users_of_b,
         all_users,
+        invitation_in_a: invitation_in_a.id.to_string(),
+        invitation_in_b: invitation_in_b.id.to_string(),
     }
 }
 
@@ -116,6 +124,7 @@ type Operation = Box<dyn Fn(&Fresh) -> String>;
 struct Fresh {
     user_in_a: Uuid,
     empty_organisation: Uuid,
+    invitation_in_a: Uuid,
     n: usize,
 }
 
@@ -139,6 +148,14 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             .map(|org| org["name"].as_str().unwrap_or_default().to_owned())
             .collect()
     };
+    let invitation_ids: fn(&Value) -> BTreeSet<String> = |data| {
+        data["invitations"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|invitation| invitation["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
     let only = |ids: &BTreeSet<String>| Allowed(Some(ids.clone()));
     let names = |names: &[&str]| Allowed(Some(names.iter().map(|n| n.to_string()).collect()));
     let signed_in_only = |outcome: Outcome| {
@@ -160,7 +177,30 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
     managers_of_a.insert(OrgAdminOfTarget, Allowed(None));
     managers_of_a.insert(Admin, Allowed(None));
 
+    let one = |id: &String| BTreeSet::from([id.clone()]);
     let queries: BTreeMap<&'static str, QueryRow> = BTreeMap::from([
+        (
+            "invitations",
+            (
+                "{ invitations { totalCount nodes { id } } }".to_owned(),
+                invitation_ids,
+                BTreeMap::from([
+                    (Anonymous, Unauthenticated),
+                    (Member, Forbidden),
+                    (Lecturer, Forbidden),
+                    (OrgAdminOfTarget, only(&one(&world.invitation_in_a))),
+                    (OrgAdminElsewhere, only(&one(&world.invitation_in_b))),
+                    (
+                        Admin,
+                        only(&BTreeSet::from([
+                            world.invitation_in_a.clone(),
+                            world.invitation_in_b.clone(),
+                        ])),
+                    ),
+                    (Deactivated, Forbidden),
+                ]),
+            ),
+        ),
         (
             "me",
             (
@@ -260,7 +300,36 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             fresh.n
         )
     });
+    let org_a = world.org_a;
+    let invite = move |mutation: &'static str, wrap: bool| -> Operation {
+        Box::new(move |fresh: &Fresh| {
+            let input = format!(
+                "{{ email: \"invitee{}@a.test\", role: MEMBER, organisationId: \"{org_a}\" }}",
+                fresh.n
+            );
+            if wrap {
+                format!("mutation {{ {mutation}(inputs: [{input}]) {{ email error {{ code }} }} }}")
+            } else {
+                format!("mutation {{ {mutation}(input: {input}) {{ id }} }}")
+            }
+        })
+    };
+    let revoke: Operation = Box::new(|fresh: &Fresh| {
+        format!(
+            "mutation {{ revokeInvitation(id: \"{}\") {{ status }} }}",
+            fresh.invitation_in_a
+        )
+    });
     rows.extend([
+        (
+            "inviteUser",
+            (invite("inviteUser", false), none, managers_of_a.clone()),
+        ),
+        (
+            "inviteUsers",
+            (invite("inviteUsers", true), none, managers_of_a.clone()),
+        ),
+        ("revokeInvitation", (revoke, none, managers_of_a.clone())),
         (
             "updateUser",
             (
@@ -362,12 +431,21 @@ async fn every_field_answers_each_caller_as_the_access_rules_say(app: TestApp) {
                 Fresh {
                     user_in_a: app.create_user(user).await.id,
                     empty_organisation: app.create_organisation(&format!("Fresh {n}")).await.id,
+                    invitation_in_a: app
+                        .invite(
+                            &format!("pending{n}@a.test"),
+                            Role::Member,
+                            Some(world.org_a),
+                        )
+                        .await
+                        .id,
                     n,
                 }
             } else {
                 Fresh {
                     user_in_a: Uuid::nil(),
                     empty_organisation: Uuid::nil(),
+                    invitation_in_a: Uuid::nil(),
                     n,
                 }
             };

@@ -388,6 +388,38 @@ impl TestApp {
         add_clerk_user(&self.clerk.emulator, user)
     }
 
+    /// Sends an invitation as the test's admin, through Clerk (the emulator).
+    pub(crate) async fn invite(
+        &self,
+        email: &str,
+        role: Role,
+        organisation_id: Option<Uuid>,
+    ) -> entity::invitation::Model {
+        let clerk = userhub::clerk::ClerkClient::new(
+            &self.clerk.api_url(),
+            Secret::new(self.clerk.emulator.secret()),
+            userhub::clerk::client::RetryPolicy::default(),
+        );
+        let admin = userhub::auth::Actor {
+            user: self.admin.clone(),
+            session_id: None,
+        };
+        userhub::service::invitations::invite(
+            &self.db,
+            &clerk,
+            &admin,
+            &admin.origin(None),
+            userhub::service::invitations::NewInvitation {
+                email: email.to_owned(),
+                role,
+                organisation_id,
+                redirect_url: None,
+            },
+        )
+        .await
+        .expect("an invitation")
+    }
+
     /// Soft-deletes a user, as removal in Clerk does.
     pub(crate) async fn deactivate(&self, user: &entity::user::Model) {
         users::deactivate(&self.db, &Origin::cli(), user.id)

@@ -11,6 +11,7 @@ mod access;
 mod audit;
 mod auth;
 mod http;
+mod invitations;
 mod mutations;
 mod organisations;
 mod process;

@@ -26,11 +26,17 @@ pub(super) fn router(emulator: Emulator) -> Router {
         .route("/users/{id}/metadata", patch(merge_metadata))
         .route("/users/{id}/ban", post(ban))
         .route("/users/{id}/unban", post(unban))
+        .route(
+            "/invitations",
+            get(list_invitations).post(create_invitation),
+        )
+        .route("/invitations/{id}/revoke", post(revoke_invitation))
         .route("/jwks", get(jwks))
         .fallback(|| async { refusal(Refusal::not_found()) });
     let control = Router::new()
         .route("/session_tokens", post(mint_session_token))
-        .route("/faults", post(inject_faults).delete(clear_faults));
+        .route("/faults", post(inject_faults).delete(clear_faults))
+        .route("/invitations/{id}/accept", post(accept_invitation));
     Router::new()
         .nest(
             "/v1",
@@ -299,6 +305,59 @@ fn set_banned(emulator: &Emulator, id: &str, banned: bool) -> Response {
     match emulator.store().set_banned(id, banned) {
         Some(user) => Json(user).into_response(),
         None => refusal(Refusal::not_found()),
+    }
+}
+
+async fn create_invitation(State(emulator): State<Emulator>, Json(body): Json<Value>) -> Response {
+    match emulator.store().invite(&body) {
+        Ok(invitation) => Json(invitation).into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+async fn list_invitations(State(emulator): State<Emulator>, RawQuery(raw): RawQuery) -> Response {
+    let (mut status, mut limit, mut offset) = (None, 10, 0);
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "status" => status = Some(value.into_owned()),
+            "limit" => limit = value.parse().unwrap_or(10usize).clamp(1, 500),
+            "offset" => offset = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    Json(
+        emulator
+            .store()
+            .invitations(status.as_deref(), limit, offset),
+    )
+    .into_response()
+}
+
+async fn revoke_invitation(State(emulator): State<Emulator>, Path(id): Path<String>) -> Response {
+    match emulator.store().revoke(&id) {
+        Ok(invitation) => Json(invitation).into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct AcceptRequest {
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+async fn accept_invitation(
+    State(emulator): State<Emulator>,
+    Path(id): Path<String>,
+    body: Option<Json<AcceptRequest>>,
+) -> Response {
+    let body = body.map(|Json(body)| body).unwrap_or_default();
+    match emulator
+        .store()
+        .accept(&id, body.first_name, body.last_name)
+    {
+        Ok(user) => Json(user).into_response(),
+        Err(err) => refusal(err),
     }
 }
 

@@ -9,6 +9,9 @@ use super::{NewUser, random_id};
 #[derive(Default)]
 pub(super) struct Store {
     users: IndexMap<String, Value>,
+    invitations: IndexMap<String, Value>,
+    /// Invitation emails Clerk would have sent (`notify: true`), as (address, invitation id).
+    sent_emails: Vec<(String, String)>,
     last_timestamp: i64,
 }
 
@@ -261,6 +264,151 @@ impl Store {
         user["banned"] = json!(banned);
         user["updated_at"] = json!(now);
         Some(user.clone())
+    }
+
+    /// `POST /invitations`.
+    pub(super) fn invite(&mut self, body: &Value) -> Result<Value, Refusal> {
+        let email = body["email_address"]
+            .as_str()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        if !looks_like_email(&email) {
+            return Err(Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_param_format_invalid",
+                "email_address must be a valid email address.",
+            ));
+        }
+        let ignore_existing = body["ignore_existing"].as_bool().unwrap_or(false);
+        if !ignore_existing {
+            if self.email_taken(&email) {
+                return Err(Refusal::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "form_identifier_exists",
+                    "That email address is taken. Please try another.",
+                ));
+            }
+            let pending = self.invitations.values().any(|invitation| {
+                invitation["status"] == "pending"
+                    && invitation["email_address"]
+                        .as_str()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+            });
+            if pending {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "duplicate_record",
+                    "There are already pending invitations for the following email addresses.",
+                ));
+            }
+        }
+        let days = body["expires_in_days"].as_i64().unwrap_or(30).clamp(1, 365);
+        let now = self.tick();
+        let id = format!("inv_{}", random_id(27));
+        let metadata = if body["public_metadata"].is_object() {
+            body["public_metadata"].clone()
+        } else {
+            json!({})
+        };
+        let invitation = json!({
+            "object": "invitation",
+            "id": id,
+            "email_address": email,
+            "public_metadata": metadata,
+            "revoked": false,
+            "status": "pending",
+            "url": format!("https://accounts.emulated.clerk/sign-up?__clerk_ticket={}", random_id(32)),
+            "expires_at": now + days * 86_400_000,
+            "created_at": now,
+            "updated_at": now,
+        });
+        if body["notify"].as_bool().unwrap_or(true) {
+            self.sent_emails.push((email, id.clone()));
+        }
+        self.invitations.insert(id, invitation.clone());
+        Ok(invitation)
+    }
+
+    /// `GET /invitations`, newest first.
+    pub(super) fn invitations(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Vec<Value> {
+        self.invitations
+            .values()
+            .rev()
+            .filter(|invitation| status.is_none_or(|status| invitation["status"] == status))
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn invitation(&self, id: &str) -> Option<Value> {
+        self.invitations.get(id).cloned()
+    }
+
+    /// `POST /invitations/{id}/revoke`: only a pending invitation can be revoked.
+    pub(super) fn revoke(&mut self, id: &str) -> Result<Value, Refusal> {
+        let now = self.tick();
+        let invitation = self
+            .invitations
+            .get_mut(id)
+            .ok_or_else(Refusal::not_found)?;
+        if invitation["status"] != "pending" {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "revoke_invitation_not_pending",
+                "Only pending invitations can be revoked.",
+            ));
+        }
+        invitation["status"] = json!("revoked");
+        invitation["revoked"] = json!(true);
+        invitation["updated_at"] = json!(now);
+        Ok(invitation.clone())
+    }
+
+    /// A person accepts an invitation: their user is created with its email and metadata.
+    pub(super) fn accept(
+        &mut self,
+        id: &str,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> Result<Value, Refusal> {
+        let invitation = self
+            .invitations
+            .get(id)
+            .cloned()
+            .ok_or_else(Refusal::not_found)?;
+        if invitation["status"] != "pending" {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "invitation_not_pending",
+                "This invitation is no longer valid.",
+            ));
+        }
+        let user = self.create(NewUser {
+            email: invitation["email_address"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            first_name,
+            last_name,
+            public_metadata: invitation["public_metadata"].clone(),
+        })?;
+        let now = self.tick();
+        if let Some(invitation) = self.invitations.get_mut(id) {
+            invitation["status"] = json!("accepted");
+            invitation["updated_at"] = json!(now);
+        }
+        Ok(user)
+    }
+
+    pub(super) fn sent_emails(&self) -> Vec<(String, String)> {
+        self.sent_emails.clone()
     }
 
     pub(super) fn delete(&mut self, id: &str) -> Option<Value> {

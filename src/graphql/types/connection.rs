@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::graphql::batch::OrganisationSet;
 use crate::service::audit::{self, AuditFilter};
+use crate::service::invitations::{self, InvitationFilter};
 use crate::service::organisations::{self, OrganisationFilter};
 use crate::service::users::{self, UserFilter};
 
@@ -32,6 +33,7 @@ pub(crate) enum TotalCount {
     },
     Organisations(OrganisationFilter),
     AuditEvents(AuditFilter),
+    Invitations(InvitationFilter),
 }
 
 impl TotalCount {
@@ -50,6 +52,7 @@ impl TotalCount {
             }
             TotalCount::Organisations(filter) => organisations::count(db, filter).await?,
             TotalCount::AuditEvents(filter) => audit::count(db, filter).await?,
+            TotalCount::Invitations(filter) => invitations::count(db, filter).await?,
         };
         Ok(count as i64)
     }

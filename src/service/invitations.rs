@@ -1,0 +1,299 @@
+//! Invitations: Clerk sends the email and, when the person signs up, copies the invitation's
+//! public metadata (role, organisation) onto their user. userhub records each invitation so it
+//! can list them, revoke them, and mark them accepted when the user arrives (rule 3).
+
+use entity::invitation;
+use entity::role::{InvitationStatus, Role};
+use sea_orm::sea_query::Condition;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, Set,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit::{self, Change};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
+use super::{Origin, accounts, users};
+use crate::auth::Actor;
+use crate::clerk::ClerkClient;
+use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
+use crate::error::AppError;
+
+/// The metadata key that ties a Clerk invitation, and the user made from it, to its row here.
+pub const INVITATION_KEY: &str = "userhubInvitationId";
+
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub email: String,
+    pub role: Role,
+    pub organisation_id: Option<Uuid>,
+    pub redirect_url: Option<String>,
+}
+
+pub(crate) fn normalise_email(email: &str) -> Result<String, AppError> {
+    let email = email.trim().to_lowercase();
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.contains(char::is_whitespace)
+                && email.len() <= 254
+        }
+        None => false,
+    };
+    if valid {
+        Ok(email)
+    } else {
+        Err(AppError::validation(
+            "email",
+            format!("`{email}` is not an email address"),
+        ))
+    }
+}
+
+fn snapshot(invitation: &invitation::Model) -> serde_json::Value {
+    json!({
+        "id": invitation.id,
+        "clerkInvitationId": invitation.clerk_invitation_id,
+        "email": invitation.email,
+        "role": invitation.role.as_str(),
+        "organisationId": invitation.organisation_id,
+        "status": invitation.status,
+    })
+}
+
+/// Checks an invitation before anything is sent: who may send it, to whom, into where.
+pub async fn check(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: &NewInvitation,
+) -> Result<String, AppError> {
+    let email = normalise_email(&new.email)?;
+    actor.require_invite(new.role, new.organisation_id)?;
+    if let Some(organisation_id) = new.organisation_id {
+        accounts::assignable_organisation(db, "organisationId", organisation_id).await?;
+    }
+    let taken = entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(email.clone()))
+        .filter(entity::user::Column::IsActive.eq(true))
+        .count(db)
+        .await?;
+    if taken > 0 {
+        return Err(AppError::Conflict(format!(
+            "{email} already has an account"
+        )));
+    }
+    Ok(email)
+}
+
+/// Sends an invitation through Clerk (which emails it), then records it.
+pub async fn invite(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    actor: &Actor,
+    origin: &Origin,
+    new: NewInvitation,
+) -> Result<invitation::Model, AppError> {
+    let email = check(db, actor, &new).await?;
+    let id = Uuid::now_v7();
+    let metadata = json!({
+        ROLE_KEY: new.role.as_str(),
+        ORGANISATION_KEY: new.organisation_id.map(|id| id.to_string()),
+        INVITATION_KEY: id.to_string(),
+    });
+    let sent = clerk
+        .create_invitation(&email, metadata, new.redirect_url.as_deref())
+        .await?;
+    let now = super::now();
+    let row = invitation::ActiveModel {
+        id: Set(id),
+        clerk_invitation_id: Set(sent.id),
+        email: Set(email),
+        role: Set(new.role),
+        organisation_id: Set(new.organisation_id),
+        status: Set(InvitationStatus::Pending),
+        invited_by: Set(Some(actor.user.id)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    let created = row.insert(&txn).await?;
+    audit::record(
+        &txn,
+        origin,
+        Change {
+            action: "invitation.created",
+            subject_type: "invitation",
+            subject_id: created.id.to_string(),
+            before: None,
+            after: Some(snapshot(&created)),
+        },
+    )
+    .await?;
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(created)
+}
+
+pub async fn get<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<invitation::Model, AppError> {
+    invitation::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("invitation", id))
+}
+
+/// Revokes a pending invitation in Clerk, then here.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    actor: &Actor,
+    origin: &Origin,
+    id: Uuid,
+) -> Result<invitation::Model, AppError> {
+    let current = get(db, id).await?;
+    actor.require_invite(current.role, current.organisation_id)?;
+    if current.status != InvitationStatus::Pending {
+        return Err(AppError::Conflict(format!(
+            "only a pending invitation can be revoked; this one is {}",
+            current.status.as_str()
+        )));
+    }
+    clerk
+        .revoke_invitation(&current.clerk_invitation_id)
+        .await?;
+    set_status(
+        db,
+        origin,
+        current,
+        InvitationStatus::Revoked,
+        "invitation.revoked",
+    )
+    .await
+}
+
+async fn set_status<C: sea_orm::TransactionTrait>(
+    db: &C,
+    origin: &Origin,
+    current: invitation::Model,
+    status: InvitationStatus,
+    action: &str,
+) -> Result<invitation::Model, AppError> {
+    let txn = db.begin().await?;
+    let before = snapshot(&current);
+    let mut row: invitation::ActiveModel = current.into();
+    row.status = Set(status);
+    row.updated_at = Set(super::now());
+    let updated = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        origin,
+        Change {
+            action,
+            subject_type: "invitation",
+            subject_id: updated.id.to_string(),
+            before: Some(before),
+            after: Some(snapshot(&updated)),
+        },
+    )
+    .await?;
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(updated)
+}
+
+/// Marks accepted the pending invitation of a user who has just arrived, found by email (the
+/// invitation's id travels in the metadata too, but an email is what every path has).
+pub(crate) async fn accept_for_email<C: ConnectionTrait>(
+    conn: &C,
+    origin: &Origin,
+    email: &str,
+) -> Result<(), AppError> {
+    let pending = invitation::Entity::find()
+        .filter(invitation::Column::Email.eq(email))
+        .filter(invitation::Column::Status.eq(InvitationStatus::Pending))
+        .all(conn)
+        .await?;
+    for current in pending {
+        let before = snapshot(&current);
+        let mut row: invitation::ActiveModel = current.into();
+        row.status = Set(InvitationStatus::Accepted);
+        row.updated_at = Set(super::now());
+        let updated = row.update(conn).await?;
+        audit::record(
+            conn,
+            origin,
+            Change {
+                action: "invitation.accepted",
+                subject_type: "invitation",
+                subject_id: updated.id.to_string(),
+                before: Some(before),
+                after: Some(snapshot(&updated)),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Which invitations to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct InvitationFilter {
+    pub status: Option<InvitationStatus>,
+    pub organisation_id: Option<Uuid>,
+    /// Case-insensitive substring of the email.
+    pub search: Option<String>,
+}
+
+impl InvitationFilter {
+    fn condition(&self) -> Result<Condition, AppError> {
+        let mut condition = Condition::all();
+        if let Some(status) = self.status {
+            condition = condition.add(invitation::Column::Status.eq(status));
+        }
+        if let Some(organisation_id) = self.organisation_id {
+            condition = condition.add(invitation::Column::OrganisationId.eq(organisation_id));
+        }
+        if let Some(search) = &self.search {
+            for term in users::search_terms(search)? {
+                condition = condition.add(users::lower_like(invitation::Column::Email, &term));
+            }
+        }
+        Ok(condition)
+    }
+}
+
+/// Invitations read newest first.
+pub const ORDER_TAG: &str = "NEWEST_FIRST";
+
+const NEWEST_FIRST: Keyset<invitation::Column> = Keyset {
+    key: None,
+    id: invitation::Column::Id,
+    direction: Direction::Desc,
+};
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    filter: &InvitationFilter,
+    page: &PageRequest,
+) -> Result<Page<invitation::Model>, AppError> {
+    let query = invitation::Entity::find().filter(filter.condition()?);
+    fetch_page(conn, query, NEWEST_FIRST, page, |row| {
+        Cursor {
+            key: None,
+            id: row.id,
+        }
+        .encode(ORDER_TAG)
+    })
+    .await
+}
+
+pub async fn count<C: ConnectionTrait>(
+    conn: &C,
+    filter: &InvitationFilter,
+) -> Result<u64, AppError> {
+    Ok(invitation::Entity::find()
+        .filter(filter.condition()?)
+        .count(conn)
+        .await?)
+}

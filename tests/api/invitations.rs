@@ -1,0 +1,191 @@
+//! Invitations: sent by Clerk, recorded here, met by their user, revocable.
+
+use entity::role::Role;
+use serde_json::{Value, json};
+use userhub::clerk::emulator::TokenOptions;
+
+use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
+
+on_both_databases!(
+    invite_user_has_clerk_send_the_invitation_and_records_it,
+    an_accepted_invitation_gives_the_user_its_role_and_is_marked_accepted,
+    revoke_invitation_revokes_in_clerk_and_here,
+    bad_invitations_are_refused_before_clerk_is_called,
+    invite_users_reports_each_item,
+);
+
+const INVITE: &str = r#"mutation($input: InviteUserInput!) { inviteUser(input: $input) {
+    id clerkInvitationId email role status organisation { name } } }"#;
+
+async fn invite_user_has_clerk_send_the_invitation_and_records_it(app: TestApp) {
+    let org = app.create_organisation("History").await;
+    let data = app
+        .query(
+            INVITE,
+            json!({ "input": { "email": "Herodotus@Uni.test", "role": "LECTURER", "organisationId": org.id } }),
+        )
+        .await;
+    let invitation = &data["inviteUser"];
+    assert_eq!(invitation["email"], "herodotus@uni.test");
+    assert_eq!(invitation["role"], "LECTURER");
+    assert_eq!(invitation["status"], "PENDING");
+    assert_eq!(invitation["organisation"]["name"], "History");
+
+    let clerk_id = invitation["clerkInvitationId"]
+        .as_str()
+        .expect("a Clerk id");
+    let in_clerk = app.clerk.emulator.invitation(clerk_id).expect("in Clerk");
+    assert_eq!(in_clerk["status"], "pending");
+    assert_eq!(in_clerk["public_metadata"]["role"], "lecturer");
+    assert_eq!(
+        in_clerk["public_metadata"]["organisationId"],
+        org.id.to_string()
+    );
+    assert_eq!(
+        in_clerk["public_metadata"]["userhubInvitationId"],
+        invitation["id"]
+    );
+    assert_eq!(
+        app.clerk.emulator.sent_invitation_emails(),
+        [("herodotus@uni.test".to_owned(), clerk_id.to_owned())],
+        "Clerk sends the email"
+    );
+
+    let listed = app
+        .query(
+            "{ invitations(filter: { status: PENDING }) { totalCount nodes { email } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["invitations"],
+        json!({ "totalCount": 1, "nodes": [{ "email": "herodotus@uni.test" }] })
+    );
+    let trail = app
+        .query(
+            r#"query($id: String!) { auditLog(filter: { subjectId: $id }) { nodes { action actor } } }"#,
+            json!({ "id": invitation["id"] }),
+        )
+        .await;
+    assert_eq!(
+        trail["auditLog"]["nodes"],
+        json!([{ "action": "invitation.created", "actor": app.admin.id.to_string() }])
+    );
+}
+
+async fn an_accepted_invitation_gives_the_user_its_role_and_is_marked_accepted(app: TestApp) {
+    let org = app.create_organisation("Law").await;
+    let data = app
+        .query(
+            INVITE,
+            json!({ "input": { "email": "portia@uni.test", "role": "ORG_ADMIN", "organisationId": org.id } }),
+        )
+        .await;
+    let clerk_invitation = data["inviteUser"]["clerkInvitationId"]
+        .as_str()
+        .expect("id");
+
+    // The person accepts, as they would from the email.
+    let user: Value = app
+        .client
+        .post(format!(
+            "http://{}/__emulator/invitations/{clerk_invitation}/accept",
+            app.clerk.address
+        ))
+        .bearer_auth(app.clerk.emulator.secret())
+        .json(&json!({ "first_name": "Portia", "last_name": "Bellmont" }))
+        .send()
+        .await
+        .expect("the emulator answers")
+        .json()
+        .await
+        .expect("a user");
+    let token = app
+        .clerk
+        .emulator
+        .mint_session_token(user["id"].as_str().expect("id"), TokenOptions::default())
+        .expect("a token");
+
+    // Their first request brings them in from Clerk, with the invitation's role.
+    let me = app
+        .query_as(
+            &token,
+            "{ me { email fullName role organisation { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        me["me"],
+        json!({ "email": "portia@uni.test", "fullName": "Portia Bellmont", "role": "ORG_ADMIN", "organisation": { "name": "Law" } })
+    );
+    let listed = app
+        .query("{ invitations { nodes { email status } } }", json!({}))
+        .await;
+    assert_eq!(
+        listed["invitations"]["nodes"],
+        json!([{ "email": "portia@uni.test", "status": "ACCEPTED" }])
+    );
+}
+
+async fn revoke_invitation_revokes_in_clerk_and_here(app: TestApp) {
+    let invitation = app.invite("maybe@uni.test", Role::Member, None).await;
+    let revoke = "mutation($id: ID!) { revokeInvitation(id: $id) { status } }";
+    let data = app.query(revoke, json!({ "id": invitation.id })).await;
+    assert_eq!(data["revokeInvitation"]["status"], "REVOKED");
+    let in_clerk = app
+        .clerk
+        .emulator
+        .invitation(&invitation.clerk_invitation_id)
+        .expect("in Clerk");
+    assert_eq!(in_clerk["status"], "revoked");
+    let again = app.graphql(revoke, json!({ "id": invitation.id })).await;
+    assert_eq!(error_code(&again), "CONFLICT");
+}
+
+async fn bad_invitations_are_refused_before_clerk_is_called(app: TestApp) {
+    app.create_user(TestUser::new("member@uni.test")).await;
+    for (input, code) in [
+        (json!({ "email": "not an email" }), "BAD_USER_INPUT"),
+        (
+            json!({ "email": "x@uni.test", "organisationId": uuid::Uuid::now_v7() }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            json!({ "email": "x@uni.test", "organisationId": "nope" }),
+            "BAD_USER_INPUT",
+        ),
+        (json!({ "email": "Member@uni.test" }), "CONFLICT"),
+    ] {
+        let body = app.graphql(INVITE, json!({ "input": input })).await;
+        assert_eq!(error_code(&body), code, "{input}: {body}");
+    }
+    assert!(
+        app.clerk.emulator.sent_invitation_emails().is_empty(),
+        "Clerk was not called"
+    );
+}
+
+async fn invite_users_reports_each_item(app: TestApp) {
+    app.invite("already@uni.test", Role::Member, None).await;
+    let data = app
+        .query(
+            r#"mutation($inputs: [InviteUserInput!]!) { inviteUsers(inputs: $inputs) {
+                email invitation { email } error { code field } } }"#,
+            json!({ "inputs": [
+                { "email": "one@uni.test" },
+                { "email": "broken" },
+                { "email": "already@uni.test" },
+                { "email": "two@uni.test", "role": "LECTURER" },
+            ] }),
+        )
+        .await;
+    assert_eq!(
+        data["inviteUsers"],
+        json!([
+            { "email": "one@uni.test", "invitation": { "email": "one@uni.test" }, "error": null },
+            { "email": "broken", "invitation": null, "error": { "code": "BAD_USER_INPUT", "field": "email" } },
+            { "email": "already@uni.test", "invitation": null, "error": { "code": "BAD_USER_INPUT", "field": "clerk" } },
+            { "email": "two@uni.test", "invitation": { "email": "two@uni.test" }, "error": null },
+        ])
+    );
+}
