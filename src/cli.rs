@@ -28,6 +28,9 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL), then exit.
     Schema,
+    /// Reconcile the database with every Clerk user, showing progress; exits non-zero if the
+    /// sync fails or another is already running.
+    Sync,
     /// Make the Clerk user with this email an admin (in Clerk's metadata and here), to
     /// bootstrap the first admin.
     GrantAdmin {
@@ -51,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::GrantAdmin { email } => grant_admin(cli.config, &email).await,
+        Command::Sync => sync(cli.config).await,
         Command::ClerkEmulator { emulator_listen } => {
             clerk_emulator(cli.config, emulator_listen).await
         }
@@ -150,6 +154,73 @@ async fn grant_admin(config: Config, email: &str) -> anyhow::Result<()> {
         email,
         user.id,
         row.user().id
+    );
+    Ok(())
+}
+
+async fn sync(config: Config) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
+    use crate::clerk::ClerkClient;
+    use crate::clerk::client::RetryPolicy;
+    use crate::service::sync::{self, Progress, Started};
+
+    let Some(secret) = config.clerk_secret_key.clone() else {
+        anyhow::bail!(
+            "sync reads Clerk: set CLERK_SECRET_KEY (local mode's emulator lives inside `serve`)"
+        );
+    };
+    let clerk = ClerkClient::new(&config.clerk_api_url, secret, RetryPolicy::default());
+    let db = open_database(&config).await?;
+    let started = match sync::start(&db, "cli").await? {
+        Started::New(run) => run,
+        Started::AlreadyRunning(run) => anyhow::bail!(
+            "a sync is already running (run {}, started {})",
+            run.id,
+            run.started_at
+        ),
+    };
+    let (progress, mut updates) = tokio::sync::watch::channel(Progress::default());
+    let began = std::time::Instant::now();
+    let printer = tokio::spawn(async move {
+        while updates.changed().await.is_ok() {
+            let now = updates.borrow().clone();
+            let rate = now.seen as f64 / began.elapsed().as_secs_f64().max(0.001);
+            let bar = match now.total {
+                Some(total) if total > 0 => {
+                    let done = (now.seen.min(total) * 30 / total) as usize;
+                    format!(
+                        "[{}{}] {:>3}% ",
+                        "#".repeat(done),
+                        "-".repeat(30 - done),
+                        now.seen * 100 / total
+                    )
+                }
+                _ => String::new(),
+            };
+            eprint!(
+                "\r{bar}{} seen, {} created, {} updated, {} deactivated, {:.0} users/s   ",
+                now.seen, now.created, now.updated, now.deactivated, rate
+            );
+            let _ = std::io::stderr().flush();
+            if now.finished {
+                eprintln!();
+                break;
+            }
+        }
+    });
+    let finished = sync::run(&db, &clerk, started, &progress).await;
+    drop(progress);
+    let _ = printer.await;
+    let run = finished?;
+    println!(
+        "sync {} succeeded in {:.1}s: {} seen, {} created, {} updated, {} deactivated",
+        run.id,
+        began.elapsed().as_secs_f64(),
+        run.seen,
+        run.created,
+        run.updated,
+        run.deactivated
     );
     Ok(())
 }

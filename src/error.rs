@@ -38,6 +38,11 @@ pub enum AppError {
     #[error("the database failed")]
     Database(#[source] DbErr),
 
+    /// Clerk accepted a change and the database then failed to record it. Clerk is the
+    /// truth: the next webhook or sync brings the row in line.
+    #[error("Clerk accepted the change but userhub could not record it")]
+    Unrecorded(#[source] Box<AppError>),
+
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -66,7 +71,9 @@ impl AppError {
             AppError::Validation { .. } => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
             AppError::Upstream(_) => "UPSTREAM_UNAVAILABLE",
-            AppError::Database(_) | AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
+            AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
+                "INTERNAL_SERVER_ERROR"
+            }
         }
     }
 
@@ -78,7 +85,9 @@ impl AppError {
             AppError::Validation { .. } => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -88,6 +97,12 @@ impl AppError {
             AppError::Database(_) | AppError::Internal(_) => {
                 tracing::error!(error = %error_chain(self), "request failed");
                 "internal server error: the failure was logged".to_owned()
+            }
+            AppError::Unrecorded(_) => {
+                tracing::error!(error = %error_chain(self), "a change Clerk accepted was not recorded");
+                "Clerk accepted the change, but userhub could not record it; the next webhook or \
+                 sync will (the failure was logged)"
+                    .to_owned()
             }
             other => other.to_string(),
         }

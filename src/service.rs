@@ -8,6 +8,7 @@ pub mod audit;
 pub mod invitations;
 pub mod organisations;
 pub mod pagination;
+pub mod sync;
 pub mod users;
 
 use uuid::Uuid;

@@ -8,6 +8,7 @@ mod m20261124_000003_create_invitations;
 mod m20261124_000004_create_audit_events;
 mod m20261124_000005_create_webhook_deliveries;
 mod m20261124_000006_create_sync_runs;
+mod m20261124_000007_one_running_sync;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_audit_events::Migration),
             Box::new(m20261124_000005_create_webhook_deliveries::Migration),
             Box::new(m20261124_000006_create_sync_runs::Migration),
+            Box::new(m20261124_000007_one_running_sync::Migration),
         ]
     }
 }

@@ -128,6 +128,14 @@ impl ClerkClient {
         self.send(Method::GET, "/users", query, None).await
     }
 
+    /// `GET /users/count`.
+    pub async fn count_users(&self) -> Result<i64, ClerkFailure> {
+        let count: Value = self.send(Method::GET, "/users/count", &[], None).await?;
+        count["total_count"]
+            .as_i64()
+            .ok_or_else(|| ClerkFailure::Unreadable("GET /users/count: no total_count".to_owned()))
+    }
+
     pub async fn users_by_email(&self, email: &str) -> Result<Vec<ClerkUser>, ClerkFailure> {
         self.list_users(&[("email_address[]", email.to_owned())])
             .await

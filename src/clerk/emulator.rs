@@ -172,6 +172,11 @@ impl Emulator {
             .and_then(parse)
     }
 
+    /// Deletes a user, as `DELETE /users/{id}` does.
+    pub fn delete_user(&self, id: &str) -> bool {
+        self.store().delete(id).is_some()
+    }
+
     /// Bans or unbans a user, as `POST /users/{id}/ban` and `/unban` do.
     pub fn set_banned(&self, id: &str, banned: bool) -> Option<ClerkUser> {
         self.store().set_banned(id, banned).and_then(parse)

@@ -3,6 +3,7 @@
 
 pub mod invitations;
 pub mod organisations;
+pub mod sync;
 pub mod users;
 
 use async_graphql::{Context, MergedObject};
@@ -16,6 +17,7 @@ pub struct Mutation(
     users::UserMutation,
     invitations::InvitationMutation,
     organisations::OrganisationMutation,
+    sync::SyncMutation,
 );
 
 /// The audit origin of a mutation: its actor and the request it came in.

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod invitations;
 pub mod organisations;
+pub mod sync;
 pub mod users;
 
 use async_graphql::MergedObject;
@@ -13,4 +14,5 @@ pub struct Query(
     organisations::OrganisationQuery,
     audit::AuditQuery,
     invitations::InvitationQuery,
+    sync::SyncQuery,
 );

@@ -5,6 +5,7 @@ pub mod connection;
 pub mod invitation;
 pub mod organisation;
 pub mod role;
+pub mod sync;
 pub mod user;
 
 pub use audit_event::AuditEvent;

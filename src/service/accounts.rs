@@ -75,10 +75,10 @@ async fn apply(
     let profile = clerk_user.profile().ok_or_else(|| {
         AppError::Upstream("Clerk answered with a user that has no email address".to_owned())
     })?;
-    Ok(users::upsert_from_clerk(db, origin, profile)
-        .await?
-        .user()
-        .clone())
+    match users::upsert_from_clerk(db, origin, profile).await {
+        Ok(outcome) => Ok(outcome.user().clone()),
+        Err(err) => Err(AppError::Unrecorded(Box::new(err))),
+    }
 }
 
 /// Changes a user's role, organisation and names.
@@ -158,7 +158,9 @@ pub async fn remove(
     }
     users::ensure_not_last_admin(db, &target).await?;
     clerk.delete_user(&target.clerk_id).await?;
-    users::deactivate(db, origin, target.id).await
+    users::deactivate(db, origin, target.id)
+        .await
+        .map_err(|err| AppError::Unrecorded(Box::new(err)))
 }
 
 /// Bans (`suspend: true`) or unbans the user in Clerk, then records it here. A ban ends every

@@ -328,6 +328,30 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
     origin: &Origin,
     profile: ClerkProfile,
 ) -> Result<Upserted, AppError> {
+    let txn = db.begin().await?;
+    // An organisation userhub does not know is kept as unassigned; sync status reports it.
+    let organisation_exists = match profile.organisation_id {
+        Some(id) => organisation::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    let existing = find_by_clerk_id(&txn, &profile.clerk_id).await?;
+    let outcome = apply_profile(&txn, origin, profile, existing, organisation_exists).await?;
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+/// The heart of `upsert_from_clerk`, for callers that hold a transaction and have already
+/// read the stored row and whether the profile's organisation exists (sync, a page at a time).
+pub(crate) async fn apply_profile<C: ConnectionTrait>(
+    txn: &C,
+    origin: &Origin,
+    profile: ClerkProfile,
+    existing: Option<user::Model>,
+    organisation_exists: bool,
+) -> Result<Upserted, AppError> {
     let email = profile.email.trim().to_lowercase();
     if email.is_empty() {
         return Err(AppError::validation(
@@ -335,17 +359,8 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
             "a user needs an email address",
         ));
     }
-    let txn = db.begin().await?;
-    // An organisation userhub does not know is kept as unassigned; sync status reports it.
-    let organisation_id = match profile.organisation_id {
-        Some(id) => organisation::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .map(|org| org.id),
-        None => None,
-    };
+    let organisation_id = profile.organisation_id.filter(|_| organisation_exists);
     let now = super::now();
-    let existing = find_by_clerk_id(&txn, &profile.clerk_id).await?;
     let outcome = match existing {
         None => {
             let created = user::ActiveModel {
@@ -365,10 +380,10 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
                 updated_at: Set(now),
                 deactivated_at: Set(None),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?;
             audit::record(
-                &txn,
+                txn,
                 origin,
                 Change {
                     action: "user.created",
@@ -380,7 +395,7 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
             )
             .await?;
             // Rule 3: an invitation meets its user.
-            super::invitations::accept_for_email(&txn, origin, &created.email).await?;
+            super::invitations::accept_for_email(txn, origin, &created.email).await?;
             Upserted::Created(created)
         }
         Some(current) if current.clerk_updated_at > profile.updated_at_ms => {
@@ -401,7 +416,7 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
                 if profile.updated_at_ms > current.clerk_updated_at {
                     let mut row = current.into_active_model();
                     row.clerk_updated_at = Set(profile.updated_at_ms);
-                    Upserted::Unchanged(row.update(&txn).await?)
+                    Upserted::Unchanged(row.update(txn).await?)
                 } else {
                     Upserted::Unchanged(current)
                 }
@@ -429,9 +444,9 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
                 row.last_sign_in_at = Set(profile.last_sign_in_at);
                 row.clerk_updated_at = Set(profile.updated_at_ms);
                 row.updated_at = Set(now);
-                let updated = row.update(&txn).await?;
+                let updated = row.update(txn).await?;
                 audit::record(
-                    &txn,
+                    txn,
                     origin,
                     Change {
                         action,
@@ -446,7 +461,6 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
             }
         }
     };
-    txn.commit().await?;
     Ok(outcome)
 }
 
@@ -459,6 +473,17 @@ pub async fn deactivate<C: TransactionTrait>(
 ) -> Result<user::Model, AppError> {
     let txn = db.begin().await?;
     let current = get(&txn, id).await?;
+    let deactivated = apply_deactivation(&txn, origin, current).await?;
+    txn.commit().await?;
+    Ok(deactivated)
+}
+
+/// `deactivate` inside a caller's transaction, on a row it has read.
+pub(crate) async fn apply_deactivation<C: ConnectionTrait>(
+    txn: &C,
+    origin: &Origin,
+    current: user::Model,
+) -> Result<user::Model, AppError> {
     if !current.is_active {
         return Ok(current);
     }
@@ -468,9 +493,9 @@ pub async fn deactivate<C: TransactionTrait>(
     row.is_active = Set(false);
     row.deactivated_at = Set(Some(now));
     row.updated_at = Set(now);
-    let deactivated = row.update(&txn).await?;
+    let deactivated = row.update(txn).await?;
     audit::record(
-        &txn,
+        txn,
         origin,
         Change {
             action: "user.deactivated",
@@ -481,7 +506,6 @@ pub async fn deactivate<C: TransactionTrait>(
         },
     )
     .await?;
-    txn.commit().await?;
     Ok(deactivated)
 }
 

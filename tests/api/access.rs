@@ -50,6 +50,7 @@ struct World {
     all_users: BTreeSet<String>,
     invitation_in_a: String,
     invitation_in_b: String,
+    sync_run: String,
 }
 
 async fn world(app: &TestApp) -> World {
@@ -82,6 +83,13 @@ async fn world(app: &TestApp) -> World {
         .invite("invited@a.test", Role::Lecturer, Some(a.id))
         .await;
     let invitation_in_b = app.invite("invited@b.test", Role::Member, Some(b.id)).await;
+    let sync_run = app
+        .query(
+            "mutation { syncUsers(wait: true) { id status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(sync_run["syncUsers"]["status"], "SUCCEEDED");
 
     let ids = |users: &[&entity::user::Model]| users.iter().map(|u| u.id.to_string()).collect();
     let users_of_a: BTreeSet<String> =
@@ -108,6 +116,7 @@ async fn world(app: &TestApp) -> World {
         all_users,
         invitation_in_a: invitation_in_a.id.to_string(),
         invitation_in_b: invitation_in_b.id.to_string(),
+        sync_run: sync_run["syncUsers"]["id"].as_str().expect("id").to_owned(),
     }
 }
 
@@ -179,6 +188,22 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
 
     let one = |id: &String| BTreeSet::from([id.clone()]);
     let queries: BTreeMap<&'static str, QueryRow> = BTreeMap::from([
+        (
+            "syncStatus",
+            (
+                "{ syncStatus { inSync } }".to_owned(),
+                none,
+                admins_only.clone(),
+            ),
+        ),
+        (
+            "syncRun",
+            (
+                format!("{{ syncRun(id: \"{}\") {{ status }} }}", world.sync_run),
+                none,
+                admins_only.clone(),
+            ),
+        ),
         (
             "invitations",
             (
@@ -321,6 +346,15 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
         )
     });
     rows.extend([
+        (
+            "syncUsers",
+            (
+                Box::new(|_: &Fresh| "mutation { syncUsers(wait: true) { status } }".to_owned())
+                    as Operation,
+                none,
+                admins_only.clone(),
+            ),
+        ),
         (
             "inviteUser",
             (invite("inviteUser", false), none, managers_of_a.clone()),

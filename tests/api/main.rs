@@ -17,5 +17,6 @@ mod organisations;
 mod process;
 mod schema;
 mod statements;
+mod sync;
 mod users;
 mod websocket;

@@ -9,6 +9,8 @@ use super::{NewUser, random_id};
 #[derive(Default)]
 pub(super) struct Store {
     users: IndexMap<String, Value>,
+    /// Lower-cased email addresses of `users`, so a new user's is checked in O(1).
+    emails: std::collections::HashSet<String>,
     invitations: IndexMap<String, Value>,
     /// Invitation emails Clerk would have sent (`notify: true`), as (address, invitation id).
     sent_emails: Vec<(String, String)>,
@@ -74,9 +76,7 @@ impl Store {
     }
 
     fn email_taken(&self, email: &str) -> bool {
-        self.users
-            .values()
-            .any(|user| emails_of(user).any(|e| e.eq_ignore_ascii_case(email)))
+        self.emails.contains(&email.to_lowercase())
     }
 
     pub(super) fn create(&mut self, new: NewUser) -> Result<Value, Refusal> {
@@ -164,6 +164,7 @@ impl Store {
             "last_active_at": null,
             "legal_accepted_at": null,
         });
+        self.emails.insert(email.to_lowercase());
         self.users.insert(id.to_owned(), user.clone());
         Ok(user)
     }
@@ -412,7 +413,10 @@ impl Store {
     }
 
     pub(super) fn delete(&mut self, id: &str) -> Option<Value> {
-        self.users.shift_remove(id)?;
+        let user = self.users.shift_remove(id)?;
+        for email in emails_of(&user) {
+            self.emails.remove(&email.to_lowercase());
+        }
         Some(json!({ "object": "user", "id": id, "deleted": true }))
     }
 }

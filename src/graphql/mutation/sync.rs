@@ -1,0 +1,48 @@
+use async_graphql::{Context, Object, Result};
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+
+use crate::clerk::ClerkClient;
+use crate::graphql::caller;
+use crate::graphql::types::sync::SyncRun;
+use crate::service::sync::{self, Started};
+
+#[derive(Default)]
+pub struct SyncMutation;
+
+#[Object]
+impl SyncMutation {
+    /// Reconciles userhub with every Clerk user. Admins only. Returns the run at once (follow
+    /// it with `syncRun`), or when `wait` is true once it has finished. While a run is under
+    /// way, on any replica, this returns that run instead of starting another.
+    async fn sync_users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] wait: bool,
+    ) -> Result<SyncRun> {
+        let actor = caller(ctx).actor()?;
+        actor.require_admin()?;
+        let db = ctx.data_unchecked::<DatabaseConnection>().clone();
+        let clerk = ctx.data_unchecked::<ClerkClient>().clone();
+        let started = match sync::start(&db, &actor.user.id.to_string()).await? {
+            Started::AlreadyRunning(run) => return Ok(SyncRun(run)),
+            Started::New(run) => run,
+        };
+        let running = started.clone();
+        let task = tokio::spawn(async move {
+            let (progress, _) = watch::channel(sync::Progress::default());
+            let outcome = sync::run(&db, &clerk, started, &progress).await;
+            if let Err(err) = &outcome {
+                tracing::error!(error = %err, "the sync failed");
+            }
+            outcome
+        });
+        if !wait {
+            return Ok(SyncRun(running));
+        }
+        match task.await {
+            Ok(outcome) => Ok(SyncRun(outcome?)),
+            Err(err) => Err(crate::error::AppError::Internal(err.into()).into()),
+        }
+    }
+}

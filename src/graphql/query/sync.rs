@@ -1,0 +1,42 @@
+use async_graphql::{Context, ID, Object, Result};
+use sea_orm::DatabaseConnection;
+
+use crate::clerk::ClerkClient;
+use crate::graphql::caller;
+use crate::graphql::types::sync::{SyncRun, SyncStatus};
+use crate::service::{parse_id, sync};
+
+#[derive(Default)]
+pub struct SyncQuery;
+
+#[Object]
+impl SyncQuery {
+    /// Clerk against userhub, without changing either. Admins only. Reads every Clerk user.
+    async fn sync_status(&self, ctx: &Context<'_>) -> Result<SyncStatus> {
+        caller(ctx).actor()?.require_admin()?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let report = sync::report(db, ctx.data_unchecked::<ClerkClient>()).await?;
+        let in_sync = report.missing_in_database.count == 0
+            && report.missing_in_clerk.count == 0
+            && report.differing.count == 0;
+        Ok(SyncStatus {
+            clerk_count: report.clerk_count,
+            database_count: report.database_count,
+            missing_in_database: report.missing_in_database.into(),
+            missing_in_clerk: report.missing_in_clerk.into(),
+            differing: report.differing.into(),
+            unknown_organisations: report.unknown_organisations.into(),
+            in_sync,
+            last_run: sync::last(db).await?.map(SyncRun),
+        })
+    }
+
+    /// One sync run, to follow it. Admins only.
+    async fn sync_run(&self, ctx: &Context<'_>, id: ID) -> Result<SyncRun> {
+        caller(ctx).actor()?.require_admin()?;
+        let id = parse_id("id", &id)?;
+        Ok(SyncRun(
+            sync::get(ctx.data_unchecked::<DatabaseConnection>(), id).await?,
+        ))
+    }
+}

@@ -1,0 +1,399 @@
+//! Sync: the reconciliation of DESIGN.md rule 4. Page through every Clerk user (500 at a time,
+//! in creation order, by cursor), apply each page in one transaction, and only after a
+//! complete pass deactivate the users Clerk no longer has. Every run is a `sync_runs` row; at
+//! most one runs at a time across all replicas (a unique index on the running row). A rerun
+//! when nothing changed writes nothing but its own run row.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use entity::{organisation, sync_run, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::users::{self, Upserted};
+use super::{Origin, Source};
+use crate::clerk::ClerkClient;
+use crate::error::AppError;
+
+/// Clerk's largest page.
+pub const PAGE_SIZE: usize = 500;
+/// A `running` row whose heartbeat is older than this belongs to a process that died.
+const STALE_AFTER: Duration = Duration::from_secs(120);
+
+pub const RUNNING: &str = "running";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+
+/// Where a run is, as it goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub run_id: Option<Uuid>,
+    pub seen: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub deactivated: i64,
+    /// Clerk's count when the run started, for a progress bar.
+    pub total: Option<i64>,
+    pub finished: bool,
+}
+
+/// What `start` found.
+pub enum Started {
+    /// A new run, to be driven by `run`.
+    New(sync_run::Model),
+    /// A run already under way (here or on another replica): the caller gets that one.
+    AlreadyRunning(sync_run::Model),
+}
+
+fn origin(run_id: Uuid) -> Origin {
+    Origin {
+        actor: "sync".to_owned(),
+        source: Source::Sync,
+        correlation_id: Some(run_id.to_string()),
+    }
+}
+
+/// Claims the single running slot, first failing any run whose process died.
+pub async fn start(db: &DatabaseConnection, triggered_by: &str) -> Result<Started, AppError> {
+    let now = super::now();
+    let stale_before = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
+    for stale in sync_run::Entity::find()
+        .filter(sync_run::Column::Status.eq(RUNNING))
+        .filter(sync_run::Column::HeartbeatAt.lt(stale_before))
+        .all(db)
+        .await?
+    {
+        let mut row = stale.into_active_model();
+        row.status = Set(FAILED.to_owned());
+        row.finished_at = Set(Some(now));
+        row.error = Set(Some(
+            "interrupted: the process running it stopped".to_owned(),
+        ));
+        row.update(db).await?;
+    }
+    let run = sync_run::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        started_at: Set(now),
+        finished_at: Set(None),
+        heartbeat_at: Set(now),
+        status: Set(RUNNING.to_owned()),
+        seen: Set(0),
+        created: Set(0),
+        updated: Set(0),
+        deactivated: Set(0),
+        error: Set(None),
+        triggered_by: Set(triggered_by.to_owned()),
+    };
+    match run.insert(db).await {
+        Ok(run) => Ok(Started::New(run)),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            let running = sync_run::Entity::find()
+                .filter(sync_run::Column::Status.eq(RUNNING))
+                .one(db)
+                .await?
+                .ok_or_else(|| {
+                    AppError::Conflict("a sync has just finished: ask again".to_owned())
+                })?;
+            Ok(Started::AlreadyRunning(running))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Drives a started run to its end and records how it ended.
+pub async fn run(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    started: sync_run::Model,
+    progress: &watch::Sender<Progress>,
+) -> Result<sync_run::Model, AppError> {
+    let run_id = started.id;
+    let outcome = reconcile(db, clerk, run_id, progress).await;
+    let current = sync_run::Entity::find_by_id(run_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("sync run", run_id))?;
+    let mut row = current.into_active_model();
+    let now = super::now();
+    row.finished_at = Set(Some(now));
+    row.heartbeat_at = Set(now);
+    let counts = progress.borrow().clone();
+    row.seen = Set(counts.seen);
+    row.created = Set(counts.created);
+    row.updated = Set(counts.updated);
+    row.deactivated = Set(counts.deactivated);
+    match &outcome {
+        Ok(()) => row.status = Set(SUCCEEDED.to_owned()),
+        Err(err) => {
+            row.status = Set(FAILED.to_owned());
+            row.error = Set(Some(err.to_string()));
+        }
+    }
+    let finished = row.update(db).await?;
+    progress.send_modify(|progress| progress.finished = true);
+    outcome.map(|()| finished)
+}
+
+async fn reconcile(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    run_id: Uuid,
+    progress: &watch::Sender<Progress>,
+) -> Result<(), AppError> {
+    let origin = origin(run_id);
+    let total = clerk.count_users().await.ok();
+    progress.send_modify(|progress| {
+        progress.run_id = Some(run_id);
+        progress.total = total;
+    });
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = vec![
+            ("limit", PAGE_SIZE.to_string()),
+            ("order_by", "+created_at".to_owned()),
+        ];
+        if let Some(after) = &after {
+            query.push(("starting_after", after.clone()));
+        }
+        let page = clerk.list_users(&query).await?;
+        let last_page = page.len() < PAGE_SIZE;
+        after = page.last().map(|user| user.id.clone());
+        let profiles: Vec<_> = page.iter().filter_map(|user| user.profile()).collect();
+        seen.extend(page.into_iter().map(|user| user.id));
+
+        let (created, updated) = apply_page(db, &origin, profiles).await?;
+        progress.send_modify(|progress| {
+            progress.seen = seen.len() as i64;
+            progress.created += created;
+            progress.updated += updated;
+        });
+        let snapshot = progress.borrow().clone();
+        heartbeat(db, run_id, &snapshot).await?;
+        if last_page || after.is_none() {
+            break;
+        }
+    }
+
+    // Only now, after a complete pass, is "not in Clerk" known to mean "deleted in Clerk".
+    let gone: Vec<user::Model> = user::Entity::find()
+        .filter(user::Column::IsActive.eq(true))
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|user| !seen.contains(&user.clerk_id))
+        .collect();
+    let deactivated = gone.len() as i64;
+    if !gone.is_empty() {
+        let txn = db.begin().await?;
+        for user in gone {
+            users::apply_deactivation(&txn, &origin, user).await?;
+        }
+        txn.commit().await?;
+    }
+    progress.send_modify(|progress| progress.deactivated = deactivated);
+    Ok(())
+}
+
+/// Applies one page in one transaction: the stored rows and organisations it needs are read
+/// in two queries, and only what changed is written.
+async fn apply_page(
+    db: &DatabaseConnection,
+    origin: &Origin,
+    profiles: Vec<users::ClerkProfile>,
+) -> Result<(i64, i64), AppError> {
+    if profiles.is_empty() {
+        return Ok((0, 0));
+    }
+    let clerk_ids: Vec<String> = profiles.iter().map(|p| p.clerk_id.clone()).collect();
+    let organisation_ids: HashSet<Uuid> =
+        profiles.iter().filter_map(|p| p.organisation_id).collect();
+    let txn = db.begin().await?;
+    let mut stored: HashMap<String, user::Model> = user::Entity::find()
+        .filter(user::Column::ClerkId.is_in(clerk_ids))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|user| (user.clerk_id.clone(), user))
+        .collect();
+    let known_organisations: HashSet<Uuid> = if organisation_ids.is_empty() {
+        HashSet::new()
+    } else {
+        organisation::Entity::find()
+            .select_only()
+            .column(organisation::Column::Id)
+            .filter(organisation::Column::Id.is_in(organisation_ids))
+            .into_tuple::<Uuid>()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let (mut created, mut updated) = (0, 0);
+    for profile in profiles {
+        let existing = stored.remove(&profile.clerk_id);
+        let organisation_exists = profile
+            .organisation_id
+            .is_some_and(|id| known_organisations.contains(&id));
+        match users::apply_profile(&txn, origin, profile, existing, organisation_exists).await? {
+            Upserted::Created(_) => created += 1,
+            Upserted::Updated(_) => updated += 1,
+            Upserted::Unchanged(_) | Upserted::Stale(_) => {}
+        }
+    }
+    txn.commit().await?;
+    Ok((created, updated))
+}
+
+async fn heartbeat(
+    db: &DatabaseConnection,
+    run_id: Uuid,
+    progress: &Progress,
+) -> Result<(), AppError> {
+    sync_run::Entity::update_many()
+        .col_expr(
+            sync_run::Column::HeartbeatAt,
+            sea_orm::sea_query::Expr::value(super::now()),
+        )
+        .col_expr(
+            sync_run::Column::Seen,
+            sea_orm::sea_query::Expr::value(progress.seen),
+        )
+        .col_expr(
+            sync_run::Column::Created,
+            sea_orm::sea_query::Expr::value(progress.created),
+        )
+        .col_expr(
+            sync_run::Column::Updated,
+            sea_orm::sea_query::Expr::value(progress.updated),
+        )
+        .filter(sync_run::Column::Id.eq(run_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn get(db: &DatabaseConnection, id: Uuid) -> Result<sync_run::Model, AppError> {
+    sync_run::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("sync run", id))
+}
+
+pub async fn last(db: &DatabaseConnection) -> Result<Option<sync_run::Model>, AppError> {
+    Ok(sync_run::Entity::find()
+        .order_by_desc(sync_run::Column::Id)
+        .one(db)
+        .await?)
+}
+
+/// How many samples of each kind of drift a report lists.
+const SAMPLES: usize = 20;
+
+/// A kind of drift: how many, and a few of them (emails).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drift {
+    pub count: i64,
+    pub sample: Vec<String>,
+}
+
+impl Drift {
+    fn add(&mut self, email: &str) {
+        self.count += 1;
+        if self.sample.len() < SAMPLES {
+            self.sample.push(email.to_owned());
+        }
+    }
+}
+
+/// Clerk against the database, without changing either: what a sync would do.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub clerk_count: i64,
+    /// Active users here.
+    pub database_count: i64,
+    /// In Clerk, not here (or here but inactive).
+    pub missing_in_database: Drift,
+    /// Active here, gone from Clerk.
+    pub missing_in_clerk: Drift,
+    /// In both, with different data.
+    pub differing: Drift,
+    /// Users whose `organisationId` in Clerk names no organisation here.
+    pub unknown_organisations: Drift,
+}
+
+pub async fn report(db: &DatabaseConnection, clerk: &ClerkClient) -> Result<Report, AppError> {
+    let mut report = Report::default();
+    let mut stored: HashMap<String, user::Model> = user::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|user| (user.clerk_id.clone(), user))
+        .collect();
+    let organisations: HashSet<Uuid> = organisation::Entity::find()
+        .select_only()
+        .column(organisation::Column::Id)
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    report.database_count = stored.values().filter(|user| user.is_active).count() as i64;
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = vec![
+            ("limit", PAGE_SIZE.to_string()),
+            ("order_by", "+created_at".to_owned()),
+        ];
+        if let Some(after) = &after {
+            query.push(("starting_after", after.clone()));
+        }
+        let page = clerk.list_users(&query).await?;
+        let last_page = page.len() < PAGE_SIZE;
+        after = page.last().map(|user| user.id.clone());
+        for clerk_user in page {
+            report.clerk_count += 1;
+            let Some(profile) = clerk_user.profile() else {
+                continue;
+            };
+            if profile
+                .organisation_id
+                .is_some_and(|id| !organisations.contains(&id))
+            {
+                report.unknown_organisations.add(&profile.email);
+            }
+            match stored.remove(&profile.clerk_id) {
+                Some(user) if user.is_active => {
+                    let organisation = profile
+                        .organisation_id
+                        .filter(|id| organisations.contains(id));
+                    let same = user.email == profile.email.trim().to_lowercase()
+                        && user.first_name == profile.first_name
+                        && user.last_name == profile.last_name
+                        && user.role == profile.role
+                        && user.organisation_id == organisation
+                        && user.banned == profile.banned;
+                    if !same {
+                        report.differing.add(&user.email);
+                    }
+                }
+                _ => report.missing_in_database.add(&profile.email),
+            }
+        }
+        if last_page || after.is_none() {
+            break;
+        }
+    }
+    let mut remaining: Vec<&user::Model> = stored.values().filter(|user| user.is_active).collect();
+    remaining.sort_by(|a, b| a.email.cmp(&b.email));
+    for user in remaining {
+        report.missing_in_clerk.add(&user.email);
+    }
+    Ok(report)
+}
