@@ -34,6 +34,8 @@ pub struct Emulator {
 
 struct Shared {
     store: Mutex<Store>,
+    /// Every Backend API request received: method, path and JSON body, for contract tests.
+    requests: Mutex<Vec<(String, String, Option<Value>)>>,
     /// Failures to inject into the next Backend API calls, oldest first.
     faults: Mutex<std::collections::VecDeque<Fault>>,
     keys: Mutex<Keyring>,
@@ -95,6 +97,7 @@ impl Emulator {
         Emulator {
             shared: Arc::new(Shared {
                 store: Mutex::new(Store::default()),
+                requests: Mutex::new(Vec::new()),
                 faults: Mutex::new(std::collections::VecDeque::new()),
                 keys: Mutex::new(Keyring {
                     current: key,
@@ -211,6 +214,15 @@ impl Emulator {
 
     pub fn user(&self, id: &str) -> Option<ClerkUser> {
         self.store().get(id).and_then(parse)
+    }
+
+    /// Every Backend API request received so far: method, path and JSON body.
+    pub fn requests(&self) -> Vec<(String, String, Option<Value>)> {
+        lock(&self.shared.requests).clone()
+    }
+
+    fn record(&self, method: String, path: String, body: Option<Value>) {
+        lock(&self.shared.requests).push((method, path, body));
     }
 
     /// Answers the next `times` Backend API calls with `fault`.

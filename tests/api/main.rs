@@ -10,6 +10,7 @@ mod helpers;
 mod access;
 mod audit;
 mod auth;
+mod contract;
 mod http;
 mod invitations;
 mod mutations;

@@ -40,7 +40,8 @@ pub(super) fn router(emulator: Emulator) -> Router {
     Router::new()
         .nest(
             "/v1",
-            api.layer(middleware::from_fn_with_state(emulator.clone(), inject)),
+            api.layer(middleware::from_fn_with_state(emulator.clone(), inject))
+                .layer(middleware::from_fn_with_state(emulator.clone(), record)),
         )
         .nest("/__emulator", control)
         .layer(middleware::from_fn_with_state(
@@ -80,6 +81,22 @@ async fn require_secret(
         ));
     }
     next.run(request).await
+}
+
+/// Keeps each request's method, path and body, for the contract test.
+async fn record(State(emulator): State<Emulator>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return refusal(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_body_too_large",
+            "The request body is too large.",
+        ));
+    };
+    let json = serde_json::from_slice::<Value>(&bytes).ok();
+    emulator.record(parts.method.to_string(), parts.uri.path().to_owned(), json);
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// Answers with the next injected fault, if any. The JWKS is spared: a test that injects
