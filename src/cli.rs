@@ -42,6 +42,9 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8001")]
         emulator_listen: std::net::SocketAddr,
+        /// Fill it with this many generated users (for benchmarks).
+        #[arg(long, default_value_t = 0)]
+        seed_users: usize,
     },
 }
 
@@ -55,9 +58,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::GrantAdmin { email } => grant_admin(cli.config, &email).await,
         Command::Sync => sync(cli.config).await,
-        Command::ClerkEmulator { emulator_listen } => {
-            clerk_emulator(cli.config, emulator_listen).await
-        }
+        Command::ClerkEmulator {
+            emulator_listen,
+            seed_users,
+        } => clerk_emulator(cli.config, emulator_listen, seed_users).await,
     }
 }
 
@@ -225,15 +229,31 @@ async fn sync(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn clerk_emulator(config: Config, address: std::net::SocketAddr) -> anyhow::Result<()> {
-    use crate::clerk::emulator::{Emulator, SigningKey};
+async fn clerk_emulator(
+    config: Config,
+    address: std::net::SocketAddr,
+    seed_users: usize,
+) -> anyhow::Result<()> {
+    use crate::clerk::emulator::{Emulator, NewUser, SigningKey};
 
     let secret = config
         .clerk_secret_key
         .map(|secret| secret.expose().to_owned())
         .unwrap_or_else(|| format!("sk_test_{}", crate::clerk::emulator::random_id(32)));
     let key = std::sync::Arc::new(SigningKey::generate()?);
-    let running = Emulator::new(secret.clone(), key).start(address).await?;
+    let emulator = Emulator::new(secret.clone(), key);
+    let roles = ["member", "lecturer", "lecturer", "org_admin"];
+    for i in 0..seed_users {
+        emulator
+            .create_user(NewUser {
+                email: format!("user{i:07}@bench.userhub.test"),
+                first_name: Some(format!("First{i}")),
+                last_name: Some(format!("Last{i}")),
+                public_metadata: serde_json::json!({ "role": roles[i % roles.len()] }),
+            })
+            .map_err(|refusal| anyhow::anyhow!("cannot seed: {}", refusal.message))?;
+    }
+    let running = emulator.start(address).await?;
     println!(
         "Clerk emulator on {api}\n  CLERK_API_URL={api}\n  CLERK_SECRET_KEY={secret}\n\n\
          Mint a session token:  curl -s http://{root}/__emulator/session_tokens -H 'authorization: Bearer {secret}' \\\n  \

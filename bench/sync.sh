@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Sync benchmark (W4): a full sync of N Clerk users (default 100,000) from the Clerk emulator
+# into a fresh database, then a rerun with nothing changed, on SQLite and on PostgreSQL.
+# Writes its table into BENCHMARKS.md between the sync markers.
+#
+#   bench/sync.sh                      # 100,000 users, SQLite and PostgreSQL
+#   USERS=10000 bench/sync.sh          # fewer users
+#   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bench/sync.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+USERS="${USERS:-100000}"
+PORT="${EMULATOR_PORT:-18401}"
+ADMIN_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+SECRET="sk_test_bench_$$"
+BIN=target/release/userhub
+WORK="$(mktemp -d)"
+
+cargo build --release --quiet
+
+cleanup() {
+  [ -n "${EMULATOR_PID:-}" ] && kill "$EMULATOR_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "seeding the Clerk emulator with $USERS users..."
+CLERK_SECRET_KEY="$SECRET" "$BIN" clerk-emulator --emulator-listen "127.0.0.1:$PORT" \
+  --seed-users "$USERS" >"$WORK/emulator.log" 2>&1 &
+EMULATOR_PID=$!
+for _ in $(seq 1 600); do
+  curl -sf -H "authorization: Bearer $SECRET" "http://127.0.0.1:$PORT/v1/users/count" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+
+now() { date +%s.%N; }
+
+# Runs one sync and prints "seconds created updated deactivated".
+run_sync() {
+  local database_url=$1 start end line
+  start=$(now)
+  line=$(DATABASE_URL="$database_url" CLERK_API_URL="http://127.0.0.1:$PORT/v1" \
+    CLERK_SECRET_KEY="$SECRET" RUST_LOG=warn "$BIN" sync 2>/dev/null | tail -n 1)
+  end=$(now)
+  echo "$(echo "$end - $start" | bc) $(echo "$line" | sed -E 's/.*: ([0-9]+) seen, ([0-9]+) created, ([0-9]+) updated, ([0-9]+) deactivated/\2 \3 \4/')"
+}
+
+rows=()
+measure() {
+  local name=$1 database_url=$2
+  read -r first_s created _ _ <<<"$(run_sync "$database_url")"
+  read -r rerun_s _ rerun_updated _ <<<"$(run_sync "$database_url")"
+  local rate
+  rate=$(echo "$created / $first_s" | bc)
+  rows+=("| $name | $USERS | $(printf '%.1f' "$first_s") s | $rate | $(printf '%.2f' "$rerun_s") s | $rerun_updated |")
+  echo "$name: first sync ${first_s}s ($created created, $rate users/s), rerun ${rerun_s}s ($rerun_updated updated)"
+}
+
+measure "SQLite" "sqlite://$WORK/bench.db?mode=rwc"
+if pg_isready -d "$ADMIN_URL" -t 3 >/dev/null 2>&1; then
+  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" -c "CREATE DATABASE userhub_bench_sync" >/dev/null
+  measure "PostgreSQL" "${ADMIN_URL%/*}/userhub_bench_sync"
+  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" >/dev/null
+else
+  echo "PostgreSQL is not reachable at $ADMIN_URL: measured SQLite only"
+fi
+
+table=$(cat <<TABLE
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); release build; emulator and database on the same machine.
+
+| database | Clerk users | first sync | users/s | no-change rerun | rows updated by the rerun |
+| --- | --- | --- | --- | --- | --- |
+$(printf '%s\n' "${rows[@]}")
+TABLE
+)
+python3 - "$table" <<'PY'
+import sys, pathlib
+path = pathlib.Path("BENCHMARKS.md")
+text = path.read_text() if path.exists() else "# Benchmarks\n"
+start, end = "<!-- sync:start -->", "<!-- sync:end -->"
+block = f"{start}\n{sys.argv[1]}\n{end}"
+if start in text and end in text:
+    text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+else:
+    text = text.rstrip() + "\n\n## W4: sync of Clerk users (`bench/sync.sh`)\n\n" + block + "\n"
+path.write_text(text)
+PY
+echo "BENCHMARKS.md updated"
