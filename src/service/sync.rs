@@ -152,21 +152,10 @@ async fn reconcile(
         progress.total = total;
     });
     let mut seen: HashSet<String> = HashSet::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut query = vec![
-            ("limit", PAGE_SIZE.to_string()),
-            ("order_by", "+created_at".to_owned()),
-        ];
-        if let Some(after) = &after {
-            query.push(("starting_after", after.clone()));
-        }
-        let page = clerk.list_users(&query).await?;
-        let last_page = page.len() < PAGE_SIZE;
-        after = page.last().map(|user| user.id.clone());
+    let mut pages = ClerkPages::new(clerk);
+    while let Some(page) = pages.next().await? {
         let profiles: Vec<_> = page.iter().filter_map(|user| user.profile()).collect();
         seen.extend(page.into_iter().map(|user| user.id));
-
         let (created, updated) = apply_page(db, &origin, profiles).await?;
         progress.send_modify(|progress| {
             progress.seen = seen.len() as i64;
@@ -175,9 +164,6 @@ async fn reconcile(
         });
         let snapshot = progress.borrow().clone();
         heartbeat(db, run_id, &snapshot).await?;
-        if last_page || after.is_none() {
-            break;
-        }
     }
 
     // Only now, after a complete pass, is "not in Clerk" known to mean "deleted in Clerk".
@@ -199,6 +185,44 @@ async fn reconcile(
     }
     progress.send_modify(|progress| progress.deactivated = deactivated);
     Ok(())
+}
+
+/// Clerk's users a page at a time, oldest first, by cursor (`starting_after`): offsets time
+/// out on large instances. A page shorter than asked for is the last.
+struct ClerkPages<'a> {
+    clerk: &'a ClerkClient,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'a> ClerkPages<'a> {
+    fn new(clerk: &'a ClerkClient) -> ClerkPages<'a> {
+        ClerkPages {
+            clerk,
+            after: None,
+            done: false,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<crate::clerk::model::ClerkUser>>, AppError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut query = vec![
+            ("limit", PAGE_SIZE.to_string()),
+            ("order_by", "+created_at".to_owned()),
+        ];
+        if let Some(after) = &self.after {
+            query.push(("starting_after", after.clone()));
+        }
+        let page = self.clerk.list_users(&query).await?;
+        self.done = page.len() < PAGE_SIZE;
+        self.after = page.last().map(|user| user.id.clone());
+        if self.after.is_none() {
+            self.done = true;
+        }
+        Ok(Some(page))
+    }
 }
 
 /// Applies one page in one transaction: the stored rows and organisations it needs are read
@@ -345,18 +369,8 @@ pub async fn report(db: &DatabaseConnection, clerk: &ClerkClient) -> Result<Repo
         .into_iter()
         .collect();
     report.database_count = stored.values().filter(|user| user.is_active).count() as i64;
-    let mut after: Option<String> = None;
-    loop {
-        let mut query = vec![
-            ("limit", PAGE_SIZE.to_string()),
-            ("order_by", "+created_at".to_owned()),
-        ];
-        if let Some(after) = &after {
-            query.push(("starting_after", after.clone()));
-        }
-        let page = clerk.list_users(&query).await?;
-        let last_page = page.len() < PAGE_SIZE;
-        after = page.last().map(|user| user.id.clone());
+    let mut pages = ClerkPages::new(clerk);
+    while let Some(page) = pages.next().await? {
         for clerk_user in page {
             report.clerk_count += 1;
             let Some(profile) = clerk_user.profile() else {
@@ -385,9 +399,6 @@ pub async fn report(db: &DatabaseConnection, clerk: &ClerkClient) -> Result<Repo
                 }
                 _ => report.missing_in_database.add(&profile.email),
             }
-        }
-        if last_page || after.is_none() {
-            break;
         }
     }
     let mut remaining: Vec<&user::Model> = stored.values().filter(|user| user.is_active).collect();
