@@ -60,6 +60,20 @@ impl Origin {
     }
 }
 
+/// Begins a transaction that will write. On SQLite it starts `IMMEDIATE`, taking the write
+/// lock at once: a deferred transaction that reads and then writes can find another writer in
+/// the way and fail with "database is locked" at once, where an immediate one waits its turn
+/// (the busy timeout). PostgreSQL ignores the mode.
+pub(crate) async fn begin_write<C: sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<C::Transaction, sea_orm::DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..sea_orm::TransactionOptions::default()
+    })
+    .await
+}
+
 /// Parses an id given by a client.
 pub fn parse_id(field: &str, value: &str) -> Result<Uuid, crate::error::AppError> {
     Uuid::parse_str(value.trim()).map_err(|_| {

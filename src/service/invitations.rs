@@ -119,7 +119,7 @@ pub async fn invite(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    let txn = sea_orm::TransactionTrait::begin(db).await?;
+    let txn = super::begin_write(db).await?;
     let created = row.insert(&txn).await?;
     audit::record(
         &txn,
@@ -180,7 +180,7 @@ async fn set_status<C: sea_orm::TransactionTrait>(
     status: InvitationStatus,
     action: &str,
 ) -> Result<invitation::Model, AppError> {
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let before = snapshot(&current);
     let mut row: invitation::ActiveModel = current.into();
     row.status = Set(status);

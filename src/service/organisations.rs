@@ -245,7 +245,7 @@ pub async fn create<C: TransactionTrait>(
         })?,
     };
     let now = super::now();
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let org = organisation::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
@@ -282,7 +282,7 @@ pub async fn update<C: TransactionTrait>(
 ) -> Result<organisation::Model, AppError> {
     let name = name.map(|name| validate_name(&name)).transpose()?;
     let slug = slug.map(|slug| validate_slug(slug.trim())).transpose()?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let current = get(&txn, id).await?;
     let unchanged = name.as_ref().is_none_or(|name| *name == current.name)
         && slug.as_ref().is_none_or(|slug| *slug == current.slug);
@@ -323,7 +323,7 @@ pub async fn archive<C: TransactionTrait>(
     origin: &Origin,
     id: Uuid,
 ) -> Result<organisation::Model, AppError> {
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let current = get(&txn, id).await?;
     if current.archived_at.is_some() {
         return Ok(current);

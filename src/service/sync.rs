@@ -10,7 +10,7 @@ use std::time::Duration;
 use entity::{organisation, sync_run, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    QueryOrder, QuerySelect, Set, SqlErr,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -177,7 +177,7 @@ async fn reconcile(
         .collect();
     let deactivated = gone.len() as i64;
     if !gone.is_empty() {
-        let txn = db.begin().await?;
+        let txn = super::begin_write(db).await?;
         for user in gone {
             users::apply_deactivation(&txn, &origin, user).await?;
         }
@@ -238,7 +238,7 @@ async fn apply_page(
     let clerk_ids: Vec<String> = profiles.iter().map(|p| p.clerk_id.clone()).collect();
     let organisation_ids: HashSet<Uuid> =
         profiles.iter().filter_map(|p| p.organisation_id).collect();
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let mut stored: HashMap<String, user::Model> = user::Entity::find()
         .filter(user::Column::ClerkId.is_in(clerk_ids))
         .all(&txn)

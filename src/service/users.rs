@@ -328,7 +328,20 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
     origin: &Origin,
     profile: ClerkProfile,
 ) -> Result<Upserted, AppError> {
-    let txn = db.begin().await?;
+    match upsert_once(db, origin, profile.clone()).await {
+        // Another writer (a webhook, a sync, a parallel first request) inserted this user
+        // between our read and our insert: the row exists now, so the update path applies.
+        Err(AppError::Conflict(_)) => upsert_once(db, origin, profile).await,
+        outcome => outcome,
+    }
+}
+
+async fn upsert_once<C: TransactionTrait>(
+    db: &C,
+    origin: &Origin,
+    profile: ClerkProfile,
+) -> Result<Upserted, AppError> {
+    let txn = super::begin_write(db).await?;
     // An organisation userhub does not know is kept as unassigned; sync status reports it.
     let organisation_exists = match profile.organisation_id {
         Some(id) => organisation::Entity::find_by_id(id)
@@ -471,7 +484,7 @@ pub async fn deactivate<C: TransactionTrait>(
     origin: &Origin,
     id: Uuid,
 ) -> Result<user::Model, AppError> {
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let current = get(&txn, id).await?;
     let deactivated = apply_deactivation(&txn, origin, current).await?;
     txn.commit().await?;

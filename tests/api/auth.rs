@@ -355,3 +355,30 @@ async fn the_jwks_is_not_refetched_for_every_unknown_key_id() {
         Some(TokenError::UnknownKey)
     );
 }
+
+#[tokio::test]
+async fn simultaneous_first_requests_of_a_new_user_all_succeed() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
+        .await
+        .expect("SQLite");
+    let newcomer = app.create_clerk_user(TestUser::new("eager@uni.test"));
+    let token = app
+        .clerk
+        .emulator
+        .mint_session_token(&newcomer.id, TokenOptions::default())
+        .expect("a token");
+    let requests = (0..8).map(|_| app.post_as(Some(&token), "{ me { id } }", json!({})));
+    let answers = futures_util::future::join_all(requests).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["data"]["me"]["id"].as_str().expect("an id").to_owned()
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one user, however many requests raced to create it"
+    );
+}
