@@ -9,6 +9,7 @@
 mod keys;
 mod routes;
 mod store;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +35,9 @@ pub struct Emulator {
 
 struct Shared {
     store: Mutex<Store>,
+    /// Where change events go, once webhooks are configured.
+    webhooks: Mutex<Option<tokio::sync::mpsc::UnboundedSender<webhooks::Event>>>,
+    deliveries: Arc<Mutex<Vec<webhooks::Delivery>>>,
     /// Every Backend API request received: method, path and JSON body, for contract tests.
     requests: Mutex<Vec<(String, String, Option<Value>)>>,
     /// Failures to inject into the next Backend API calls, oldest first.
@@ -97,6 +101,8 @@ impl Emulator {
         Emulator {
             shared: Arc::new(Shared {
                 store: Mutex::new(Store::default()),
+                webhooks: Mutex::new(None),
+                deliveries: Arc::new(Mutex::new(Vec::new())),
                 requests: Mutex::new(Vec::new()),
                 faults: Mutex::new(std::collections::VecDeque::new()),
                 keys: Mutex::new(Keyring {
@@ -139,8 +145,40 @@ impl Emulator {
         lock(&self.shared.issuer).clone()
     }
 
-    fn store(&self) -> MutexGuard<'_, Store> {
-        lock(&self.shared.store)
+    /// The store, locked. Dropping the guard hands the webhook events of whatever changed to
+    /// delivery, so every change path emits its events without having to remember to.
+    fn store(&self) -> StoreGuard<'_> {
+        StoreGuard {
+            store: lock(&self.shared.store),
+            emulator: self,
+        }
+    }
+
+    /// Delivers a webhook for every user change from now on, to `endpoint`.
+    pub fn deliver_webhooks(&self, endpoint: webhooks::Endpoint) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        *lock(&self.shared.webhooks) = Some(sender);
+        tokio::spawn(webhooks::deliver(
+            endpoint,
+            receiver,
+            self.shared.deliveries.clone(),
+        ));
+    }
+
+    /// Every webhook delivery attempted so far.
+    pub fn webhook_deliveries(&self) -> Vec<webhooks::Delivery> {
+        lock(&self.shared.deliveries).clone()
+    }
+
+    fn publish(&self, events: Vec<(&'static str, Value)>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(sender) = lock(&self.shared.webhooks).as_ref() {
+            for (kind, data) in events {
+                let _ = sender.send(webhooks::envelope(kind, data));
+            }
+        }
     }
 
     /// Creates a user as the Backend API's `POST /users` does.
@@ -291,6 +329,32 @@ impl Emulator {
             address: local,
             _stop: stop,
         })
+    }
+}
+
+struct StoreGuard<'a> {
+    store: MutexGuard<'a, Store>,
+    emulator: &'a Emulator,
+}
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    fn drop(&mut self) {
+        let events = self.store.take_events();
+        self.emulator.publish(events);
     }
 }
 

@@ -11,6 +11,7 @@ mod access;
 mod audit;
 mod auth;
 mod contract;
+mod emulator_webhooks;
 mod http;
 mod invitations;
 mod mutations;

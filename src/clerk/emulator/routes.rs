@@ -36,7 +36,8 @@ pub(super) fn router(emulator: Emulator) -> Router {
     let control = Router::new()
         .route("/session_tokens", post(mint_session_token))
         .route("/faults", post(inject_faults).delete(clear_faults))
-        .route("/invitations/{id}/accept", post(accept_invitation));
+        .route("/invitations/{id}/accept", post(accept_invitation))
+        .route("/webhooks", post(configure_webhooks));
     Router::new()
         .nest(
             "/v1",
@@ -376,6 +377,14 @@ async fn accept_invitation(
         Ok(user) => Json(user).into_response(),
         Err(err) => refusal(err),
     }
+}
+
+async fn configure_webhooks(
+    State(emulator): State<Emulator>,
+    Json(endpoint): Json<super::webhooks::Endpoint>,
+) -> Response {
+    emulator.deliver_webhooks(endpoint);
+    Json(json!({ "configured": true })).into_response()
 }
 
 async fn jwks(State(emulator): State<Emulator>) -> Response {

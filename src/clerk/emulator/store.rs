@@ -14,6 +14,8 @@ pub(super) struct Store {
     invitations: IndexMap<String, Value>,
     /// Invitation emails Clerk would have sent (`notify: true`), as (address, invitation id).
     sent_emails: Vec<(String, String)>,
+    /// Webhook events of changes not yet handed to delivery: (type, data).
+    events: Vec<(&'static str, Value)>,
     last_timestamp: i64,
 }
 
@@ -81,11 +83,22 @@ impl Store {
 
     pub(super) fn create(&mut self, new: NewUser) -> Result<Value, Refusal> {
         let id = format!("user_{}", random_id(27));
-        self.restore(&id, new)
+        let user = self.insert_user(&id, new)?;
+        self.events.push(("user.created", user.clone()));
+        Ok(user)
     }
 
-    /// Creates a user under a given id.
+    /// Creates a user under a given id, as if it had always been there: no webhook.
     pub(super) fn restore(&mut self, id: &str, new: NewUser) -> Result<Value, Refusal> {
+        self.insert_user(id, new)
+    }
+
+    /// The webhook events of the changes made since the last call.
+    pub(super) fn take_events(&mut self) -> Vec<(&'static str, Value)> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn insert_user(&mut self, id: &str, new: NewUser) -> Result<Value, Refusal> {
         if self.users.contains_key(id) {
             return Err(Refusal::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -243,7 +256,9 @@ impl Store {
             }
         }
         user["updated_at"] = json!(now);
-        Ok(user.clone())
+        let user = user.clone();
+        self.events.push(("user.updated", user.clone()));
+        Ok(user)
     }
 
     /// `PATCH /users/{id}/metadata`: a deep merge; `null` removes a key at any depth.
@@ -256,7 +271,9 @@ impl Store {
             }
         }
         user["updated_at"] = json!(now);
-        Some(user.clone())
+        let user = user.clone();
+        self.events.push(("user.updated", user.clone()));
+        Some(user)
     }
 
     pub(super) fn set_banned(&mut self, id: &str, banned: bool) -> Option<Value> {
@@ -264,7 +281,9 @@ impl Store {
         let user = self.users.get_mut(id)?;
         user["banned"] = json!(banned);
         user["updated_at"] = json!(now);
-        Some(user.clone())
+        let user = user.clone();
+        self.events.push(("user.updated", user.clone()));
+        Some(user)
     }
 
     /// `POST /invitations`.
@@ -417,7 +436,9 @@ impl Store {
         for email in emails_of(&user) {
             self.emails.remove(&email.to_lowercase());
         }
-        Some(json!({ "object": "user", "id": id, "deleted": true }))
+        let deleted = json!({ "object": "user", "id": id, "deleted": true });
+        self.events.push(("user.deleted", deleted.clone()));
+        Some(deleted)
     }
 }
 
