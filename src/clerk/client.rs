@@ -224,6 +224,24 @@ impl ClerkClient {
             .await
     }
 
+    /// `GET /invitations`, newest first; `status` narrows to pending, accepted, revoked or
+    /// expired.
+    pub async fn list_invitations(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<ClerkInvitation>, ClerkFailure> {
+        let mut query = vec![
+            ("limit", limit.clamp(1, 500).to_string()),
+            ("offset", offset.to_string()),
+        ];
+        if let Some(status) = status {
+            query.push(("status", status.to_owned()));
+        }
+        self.send(Method::GET, "/invitations", &query, None).await
+    }
+
     /// `POST /invitations/{id}/revoke`.
     pub async fn revoke_invitation(&self, id: &str) -> Result<ClerkInvitation, ClerkFailure> {
         self.send(

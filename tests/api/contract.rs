@@ -316,3 +316,82 @@ const SAMPLE_USER: &str = r#"{
   "updated_at": 1, "delete_self_enabled": true, "create_organization_enabled": true,
   "last_active_at": null, "legal_accepted_at": null
 }"#;
+
+#[tokio::test]
+async fn the_secret_key_never_appears_in_errors_or_debug_output() {
+    let secret = "sk_live_never_print_me_0123456789";
+    let clerk = emulator().await;
+    let client = ClerkClient::new(
+        &clerk.api_url(),
+        Secret::new(secret),
+        RetryPolicy::default(),
+    );
+    assert!(!format!("{client:?}").contains(secret));
+    assert!(!format!("{:?}", Secret::new(secret)).contains(secret));
+    // Refused (wrong key), missing, and unreachable: none of the errors names the key.
+    let refused = client
+        .list_invitations(Some("pending"), 10, 0)
+        .await
+        .expect_err("wrong key");
+    assert!(matches!(
+        refused,
+        userhub::clerk::ClerkFailure::Refused { status: 401, .. }
+    ));
+    let unreachable = ClerkClient::new(
+        "http://127.0.0.1:1/v1",
+        Secret::new(secret),
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+    )
+    .get_user("user_x")
+    .await
+    .expect_err("nothing listens there");
+    for error in [
+        refused.to_string(),
+        unreachable.to_string(),
+        format!("{unreachable:?}"),
+    ] {
+        assert!(!error.contains(secret), "{error}");
+        assert!(!error.contains("never_print_me"), "{error}");
+    }
+    let config = userhub::config::Config {
+        clerk_secret_key: Some(Secret::new(secret)),
+        ..userhub::config::Config::with_database("sqlite::memory:")
+    };
+    assert!(!format!("{config:?}").contains(secret));
+}
+
+#[tokio::test]
+async fn the_client_lists_invitations_by_status() {
+    let clerk = emulator().await;
+    let client = ClerkClient::new(
+        &clerk.api_url(),
+        Secret::new("sk_test_contract"),
+        RetryPolicy::default(),
+    );
+    let first = client
+        .create_invitation("a@uni.test", json!({}), None)
+        .await
+        .expect("invited");
+    client
+        .create_invitation("b@uni.test", json!({}), None)
+        .await
+        .expect("invited");
+    client.revoke_invitation(&first.id).await.expect("revoked");
+    let pending = client
+        .list_invitations(Some("pending"), 10, 0)
+        .await
+        .expect("listed");
+    assert_eq!(
+        pending
+            .iter()
+            .map(|i| i.email_address.as_str())
+            .collect::<Vec<_>>(),
+        ["b@uni.test"]
+    );
+    let all = client.list_invitations(None, 10, 0).await.expect("listed");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].status, "revoked");
+}
