@@ -137,6 +137,37 @@ pub async fn invite(
     Ok(created)
 }
 
+/// The most invitations one bulk call sends: Clerk allows 100 an hour.
+pub const MAX_BULK: usize = 100;
+
+/// Sends several invitations; each item succeeds or fails on its own. The actor must be
+/// allowed every item before any is sent, so a bulk call is never half-authorised.
+pub async fn invite_many(
+    db: &DatabaseConnection,
+    clerk: &ClerkClient,
+    actor: &Actor,
+    origin: &Origin,
+    items: Vec<Result<NewInvitation, AppError>>,
+) -> Result<Vec<Result<invitation::Model, AppError>>, AppError> {
+    if items.len() > MAX_BULK {
+        return Err(AppError::validation(
+            "inputs",
+            format!("at most {MAX_BULK} invitations at a time"),
+        ));
+    }
+    for new in items.iter().flatten() {
+        actor.require_invite(new.role, new.organisation_id)?;
+    }
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in items {
+        outcomes.push(match item {
+            Ok(new) => invite(db, clerk, actor, origin, new).await,
+            Err(error) => Err(error),
+        });
+    }
+    Ok(outcomes)
+}
+
 pub async fn get<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<invitation::Model, AppError> {
     invitation::Entity::find_by_id(id)
         .one(conn)

@@ -9,9 +9,6 @@ use crate::graphql::types::{Invitation, Role};
 use crate::service::invitations::{self, NewInvitation};
 use crate::service::parse_id;
 
-/// The most invitations one `inviteUsers` call sends: Clerk allows 100 an hour.
-const MAX_BULK_INVITATIONS: usize = 100;
-
 #[derive(Default)]
 pub struct InvitationMutation;
 
@@ -88,32 +85,20 @@ impl InvitationMutation {
         inputs: Vec<InviteUserInput>,
     ) -> Result<Vec<InviteUserResult>> {
         let actor = caller(ctx).actor()?;
-        if inputs.len() > MAX_BULK_INVITATIONS {
-            return Err(AppError::validation(
-                "inputs",
-                format!("at most {MAX_BULK_INVITATIONS} invitations at a time"),
-            )
-            .into());
-        }
-        let mut items = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let email = input.email.clone();
-            let new = new_invitation(input);
-            if let Ok(new) = &new {
-                actor.require_invite(new.role, new.organisation_id)?;
-            }
-            items.push((email, new));
-        }
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        let clerk = ctx.data_unchecked::<ClerkClient>();
-        let origin = origin(ctx, actor);
-        let mut results = Vec::with_capacity(items.len());
-        for (email, new) in items {
-            let outcome = match new {
-                Ok(new) => invitations::invite(db, clerk, actor, &origin, new).await,
-                Err(error) => Err(error),
-            };
-            results.push(match outcome {
+        let emails: Vec<String> = inputs.iter().map(|input| input.email.clone()).collect();
+        let items = inputs.into_iter().map(new_invitation).collect();
+        let outcomes = invitations::invite_many(
+            ctx.data_unchecked::<DatabaseConnection>(),
+            ctx.data_unchecked::<ClerkClient>(),
+            actor,
+            &origin(ctx, actor),
+            items,
+        )
+        .await?;
+        Ok(emails
+            .into_iter()
+            .zip(outcomes)
+            .map(|(email, outcome)| match outcome {
                 Ok(invitation) => InviteUserResult {
                     email,
                     invitation: Some(Invitation::one(invitation)),
@@ -124,9 +109,8 @@ impl InvitationMutation {
                     invitation: None,
                     error: Some(error.into()),
                 },
-            });
-        }
-        Ok(results)
+            })
+            .collect())
     }
 
     /// Revokes a pending invitation, in Clerk and here.
