@@ -25,6 +25,7 @@ use crate::clerk::ClerkClient;
 use crate::clerk::client::RetryPolicy;
 use crate::config::{Config, Secret};
 use crate::error::json_error;
+use crate::events::EventBus;
 use crate::graphql::{self, AppSchema};
 use crate::local::LocalMode;
 use crate::metrics::Metrics;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub clerk: ClerkClient,
     pub auth: Arc<Authenticator>,
+    /// Committed changes, to live subscribers on every replica.
+    pub events: EventBus,
+    /// Verifies Clerk's webhook deliveries; `None` when no webhook secret is configured.
+    pub webhooks: Option<Arc<crate::webhooks::Verifier>>,
     /// Present in local mode: the embedded emulator and the admin token.
     pub local: Option<Arc<LocalMode>>,
 }
@@ -59,6 +64,11 @@ impl AppState {
             config.clerk_secret_key = Some(Secret::new(emulator.emulator.secret()));
             config.clerk_jwks_url = None;
             config.clerk_jwt_key = None;
+            // The embedded emulator signs its webhooks with this (a configured one, or a new
+            // one); `Server::bind` points them at this server once its port is known.
+            if config.clerk_webhook_secret.is_none() {
+                config.clerk_webhook_secret = Some(Secret::new(crate::webhooks::random_secret()));
+            }
             Some(emulator)
         } else {
             None
@@ -81,6 +91,16 @@ impl AppState {
                 .await
                 .context("cannot apply the database migrations")?;
         }
+        let events = EventBus::for_database(&config.database_url, &db, config.event_buffer)
+            .await
+            .context("cannot start the change-event bus")?;
+        let webhooks = match &config.clerk_webhook_secret {
+            Some(secret) => Some(Arc::new(
+                crate::webhooks::Verifier::new(secret)
+                    .context("CLERK_WEBHOOK_SECRET is not a whsec_ secret")?,
+            )),
+            None => None,
+        };
         let secret = config
             .clerk_secret_key
             .clone()
@@ -105,14 +125,19 @@ impl AppState {
         .with_refetch_floor(std::time::Duration::from_secs(config.jwks_refetch_seconds))
         .with_issuer(config.clerk_issuer.clone())
         .with_authorized_parties(config.clerk_authorized_parties.clone());
-        let auth = Arc::new(Authenticator::new(verifier, clerk.clone(), db.clone()));
+        let auth = Arc::new(Authenticator::new(
+            verifier,
+            clerk.clone(),
+            db.clone(),
+            events.clone(),
+        ));
         let local = match emulator {
             Some(emulator) => Some(Arc::new(
-                crate::local::prepare(&db, emulator, config.demo_data).await?,
+                crate::local::prepare(&db, &events, emulator, config.demo_data).await?,
             )),
             None => None,
         };
-        let schema = graphql::build_schema(db.clone(), clerk.clone(), &config);
+        let schema = graphql::build_schema(db.clone(), clerk.clone(), events.clone(), &config);
         Ok(AppState {
             db,
             schema,
@@ -120,6 +145,8 @@ impl AppState {
             metrics,
             clerk,
             auth,
+            events,
+            webhooks,
             local,
         })
     }
@@ -148,6 +175,11 @@ pub fn router(state: AppState) -> Router {
             get(graphql::http::get).post(graphql::http::post),
         )
         .route("/graphql/assets/{name}", get(graphql::graphiql::asset))
+        .route(
+            "/api/webhooks/clerk",
+            axum::routing::post(crate::webhooks::receive)
+                .layer(DefaultBodyLimit::max(state.config.webhook_max_bytes)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -239,6 +271,17 @@ impl Server {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
+        if let (Some(local), Some(secret)) = (&state.local, &state.config.clerk_webhook_secret) {
+            let address = listener.local_addr()?;
+            local
+                .emulator
+                .emulator
+                .deliver_webhooks(crate::clerk::emulator::webhooks::Endpoint {
+                    url: format!("http://{address}/api/webhooks/clerk"),
+                    secret: secret.expose().to_owned(),
+                    switches: Default::default(),
+                });
+        }
         Ok(Server { listener, state })
     }
 

@@ -152,7 +152,8 @@ async fn grant_admin(config: Config, email: &str) -> anyhow::Result<()> {
         .profile()
         .context("the Clerk user has no email address")?;
     let db = open_database(&config).await?;
-    let row = users::upsert_from_clerk(&db, &Origin::cli(), profile).await?;
+    let events = crate::events::EventBus::publisher(&db);
+    let row = users::upsert_from_clerk(&db, &events, &Origin::cli(), profile).await?;
     println!(
         "{} ({}) is now an admin, in Clerk and in userhub (user id {}).",
         email,
@@ -213,7 +214,8 @@ async fn sync(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    let finished = sync::run(&db, &clerk, started, &progress).await;
+    let events = crate::events::EventBus::publisher(&db);
+    let finished = sync::run(&db, &clerk, &events, started, &progress).await;
     drop(progress);
     let _ = printer.await;
     let run = finished?;

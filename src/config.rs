@@ -99,6 +99,21 @@ pub struct Config {
     #[arg(long, env = "USERHUB_JWKS_REFETCH_SECONDS", default_value_t = 10)]
     pub jwks_refetch_seconds: u64,
 
+    /// The signing secret of the Clerk webhook endpoint (`whsec_...`, from Clerk's dashboard).
+    /// Without it `POST /api/webhooks/clerk` refuses every delivery (503); local mode makes
+    /// one up and points the embedded emulator's webhooks at this server.
+    #[arg(long, env = "CLERK_WEBHOOK_SECRET", hide_env_values = true)]
+    pub clerk_webhook_secret: Option<Secret>,
+
+    /// The largest webhook body accepted, in bytes.
+    #[arg(long, env = "USERHUB_WEBHOOK_MAX_BYTES", default_value_t = 512 * 1024)]
+    pub webhook_max_bytes: usize,
+
+    /// How many change events a live subscriber may fall behind by before it is told so and
+    /// its subscription ends (a shared ring buffer: the memory does not grow with subscribers).
+    #[arg(long, env = "USERHUB_EVENT_BUFFER", default_value_t = 4096)]
+    pub event_buffer: usize,
+
     /// In local mode, fill the embedded Clerk emulator with a small demo directory.
     #[arg(long, env = "USERHUB_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set)]
     pub demo_data: bool,
@@ -161,6 +176,9 @@ impl Config {
             ws_init_timeout_ms: 3000,
             clerk_timeout_ms: 10_000,
             demo_data: true,
+            clerk_webhook_secret: None,
+            webhook_max_bytes: 512 * 1024,
+            event_buffer: 4096,
         }
     }
 

@@ -45,6 +45,11 @@ pub enum AppError {
 
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+
+    /// A live subscription lost events (it fell behind, or the event connection dropped) and
+    /// ends, so the client can reload and subscribe again rather than trust a gapped stream.
+    #[error("{0}")]
+    EventsMissed(String),
 }
 
 impl AppError {
@@ -71,6 +76,7 @@ impl AppError {
             AppError::Validation { .. } => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
             AppError::Upstream(_) => "UPSTREAM_UNAVAILABLE",
+            AppError::EventsMissed(_) => "EVENTS_MISSED",
             AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
                 "INTERNAL_SERVER_ERROR"
             }
@@ -84,7 +90,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Validation { .. } => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Upstream(_) | AppError::EventsMissed(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -13,6 +13,7 @@ pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod schema;
+pub mod subscription;
 pub mod types;
 pub mod ws;
 

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::clerk::emulator::{Emulator, NewUser, RunningEmulator, SigningKey, TokenOptions};
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
+use crate::events::EventBus;
 use crate::service::organisations::{self, NewOrganisation};
 use crate::service::{Origin, Source, users};
 
@@ -50,15 +51,17 @@ fn local_origin() -> Origin {
 /// and signs a token for them.
 pub async fn prepare(
     db: &DatabaseConnection,
+    events: &EventBus,
     emulator: RunningEmulator,
     demo_data: bool,
 ) -> anyhow::Result<LocalMode> {
     let clerk = &emulator.emulator;
     let known = users::all(db).await?;
     if known.is_empty() && demo_data {
-        seed_demo_directory(db, clerk).await?;
+        seed_demo_directory(db, events, clerk).await?;
     }
-    for user in &known {
+    // Users deleted in Clerk stay deleted: only the active ones go back into the emulator.
+    for user in known.iter().filter(|user| user.is_active) {
         let metadata = json!({
             ROLE_KEY: user.role.as_str(),
             ORGANISATION_KEY: user.organisation_id.map(|id| id.to_string()),
@@ -101,7 +104,7 @@ pub async fn prepare(
             let profile = created
                 .profile()
                 .context("the local admin has no email address")?;
-            users::upsert_from_clerk(db, &local_origin(), profile)
+            users::upsert_from_clerk(db, events, &local_origin(), profile)
                 .await?
                 .user()
                 .clone()
@@ -121,7 +124,11 @@ pub async fn prepare(
 }
 
 /// A few organisations and a few dozen people, enough to see pagination, roles and filters.
-async fn seed_demo_directory(db: &DatabaseConnection, clerk: &Emulator) -> anyhow::Result<()> {
+async fn seed_demo_directory(
+    db: &DatabaseConnection,
+    events: &EventBus,
+    clerk: &Emulator,
+) -> anyhow::Result<()> {
     const ORGANISATIONS: [&str; 3] = [
         "School of Computing",
         "School of Mathematics",
@@ -187,7 +194,7 @@ async fn seed_demo_directory(db: &DatabaseConnection, clerk: &Emulator) -> anyho
             })
             .map_err(|refusal| anyhow::anyhow!("cannot create a demo user: {}", refusal.message))?;
         if let Some(profile) = created.profile() {
-            users::upsert_from_clerk(db, &origin, profile).await?;
+            users::upsert_from_clerk(db, events, &origin, profile).await?;
         }
     }
     tracing::info!("local mode: a demo directory of 3 organisations and 36 users was created");

@@ -14,11 +14,30 @@ pub struct Metrics {
     pub db_statements: AtomicU64,
     pub db_statement_failures: AtomicU64,
     pub db_statement_micros: AtomicU64,
+    pub webhooks_applied: AtomicU64,
+    pub webhooks_unchanged: AtomicU64,
+    pub webhooks_stale: AtomicU64,
+    pub webhooks_ignored: AtomicU64,
+    pub webhooks_duplicate: AtomicU64,
+    pub webhooks_refused: AtomicU64,
+    pub webhooks_failed: AtomicU64,
 }
 
 impl Metrics {
     pub fn db_statements(&self) -> u64 {
         self.db_statements.load(Ordering::Relaxed)
+    }
+
+    pub fn count_webhook(&self, outcome: crate::service::webhooks::Outcome) {
+        use crate::service::webhooks::Outcome;
+        let counter = match outcome {
+            Outcome::Applied => &self.webhooks_applied,
+            Outcome::Unchanged => &self.webhooks_unchanged,
+            Outcome::Stale => &self.webhooks_stale,
+            Outcome::Ignored => &self.webhooks_ignored,
+            Outcome::Duplicate => &self.webhooks_duplicate,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -59,6 +78,24 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let name = "userhub_webhooks_total";
+        let _ = writeln!(out, "# HELP {name} Clerk webhook deliveries, by outcome.");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (outcome, value) in [
+            ("applied", &self.webhooks_applied),
+            ("unchanged", &self.webhooks_unchanged),
+            ("stale", &self.webhooks_stale),
+            ("ignored", &self.webhooks_ignored),
+            ("duplicate", &self.webhooks_duplicate),
+            ("refused", &self.webhooks_refused),
+            ("failed", &self.webhooks_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{outcome=\"{outcome}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         out
     }

@@ -10,6 +10,7 @@ pub mod organisations;
 pub mod pagination;
 pub mod sync;
 pub mod users;
+pub mod webhooks;
 
 use uuid::Uuid;
 

@@ -4,6 +4,7 @@
 //! (`src/graphql/types/`), so a column can change without changing the public API.
 
 pub mod audit_event;
+pub mod clerk_tombstone;
 pub mod invitation;
 pub mod organisation;
 pub mod prelude;

@@ -9,6 +9,7 @@ mod m20261124_000004_create_audit_events;
 mod m20261124_000005_create_webhook_deliveries;
 mod m20261124_000006_create_sync_runs;
 mod m20261124_000007_one_running_sync;
+mod m20261124_000008_create_clerk_tombstones;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_create_webhook_deliveries::Migration),
             Box::new(m20261124_000006_create_sync_runs::Migration),
             Box::new(m20261124_000007_one_running_sync::Migration),
+            Box::new(m20261124_000008_create_clerk_tombstones::Migration),
         ]
     }
 }

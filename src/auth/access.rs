@@ -103,6 +103,16 @@ impl Actor {
         }
     }
 
+    /// Whether a live change is one this actor may see: it concerns a user they may read, or
+    /// a user leaving their organisation.
+    pub fn may_see_change(&self, change: &crate::events::UserChange) -> bool {
+        match self.user_scope() {
+            UserScope::All => true,
+            UserScope::Organisation(id) => change.concerns_organisation(id),
+            UserScope::OnlySelf(id) => change.user.id == id,
+        }
+    }
+
     pub fn require_user_readable(&self, user: &user::Model) -> Result<(), AppError> {
         if self.may_read_user(user) {
             Ok(())

@@ -9,6 +9,7 @@ use sea_orm::DatabaseConnection;
 use super::token::{TokenError, TokenVerifier};
 use crate::clerk::ClerkClient;
 use crate::error::AppError;
+use crate::events::EventBus;
 use crate::service::{Origin, Source, users};
 
 /// Who is making a request.
@@ -49,6 +50,7 @@ pub struct Authenticator {
     verifier: TokenVerifier,
     clerk: ClerkClient,
     db: DatabaseConnection,
+    events: EventBus,
 }
 
 impl Authenticator {
@@ -56,11 +58,13 @@ impl Authenticator {
         verifier: TokenVerifier,
         clerk: ClerkClient,
         db: DatabaseConnection,
+        events: EventBus,
     ) -> Authenticator {
         Authenticator {
             verifier,
             clerk,
             db,
+            events,
         }
     }
 
@@ -106,10 +110,12 @@ impl Authenticator {
             source: Source::Api,
             correlation_id: None,
         };
-        Ok(users::upsert_from_clerk(&self.db, &origin, profile)
-            .await?
-            .user()
-            .clone())
+        Ok(
+            users::upsert_from_clerk(&self.db, &self.events, &origin, profile)
+                .await?
+                .user()
+                .clone(),
+        )
     }
 }
 

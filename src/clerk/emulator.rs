@@ -213,6 +213,22 @@ impl Emulator {
             .and_then(parse)
     }
 
+    /// Changes a user's names, as `PATCH /users/{id}` does.
+    pub fn update_names(
+        &self,
+        id: &str,
+        first_name: Option<&str>,
+        last_name: Option<&str>,
+    ) -> Option<ClerkUser> {
+        self.store()
+            .update(
+                id,
+                &json!({ "first_name": first_name, "last_name": last_name }),
+            )
+            .ok()
+            .and_then(parse)
+    }
+
     /// Deletes a user, as `DELETE /users/{id}` does.
     pub fn delete_user(&self, id: &str) -> bool {
         self.store().delete(id).is_some()

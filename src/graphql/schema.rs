@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
 use super::depth::DepthLimit;
@@ -12,24 +12,32 @@ use super::introspection::RefuseIntrospection;
 use super::loaders::DbLoader;
 use super::mutation::Mutation;
 use super::query::Query;
+use super::subscription::Subscription;
 use crate::clerk::ClerkClient;
 use crate::config::Config;
+use crate::events::EventBus;
 use crate::service::pagination::DEFAULT_PAGE_SIZE;
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).extension(ErrorCodes)
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription).extension(ErrorCodes)
 }
 
 /// The schema a server runs, wired to its database and limits.
-pub fn build_schema(db: DatabaseConnection, clerk: ClerkClient, config: &Config) -> AppSchema {
+pub fn build_schema(
+    db: DatabaseConnection,
+    clerk: ClerkClient,
+    events: EventBus,
+    config: &Config,
+) -> AppSchema {
     // Batches are formed by sibling sets (`batch.rs`), so the loader need not wait for more
     // keys: it loads at once, deduplicating and sharing work between concurrent requests.
     let loader = DataLoader::new(DbLoader::new(db.clone()), tokio::spawn).delay(Duration::ZERO);
     let mut builder = builder()
         .data(db)
         .data(clerk)
+        .data(events)
         .data(loader)
         .extension(DepthLimit(config.max_query_depth))
         .limit_complexity(config.max_query_complexity)

@@ -7,9 +7,11 @@ pub mod organisation;
 pub mod role;
 pub mod sync;
 pub mod user;
+pub mod user_change;
 
 pub use audit_event::AuditEvent;
 pub use invitation::Invitation;
 pub use organisation::Organisation;
 pub use role::Role;
 pub use user::User;
+pub use user_change::{SyncProgress, UserChange};

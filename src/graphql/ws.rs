@@ -3,6 +3,10 @@
 //! 1011 where the protocol says 4400 and 4401, never times out `connection_init` (4408) and
 //! silently replaces a duplicate subscription id (4409).
 //!
+//! The legacy `graphql-ws` subprotocol of subscriptions-transport-ws (Apollo's old client) is
+//! spoken too, mapped onto the same operations: `start`/`stop` for `subscribe`/`complete`,
+//! `data` for `next`, `connection_error` for a refused `connection_init`, `ka` keep-alives.
+//!
 //! The caller is authenticated once, from the `connection_init` payload
 //! (`{"authorization": "Bearer ..."}`, any case of the key) or else the `__session` cookie of
 //! the upgrade request; refused credentials close the socket with 4403.
@@ -27,6 +31,10 @@ use crate::auth::Caller;
 use crate::auth::caller::{bearer_token, session_token};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
+/// subscriptions-transport-ws, which named its protocol `graphql-ws`.
+pub const LEGACY_PROTOCOL: &str = "graphql-ws";
+/// How often the legacy protocol's keep-alive (`ka`) goes out.
+const LEGACY_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The close codes of the protocol.
 pub mod close {
@@ -42,20 +50,26 @@ pub mod close {
 /// Upgrades `GET /graphql` to a WebSocket speaking graphql-transport-ws.
 pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) -> Response {
     let upgrade = upgrade
-        .protocols([PROTOCOL])
+        .protocols([PROTOCOL, LEGACY_PROTOCOL])
         .max_message_size(state.config.max_body_bytes);
-    // Set only when the client offered the protocol.
-    let offered = upgrade.selected_protocol().is_some();
+    // Set only when the client offered one of the protocols.
+    let selected = upgrade
+        .selected_protocol()
+        .and_then(|protocol| protocol.to_str().ok())
+        .map(str::to_owned);
     let cookie_token = session_token(headers);
     upgrade.on_upgrade(move |socket| async move {
-        if offered {
-            Connection::new(state, cookie_token).run(socket).await;
+        if let Some(protocol) = selected {
+            let legacy = protocol == LEGACY_PROTOCOL;
+            Connection::new(state, cookie_token, legacy)
+                .run(socket)
+                .await;
         } else {
             let mut socket = socket;
             let _ = socket
                 .send(close_message(
                     close::SUBPROTOCOL_NOT_ACCEPTABLE,
-                    "Subprotocol not acceptable: speak graphql-transport-ws",
+                    "Subprotocol not acceptable: speak graphql-transport-ws (or legacy graphql-ws)",
                 ))
                 .await;
         }
@@ -81,6 +95,40 @@ enum ClientMessage {
     Complete {
         id: String,
     },
+}
+
+/// The legacy protocol's client messages.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum LegacyClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Start {
+        id: String,
+        payload: SubscribePayload,
+    },
+    Stop {
+        id: String,
+    },
+    ConnectionTerminate,
+}
+
+impl LegacyClientMessage {
+    /// The same request in the current protocol's terms; `None` for `connection_terminate`.
+    fn into_current(self) -> Option<ClientMessage> {
+        match self {
+            LegacyClientMessage::ConnectionInit { payload } => {
+                Some(ClientMessage::ConnectionInit { payload })
+            }
+            LegacyClientMessage::Start { id, payload } => {
+                Some(ClientMessage::Subscribe { id, payload })
+            }
+            LegacyClientMessage::Stop { id } => Some(ClientMessage::Complete { id }),
+            LegacyClientMessage::ConnectionTerminate => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +164,8 @@ fn text(value: Value) -> Message {
 struct Connection {
     state: AppState,
     cookie_token: Option<String>,
+    /// Speaking subscriptions-transport-ws's `graphql-ws`.
+    legacy: bool,
     init_received: bool,
     caller: Option<Caller>,
     operations: HashMap<String, JoinHandle<()>>,
@@ -125,10 +175,11 @@ struct Connection {
 struct Close(u16, String);
 
 impl Connection {
-    fn new(state: AppState, cookie_token: Option<String>) -> Connection {
+    fn new(state: AppState, cookie_token: Option<String>, legacy: bool) -> Connection {
         Connection {
             state,
             cookie_token,
+            legacy,
             init_received: false,
             caller: None,
             operations: HashMap::new(),
@@ -152,10 +203,14 @@ impl Connection {
         let init_timeout =
             tokio::time::sleep(Duration::from_millis(self.state.config.ws_init_timeout_ms));
         tokio::pin!(init_timeout);
+        let mut keep_alive = tokio::time::interval(LEGACY_KEEP_ALIVE);
         let close = loop {
             tokio::select! {
                 () = &mut init_timeout, if !self.init_received => {
                     break Some(Close(close::INIT_TIMEOUT, "Connection initialisation timeout".to_owned()));
+                }
+                _ = keep_alive.tick(), if self.legacy && self.caller.is_some() => {
+                    send(&outgoing, json!({ "type": "ka" })).await;
                 }
                 message = incoming.next() => {
                     let Some(Ok(message)) = message else { break None };
@@ -185,12 +240,23 @@ impl Connection {
     }
 
     async fn handle(&mut self, text: &str, outgoing: &mpsc::Sender<Message>) -> Result<(), Close> {
-        let message: ClientMessage = serde_json::from_str(text).map_err(|err| {
+        let invalid = |err: serde_json::Error| {
             Close(
                 close::BAD_REQUEST,
                 format!("Invalid message received: {err}"),
             )
-        })?;
+        };
+        let message: ClientMessage = if self.legacy {
+            match serde_json::from_str::<LegacyClientMessage>(text)
+                .map_err(invalid)?
+                .into_current()
+            {
+                Some(message) => message,
+                None => return Err(Close(1000, "Normal closure".to_owned())),
+            }
+        } else {
+            serde_json::from_str(text).map_err(invalid)?
+        };
         match message {
             ClientMessage::ConnectionInit { payload } => {
                 if self.init_received {
@@ -221,17 +287,22 @@ impl Connection {
                     }
                 };
                 let token = token.or_else(|| self.cookie_token.clone());
-                let caller = self
-                    .state
-                    .auth
-                    .authenticate(token.as_deref())
-                    .await
-                    .map_err(|err| {
-                        Close(
+                let caller = match self.state.auth.authenticate(token.as_deref()).await {
+                    Ok(caller) => caller,
+                    Err(err) => {
+                        if self.legacy {
+                            send(
+                                outgoing,
+                                json!({ "type": "connection_error", "payload": { "message": err.public_message(), "extensions": { "code": err.code() } } }),
+                            )
+                            .await;
+                        }
+                        return Err(Close(
                             close::FORBIDDEN,
                             format!("Forbidden: {}", err.public_message()),
-                        )
-                    })?;
+                        ));
+                    }
+                };
                 self.caller = Some(caller);
                 send(outgoing, json!({ "type": "connection_ack" })).await;
             }
@@ -247,6 +318,13 @@ impl Connection {
                 let Some(caller) = self.caller.clone() else {
                     return Err(Close(close::UNAUTHORIZED, "Unauthorized".to_owned()));
                 };
+                if self.legacy {
+                    // subscriptions-transport-ws reuses an id once its operation has ended,
+                    // and a `start` with a live id restarts it.
+                    if let Some(operation) = self.operations.remove(&id) {
+                        operation.abort();
+                    }
+                }
                 if id.is_empty() {
                     return Err(Close(
                         close::BAD_REQUEST,
@@ -283,6 +361,7 @@ impl Connection {
                     id.clone(),
                     request,
                     outgoing.clone(),
+                    self.legacy,
                 ));
                 self.operations.insert(id, operation);
             }
@@ -306,7 +385,9 @@ async fn run_operation(
     id: String,
     request: async_graphql::Request,
     outgoing: mpsc::Sender<Message>,
+    legacy: bool,
 ) {
+    let next = if legacy { "data" } else { "next" };
     let subscription = operation_type(&request) == Some(OperationType::Subscription);
     let mut responses = if subscription {
         state.schema.execute_stream(request)
@@ -337,7 +418,7 @@ async fn run_operation(
         });
         send(
             &outgoing,
-            json!({ "id": id, "type": "next", "payload": payload }),
+            json!({ "id": id, "type": next, "payload": payload }),
         )
         .await;
     }

@@ -16,6 +16,7 @@ use crate::auth::access::UserChange;
 use crate::clerk::ClerkClient;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::error::AppError;
+use crate::events::EventBus;
 
 /// What `update` may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -69,13 +70,14 @@ async fn active_target(db: &DatabaseConnection, id: Uuid) -> Result<user::Model,
 /// Stores what Clerk answered, as a webhook would.
 async fn apply(
     db: &DatabaseConnection,
+    events: &EventBus,
     origin: &Origin,
     clerk_user: &crate::clerk::model::ClerkUser,
 ) -> Result<user::Model, AppError> {
     let profile = clerk_user.profile().ok_or_else(|| {
         AppError::Upstream("Clerk answered with a user that has no email address".to_owned())
     })?;
-    match users::upsert_from_clerk(db, origin, profile).await {
+    match users::upsert_from_clerk(db, events, origin, profile).await {
         Ok(outcome) => Ok(outcome.user().clone()),
         Err(err) => Err(AppError::Unrecorded(Box::new(err))),
     }
@@ -85,6 +87,7 @@ async fn apply(
 pub async fn update(
     db: &DatabaseConnection,
     clerk: &ClerkClient,
+    events: &EventBus,
     actor: &Actor,
     origin: &Origin,
     id: Uuid,
@@ -138,7 +141,7 @@ pub async fn update(
         );
     }
     match latest {
-        Some(clerk_user) => apply(db, origin, &clerk_user).await,
+        Some(clerk_user) => apply(db, events, origin, &clerk_user).await,
         None => Ok(target),
     }
 }
@@ -147,6 +150,7 @@ pub async fn update(
 pub async fn remove(
     db: &DatabaseConnection,
     clerk: &ClerkClient,
+    events: &EventBus,
     actor: &Actor,
     origin: &Origin,
     id: Uuid,
@@ -158,7 +162,7 @@ pub async fn remove(
     }
     users::ensure_not_last_admin(db, &target).await?;
     clerk.delete_user(&target.clerk_id).await?;
-    users::deactivate(db, origin, target.id)
+    users::deactivate(db, events, origin, target.id)
         .await
         .map_err(|err| AppError::Unrecorded(Box::new(err)))
 }
@@ -168,6 +172,7 @@ pub async fn remove(
 pub async fn set_suspended(
     db: &DatabaseConnection,
     clerk: &ClerkClient,
+    events: &EventBus,
     actor: &Actor,
     origin: &Origin,
     id: Uuid,
@@ -182,5 +187,5 @@ pub async fn set_suspended(
         users::ensure_not_last_admin(db, &target).await?;
     }
     let clerk_user = clerk.set_banned(&target.clerk_id, suspend).await?;
-    apply(db, origin, &clerk_user).await
+    apply(db, events, origin, &clerk_user).await
 }

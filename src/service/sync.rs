@@ -19,6 +19,7 @@ use super::users::{self, Upserted};
 use super::{Origin, Source};
 use crate::clerk::ClerkClient;
 use crate::error::AppError;
+use crate::events::{Changes, EventBus, SyncProgress};
 
 /// Clerk's largest page.
 pub const PAGE_SIZE: usize = 500;
@@ -109,11 +110,21 @@ pub async fn start(db: &DatabaseConnection, triggered_by: &str) -> Result<Starte
 pub async fn run(
     db: &DatabaseConnection,
     clerk: &ClerkClient,
+    events: &EventBus,
     started: sync_run::Model,
     progress: &watch::Sender<Progress>,
 ) -> Result<sync_run::Model, AppError> {
     let run_id = started.id;
-    let outcome = reconcile(db, clerk, run_id, progress).await;
+    events
+        .publish_sync_progress(
+            db,
+            SyncProgress {
+                run: started.clone(),
+                total: None,
+            },
+        )
+        .await;
+    let outcome = reconcile(db, clerk, events, &started, progress).await;
     let current = sync_run::Entity::find_by_id(run_id)
         .one(db)
         .await?
@@ -136,15 +147,26 @@ pub async fn run(
     }
     let finished = row.update(db).await?;
     progress.send_modify(|progress| progress.finished = true);
+    events
+        .publish_sync_progress(
+            db,
+            SyncProgress {
+                run: finished.clone(),
+                total: counts.total,
+            },
+        )
+        .await;
     outcome.map(|()| finished)
 }
 
 async fn reconcile(
     db: &DatabaseConnection,
     clerk: &ClerkClient,
-    run_id: Uuid,
+    events: &EventBus,
+    started: &sync_run::Model,
     progress: &watch::Sender<Progress>,
 ) -> Result<(), AppError> {
+    let run_id = started.id;
     let origin = origin(run_id);
     let total = clerk.count_users().await.ok();
     progress.send_modify(|progress| {
@@ -156,7 +178,7 @@ async fn reconcile(
     while let Some(page) = pages.next().await? {
         let profiles: Vec<_> = page.iter().filter_map(|user| user.profile()).collect();
         seen.extend(page.into_iter().map(|user| user.id));
-        let (created, updated) = apply_page(db, &origin, profiles).await?;
+        let (created, updated) = apply_page(db, events, &origin, profiles).await?;
         progress.send_modify(|progress| {
             progress.seen = seen.len() as i64;
             progress.created += created;
@@ -164,6 +186,20 @@ async fn reconcile(
         });
         let snapshot = progress.borrow().clone();
         heartbeat(db, run_id, &snapshot).await?;
+        let mut run = started.clone();
+        run.seen = snapshot.seen;
+        run.created = snapshot.created;
+        run.updated = snapshot.updated;
+        run.heartbeat_at = super::now();
+        events
+            .publish_sync_progress(
+                db,
+                SyncProgress {
+                    run,
+                    total: snapshot.total,
+                },
+            )
+            .await;
     }
 
     // Only now, after a complete pass, is "not in Clerk" known to mean "deleted in Clerk".
@@ -178,10 +214,11 @@ async fn reconcile(
     let deactivated = gone.len() as i64;
     if !gone.is_empty() {
         let txn = super::begin_write(db).await?;
+        let mut changes = Changes::default();
         for user in gone {
-            users::apply_deactivation(&txn, &origin, user).await?;
+            users::apply_deactivation(&txn, &origin, user, &mut changes).await?;
         }
-        txn.commit().await?;
+        events.commit(txn, changes).await?;
     }
     progress.send_modify(|progress| progress.deactivated = deactivated);
     Ok(())
@@ -229,6 +266,7 @@ impl<'a> ClerkPages<'a> {
 /// in two queries, and only what changed is written.
 async fn apply_page(
     db: &DatabaseConnection,
+    events: &EventBus,
     origin: &Origin,
     profiles: Vec<users::ClerkProfile>,
 ) -> Result<(i64, i64), AppError> {
@@ -259,19 +297,39 @@ async fn apply_page(
             .into_iter()
             .collect()
     };
+    // A user deleted in Clerk after this page was read: the deletion wins.
+    let unknown: Vec<String> = profiles
+        .iter()
+        .filter(|p| !stored.contains_key(&p.clerk_id))
+        .map(|p| p.clerk_id.clone())
+        .collect();
+    let buried = users::buried_among(&txn, unknown).await?;
     let (mut created, mut updated) = (0, 0);
+    let mut changes = Changes::default();
     for profile in profiles {
+        if buried.contains(&profile.clerk_id) {
+            continue;
+        }
         let existing = stored.remove(&profile.clerk_id);
         let organisation_exists = profile
             .organisation_id
             .is_some_and(|id| known_organisations.contains(&id));
-        match users::apply_profile(&txn, origin, profile, existing, organisation_exists).await? {
+        match users::apply_profile(
+            &txn,
+            origin,
+            profile,
+            existing,
+            organisation_exists,
+            &mut changes,
+        )
+        .await?
+        {
             Upserted::Created(_) => created += 1,
             Upserted::Updated(_) => updated += 1,
             Upserted::Unchanged(_) | Upserted::Stale(_) => {}
         }
     }
-    txn.commit().await?;
+    events.commit(txn, changes).await?;
     Ok((created, updated))
 }
 

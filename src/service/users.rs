@@ -4,14 +4,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::role::Role;
-use entity::{organisation, user};
+use entity::{clerk_tombstone, organisation, user};
 use sea_orm::sea_query::{
     Alias, Asterisk, Condition, Expr, ExprTrait, Func, LikeExpr, Query, SimpleExpr, WindowStatement,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Order,
-    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Set, TransactionSession,
-    TransactionTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -20,6 +19,7 @@ use super::Origin;
 use super::audit::{self, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use crate::error::AppError;
+use crate::events::{ChangeKind, Changes, EventBus, UserChange};
 
 /// Which users to list. Every field narrows the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -322,48 +322,121 @@ pub(crate) fn snapshot(user: &user::Model) -> serde_json::Value {
 }
 
 /// Brings the row of a Clerk user in line with Clerk's state, if that state is newer than the
-/// one stored, and writes the audit event in the same transaction.
+/// one stored, writes the audit event in the same transaction, and publishes the change when
+/// it commits. A user Clerk has deleted is not brought back: `CONFLICT`.
 pub async fn upsert_from_clerk<C: TransactionTrait>(
     db: &C,
+    events: &EventBus,
     origin: &Origin,
     profile: ClerkProfile,
 ) -> Result<Upserted, AppError> {
-    match upsert_once(db, origin, profile.clone()).await {
+    match upsert_once(db, events, origin, profile.clone()).await {
         // Another writer (a webhook, a sync, a parallel first request) inserted this user
         // between our read and our insert: the row exists now, so the update path applies.
-        Err(AppError::Conflict(_)) => upsert_once(db, origin, profile).await,
+        Err(AppError::Conflict(_)) => upsert_once(db, events, origin, profile).await,
         outcome => outcome,
     }
 }
 
 async fn upsert_once<C: TransactionTrait>(
     db: &C,
+    events: &EventBus,
     origin: &Origin,
     profile: ClerkProfile,
 ) -> Result<Upserted, AppError> {
     let txn = super::begin_write(db).await?;
+    let mut changes = Changes::default();
+    let clerk_id = profile.clerk_id.clone();
+    let outcome = upsert_in(&txn, origin, profile, &mut changes)
+        .await?
+        .ok_or_else(|| AppError::Conflict(format!("Clerk has deleted the user `{clerk_id}`")))?;
+    events.commit(txn, changes).await?;
+    Ok(outcome)
+}
+
+/// `upsert_from_clerk` inside a caller's transaction. `None` when Clerk has deleted the user
+/// (a tombstone and no row): nothing is written.
+pub(crate) async fn upsert_in<C: ConnectionTrait>(
+    txn: &C,
+    origin: &Origin,
+    profile: ClerkProfile,
+    changes: &mut Changes,
+) -> Result<Option<Upserted>, AppError> {
     // An organisation userhub does not know is kept as unassigned; sync status reports it.
     let organisation_exists = match profile.organisation_id {
         Some(id) => organisation::Entity::find_by_id(id)
-            .one(&txn)
+            .one(txn)
             .await?
             .is_some(),
         None => false,
     };
-    let existing = find_by_clerk_id(&txn, &profile.clerk_id).await?;
-    let outcome = apply_profile(&txn, origin, profile, existing, organisation_exists).await?;
-    txn.commit().await?;
-    Ok(outcome)
+    let existing = find_by_clerk_id(txn, &profile.clerk_id).await?;
+    if existing.is_none() && is_buried(txn, &profile.clerk_id).await? {
+        return Ok(None);
+    }
+    let outcome =
+        apply_profile(txn, origin, profile, existing, organisation_exists, changes).await?;
+    Ok(Some(outcome))
+}
+
+/// Records that Clerk deleted this id. Ids are never reused, so every later event about it is
+/// stale, even one that overtook the deletion.
+pub(crate) async fn bury<C: ConnectionTrait>(conn: &C, clerk_id: &str) -> Result<(), AppError> {
+    use sea_orm::sea_query::OnConflict;
+    clerk_tombstone::Entity::insert(clerk_tombstone::ActiveModel {
+        clerk_id: Set(clerk_id.to_owned()),
+        deleted_at: Set(super::now()),
+    })
+    .on_conflict(
+        OnConflict::column(clerk_tombstone::Column::ClerkId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn is_buried<C: ConnectionTrait>(
+    conn: &C,
+    clerk_id: &str,
+) -> Result<bool, AppError> {
+    Ok(clerk_tombstone::Entity::find_by_id(clerk_id.to_owned())
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+/// Which of these ids Clerk has deleted, in one statement.
+pub(crate) async fn buried_among<C: ConnectionTrait>(
+    conn: &C,
+    clerk_ids: Vec<String>,
+) -> Result<std::collections::HashSet<String>, AppError> {
+    if clerk_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(clerk_tombstone::Entity::find()
+        .select_only()
+        .column(clerk_tombstone::Column::ClerkId)
+        .filter(clerk_tombstone::Column::ClerkId.is_in(clerk_ids))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// The heart of `upsert_from_clerk`, for callers that hold a transaction and have already
 /// read the stored row and whether the profile's organisation exists (sync, a page at a time).
+/// A deactivated row stays as it is: Clerk deleted that user, and any profile of theirs that
+/// arrives now is older than the deletion.
 pub(crate) async fn apply_profile<C: ConnectionTrait>(
     txn: &C,
     origin: &Origin,
     profile: ClerkProfile,
     existing: Option<user::Model>,
     organisation_exists: bool,
+    changes: &mut Changes,
 ) -> Result<Upserted, AppError> {
     let email = profile.email.trim().to_lowercase();
     if email.is_empty() {
@@ -409,9 +482,15 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
             .await?;
             // Rule 3: an invitation meets its user.
             super::invitations::accept_for_email(txn, origin, &created.email).await?;
+            changes.push(UserChange::new(
+                ChangeKind::Created,
+                None,
+                created.clone(),
+                origin,
+            ));
             Upserted::Created(created)
         }
-        Some(current) if current.clerk_updated_at > profile.updated_at_ms => {
+        Some(current) if !current.is_active || current.clerk_updated_at > profile.updated_at_ms => {
             Upserted::Stale(current)
         }
         Some(current) => {
@@ -445,6 +524,12 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
                 } else {
                     "user.updated"
                 };
+                let kind = match (current.banned, profile.banned) {
+                    (false, true) => ChangeKind::Suspended,
+                    (true, false) => ChangeKind::Unsuspended,
+                    _ => ChangeKind::Updated,
+                };
+                let previous = current.clone();
                 let before = snapshot(&current);
                 let mut row = current.into_active_model();
                 row.email = Set(email);
@@ -470,6 +555,12 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
                     },
                 )
                 .await?;
+                changes.push(UserChange::new(
+                    kind,
+                    Some(&previous),
+                    updated.clone(),
+                    origin,
+                ));
                 Upserted::Updated(updated)
             }
         }
@@ -477,17 +568,20 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
     Ok(outcome)
 }
 
-/// Soft-deletes a user: the row and its history stay, `is_active` becomes false. Deactivating
-/// an inactive user changes nothing and records nothing.
+/// Soft-deletes a user Clerk has deleted: the row and its history stay, `is_active` becomes
+/// false, and the Clerk id is buried so no late event brings it back. Deactivating an inactive
+/// user changes nothing and records nothing.
 pub async fn deactivate<C: TransactionTrait>(
     db: &C,
+    events: &EventBus,
     origin: &Origin,
     id: Uuid,
 ) -> Result<user::Model, AppError> {
     let txn = super::begin_write(db).await?;
+    let mut changes = Changes::default();
     let current = get(&txn, id).await?;
-    let deactivated = apply_deactivation(&txn, origin, current).await?;
-    txn.commit().await?;
+    let deactivated = apply_deactivation(&txn, origin, current, &mut changes).await?;
+    events.commit(txn, changes).await?;
     Ok(deactivated)
 }
 
@@ -496,10 +590,13 @@ pub(crate) async fn apply_deactivation<C: ConnectionTrait>(
     txn: &C,
     origin: &Origin,
     current: user::Model,
+    changes: &mut Changes,
 ) -> Result<user::Model, AppError> {
+    bury(txn, &current.clerk_id).await?;
     if !current.is_active {
         return Ok(current);
     }
+    let previous = current.clone();
     let before = snapshot(&current);
     let now = super::now();
     let mut row = current.into_active_model();
@@ -519,6 +616,12 @@ pub(crate) async fn apply_deactivation<C: ConnectionTrait>(
         },
     )
     .await?;
+    changes.push(UserChange::new(
+        ChangeKind::Deactivated,
+        Some(&previous),
+        deactivated.clone(),
+        origin,
+    ));
     Ok(deactivated)
 }
 

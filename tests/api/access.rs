@@ -250,7 +250,7 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
                     world.org_a
                 ),
                 none,
-                in_a_only,
+                in_a_only.clone(),
             ),
         ),
         (
@@ -289,6 +289,26 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             "auditLog",
             (
                 "{ auditLog { totalCount } }".to_owned(),
+                none,
+                admins_only.clone(),
+            ),
+        ),
+        // Subscriptions are asked over WebSocket (`subscription_outcome`).
+        (
+            "userChanged",
+            (
+                format!(
+                    r#"subscription {{ userChanged(organisationId: "{}") {{ kind }} }}"#,
+                    world.org_a
+                ),
+                none,
+                in_a_only.clone(),
+            ),
+        ),
+        (
+            "syncProgress",
+            (
+                "subscription { syncProgress { run { id } } }".to_owned(),
                 none,
                 admins_only.clone(),
             ),
@@ -420,6 +440,91 @@ async fn mutation_fields(app: &TestApp) -> BTreeSet<String> {
         .collect()
 }
 
+async fn subscription_fields(app: &TestApp) -> BTreeSet<String> {
+    let data = app
+        .query(
+            "{ __schema { subscriptionType { fields { name } } } }",
+            json!({}),
+        )
+        .await;
+    data["__schema"]["subscriptionType"]["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|field| field["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// Subscribes over graphql-transport-ws as the holder of `token`: refused credentials close
+/// the socket (4403), a refused subscription answers an error, an allowed one runs quietly or
+/// sends its first event.
+async fn subscription_outcome(app: &TestApp, token: Option<&str>, query: &str) -> Outcome {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let url = app.url("/graphql").replace("http://", "ws://");
+    let mut request = url.into_client_request().expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("a header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade succeeds");
+    let payload = token.map_or(
+        json!({}),
+        |token| json!({ "authorization": format!("Bearer {token}") }),
+    );
+    let messages = [
+        json!({ "type": "connection_init", "payload": payload }),
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+    ];
+    for message in messages {
+        if socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let code_outcome = |code: Option<&str>| match code {
+        Some("UNAUTHENTICATED") => Outcome::Unauthenticated,
+        Some("FORBIDDEN") => Outcome::Forbidden,
+        other => panic!("unexpected error code {other:?}"),
+    };
+    loop {
+        let Ok(message) =
+            tokio::time::timeout(std::time::Duration::from_millis(400), socket.next()).await
+        else {
+            return Outcome::Allowed(None);
+        };
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let message: Value = serde_json::from_str(&text).expect("JSON");
+                match message["type"].as_str() {
+                    Some("connection_ack") => continue,
+                    Some("error") => {
+                        return code_outcome(message["payload"][0]["extensions"]["code"].as_str());
+                    }
+                    Some("next") if message["payload"].get("errors").is_some() => {
+                        return code_outcome(
+                            message["payload"]["errors"][0]["extensions"]["code"].as_str(),
+                        );
+                    }
+                    Some("next") => return Outcome::Allowed(None),
+                    other => panic!("unexpected message {other:?}: {message}"),
+                }
+            }
+            Some(Ok(Message::Close(Some(frame)))) if u16::from(frame.code) == 4403 => {
+                return Outcome::Forbidden;
+            }
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+}
+
 async fn root_fields(app: &TestApp) -> Vec<String> {
     let data = app
         .query(
@@ -453,6 +558,7 @@ async fn every_field_answers_each_caller_as_the_access_rules_say(app: TestApp) {
     );
 
     let mutations = mutation_fields(&app).await;
+    let subscriptions = subscription_fields(&app).await;
     let mut n = 0;
     for field in &fields {
         let (operation, ids_of, expected) = &matrix[field.as_str()];
@@ -484,6 +590,11 @@ async fn every_field_answers_each_caller_as_the_access_rules_say(app: TestApp) {
                 }
             };
             let token = world.tokens[&caller].as_deref();
+            if subscriptions.contains(field) {
+                let outcome = subscription_outcome(&app, token, &operation(&fresh)).await;
+                assert_eq!(outcome, expected[&caller], "{field} as {caller:?}");
+                continue;
+            }
             let (status, body) = app.post_as(token, &operation(&fresh), json!({})).await;
             let code = body["errors"][0]["extensions"]["code"].as_str();
             let outcome = match code {

@@ -24,6 +24,7 @@ async fn changes_are_in_the_audit_log_newest_first_with_before_and_after(app: Te
         .expect("the user is in Clerk");
     let promoted = upsert_from_clerk(
         &app.db,
+        &app.events,
         &sync_origin(),
         in_clerk.profile().expect("an email"),
     )
@@ -94,7 +95,7 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
         last_sign_in_at: None,
         updated_at_ms: stored + 5,
     };
-    let unchanged = upsert_from_clerk(&app.db, &sync_origin(), profile.clone())
+    let unchanged = upsert_from_clerk(&app.db, &app.events, &sync_origin(), profile.clone())
         .await
         .expect("upsert");
     assert!(matches!(
@@ -103,6 +104,7 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
     ));
     let stale = upsert_from_clerk(
         &app.db,
+        &app.events,
         &sync_origin(),
         ClerkProfile {
             role: Role::Admin,
@@ -116,6 +118,7 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
     // Between the stored timestamp and the unchanged one: older than what was last seen.
     let older = upsert_from_clerk(
         &app.db,
+        &app.events,
         &sync_origin(),
         ClerkProfile {
             role: Role::Admin,

@@ -280,6 +280,7 @@ async fn removed_and_suspended_users_are_refused(app: TestApp) {
         .expect("in Clerk");
     userhub::service::users::upsert_from_clerk(
         &app.db,
+        &app.events,
         &crate::helpers::sync_origin(),
         banned.profile().expect("email"),
     )

@@ -12,6 +12,7 @@ use userhub::clerk::emulator::{
     DEFAULT_AUTHORIZED_PARTY, Emulator, NewUser, RunningEmulator, SigningKey, TokenOptions,
 };
 use userhub::config::{Config, Secret};
+use userhub::events::EventBus;
 use userhub::metrics::Metrics;
 use userhub::service::organisations::{self, NewOrganisation};
 use userhub::service::users::{self, ClerkProfile};
@@ -60,10 +61,17 @@ macro_rules! on_both_databases {
 }
 pub(crate) use on_both_databases;
 
+/// The webhook signing secret of every test server (Clerk's test vector).
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
 pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
     pub(crate) db: DatabaseConnection,
+    /// The server's change-event bus: changes made through it reach its subscribers.
+    pub(crate) events: EventBus,
+    /// The server's schema, for driving a subscription stream directly.
+    pub(crate) schema: userhub::graphql::AppSchema,
     pub(crate) database_url: String,
     pub(crate) metrics: Arc<Metrics>,
     /// The Clerk emulator this server talks to, over HTTP.
@@ -128,9 +136,12 @@ pub(crate) async fn spawn_app(
     // As in production: tokens must come from this Clerk, for this origin.
     config.clerk_issuer = Some(clerk.emulator.issuer());
     config.clerk_authorized_parties = vec![DEFAULT_AUTHORIZED_PARTY.to_owned()];
+    config.clerk_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
     configure(&mut config);
     let state = AppState::build(config).await.expect("the app starts");
     let db = state.db.clone();
+    let events = state.events.clone();
+    let schema = state.schema.clone();
     let metrics = state.metrics.clone();
     let listen = state.config.listen;
     let server = Server::bind(state, listen).await.expect("bind port 0");
@@ -141,6 +152,7 @@ pub(crate) async fn spawn_app(
     }));
     let admin = add_user(
         &db,
+        &events,
         &clerk.emulator,
         TestUser::new("admin@userhub.test").role(Role::Admin),
     )
@@ -150,6 +162,8 @@ pub(crate) async fn spawn_app(
         address,
         client: reqwest::Client::new(),
         db,
+        events,
+        schema,
         database_url,
         metrics,
         clerk,
@@ -163,12 +177,13 @@ pub(crate) async fn spawn_app(
 /// Adds a user to Clerk (the emulator) and to userhub, the way a sync does.
 async fn add_user(
     db: &DatabaseConnection,
+    events: &EventBus,
     clerk: &Emulator,
     user: TestUser<'_>,
 ) -> entity::user::Model {
     let clerk_user = add_clerk_user(clerk, user);
     let profile: ClerkProfile = clerk_user.profile().expect("an email address");
-    users::upsert_from_clerk(db, &sync_origin(), profile)
+    users::upsert_from_clerk(db, events, &sync_origin(), profile)
         .await
         .expect("create a user")
         .user()
@@ -380,7 +395,7 @@ impl TestApp {
 
     /// Adds a user to Clerk (the emulator) and to userhub, the way a sync does.
     pub(crate) async fn create_user(&self, user: TestUser<'_>) -> entity::user::Model {
-        add_user(&self.db, &self.clerk.emulator, user).await
+        add_user(&self.db, &self.events, &self.clerk.emulator, user).await
     }
 
     /// Adds a user to Clerk only: userhub has not heard of them yet.
@@ -422,7 +437,7 @@ impl TestApp {
 
     /// Soft-deletes a user, as removal in Clerk does.
     pub(crate) async fn deactivate(&self, user: &entity::user::Model) {
-        users::deactivate(&self.db, &Origin::cli(), user.id)
+        users::deactivate(&self.db, &self.events, &Origin::cli(), user.id)
             .await
             .expect("deactivate");
     }

@@ -6,6 +6,7 @@
 //! run is skipped, unless `USERHUB_REQUIRE_POSTGRES=1` makes a missing database a failure.
 
 mod helpers;
+mod live;
 
 mod access;
 mod audit;
@@ -19,6 +20,8 @@ mod organisations;
 mod process;
 mod schema;
 mod statements;
+mod subscriptions;
 mod sync;
 mod users;
+mod webhooks;
 mod websocket;

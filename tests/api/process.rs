@@ -189,3 +189,146 @@ async fn grant_admin_makes_a_clerk_user_an_admin_in_clerk_and_here(app: TestApp)
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user with the email address"));
 }
+
+/// Starts the `userhub` binary against the test's database and Clerk emulator; returns the
+/// process and its address once it listens.
+async fn start_replica(app: &TestApp) -> (Running, String) {
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_userhub"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &app.database_url)
+            .env("CLERK_API_URL", app.clerk.api_url())
+            .env("CLERK_SECRET_KEY", app.clerk.emulator.secret())
+            .env("CLERK_WEBHOOK_SECRET", crate::helpers::WEBHOOK_SECRET)
+            .env("USERHUB_LISTEN", "127.0.0.1:0")
+            .env("USERHUB_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("userhub starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (lines, received) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let address = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = received
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the replica logs that it listens");
+            if line.contains("listening") {
+                let logged: Value = serde_json::from_str(&line).expect("a JSON log line");
+                return logged["message"]
+                    .as_str()
+                    .expect("message")
+                    .split_whitespace()
+                    .find(|word| word.starts_with("http://"))
+                    .expect("the address is logged")
+                    .to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the reader");
+    (child, address)
+}
+
+/// Two server processes on one PostgreSQL database: a webhook delivered to the first reaches
+/// a subscriber of the second within a second (LISTEN/NOTIFY), and a mutation on the second
+/// reaches a subscriber of the first.
+#[tokio::test]
+async fn a_change_on_one_replica_reaches_subscribers_of_another() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres, |_| {}).await
+    else {
+        return;
+    };
+    let (_first, first) = start_replica(&app).await;
+    let (_second, second) = start_replica(&app).await;
+
+    let mut on_second = crate::live::Subscriber::open(
+        &second,
+        &app.admin_token,
+        crate::live::USER_CHANGED,
+        json!({}),
+    )
+    .await;
+    let mut on_first = crate::live::Subscriber::open(
+        &first,
+        &app.admin_token,
+        crate::live::USER_CHANGED,
+        json!({}),
+    )
+    .await;
+
+    let body = crate::live::envelope(
+        "user.created",
+        crate::live::clerk_user("user_replica", "replica@x.test", "Replica", "member", 7_000),
+    );
+    let headers = crate::live::signed_headers(
+        crate::helpers::WEBHOOK_SECRET,
+        "msg_replica",
+        crate::live::now_seconds(),
+        &body,
+    );
+    let client = reqwest::Client::new();
+    let sent = std::time::Instant::now();
+    let mut request = client
+        .post(format!("{first}/api/webhooks/clerk"))
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in &headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let answer = request.send().await.expect("the first replica answers");
+    assert_eq!(answer.status(), 200);
+    let event = on_second
+        .message_within(Duration::from_secs(1))
+        .await
+        .expect("the event reaches the second replica within a second")
+        .expect("a message");
+    let latency = sent.elapsed();
+    assert_eq!(event["type"], "next", "{event}");
+    let change = &event["payload"]["data"]["userChanged"];
+    assert_eq!(change["kind"], "CREATED");
+    assert_eq!(change["source"], "webhook");
+    assert_eq!(change["user"]["email"], "replica@x.test");
+    eprintln!("webhook on replica 1 to subscriber on replica 2: {latency:?}");
+    // The replica that applied it tells its own subscribers the same way.
+    let own = on_first.next_data().await;
+    assert_eq!(own["userChanged"]["user"]["email"], "replica@x.test");
+
+    // A third writer (the test's own in-process server) and a mutation on the second
+    // replica: every subscriber sees both.
+    let person = app.create_user(TestUser::new("both@x.test")).await;
+    for subscriber in [&mut on_first, &mut on_second] {
+        let created = subscriber.next_data().await;
+        assert_eq!(created["userChanged"]["user"]["email"], "both@x.test");
+    }
+    let answer: Value = client
+        .post(format!("{second}/graphql"))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({
+            "query": "mutation ($id: ID!) { updateUser(id: $id, input: { firstName: \"Renamed\" }) { firstName } }",
+            "variables": { "id": person.id.to_string() },
+        }))
+        .send()
+        .await
+        .expect("the second replica answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        answer["data"]["updateUser"]["firstName"], "Renamed",
+        "{answer}"
+    );
+    for subscriber in [&mut on_first, &mut on_second] {
+        let updated = subscriber.next_data().await;
+        assert_eq!(updated["userChanged"]["kind"], "UPDATED");
+        assert_eq!(updated["userChanged"]["source"], "api");
+        assert_eq!(updated["userChanged"]["user"]["firstName"], "Renamed");
+    }
+}

@@ -3,6 +3,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
 use crate::clerk::ClerkClient;
+use crate::events::EventBus;
 use crate::graphql::caller;
 use crate::graphql::types::sync::SyncRun;
 use crate::service::sync::{self, Started};
@@ -24,6 +25,7 @@ impl SyncMutation {
         actor.require_admin()?;
         let db = ctx.data_unchecked::<DatabaseConnection>().clone();
         let clerk = ctx.data_unchecked::<ClerkClient>().clone();
+        let events = ctx.data_unchecked::<EventBus>().clone();
         let started = match sync::start(&db, &actor.user.id.to_string()).await? {
             Started::AlreadyRunning(run) => return Ok(SyncRun(run)),
             Started::New(run) => run,
@@ -31,7 +33,7 @@ impl SyncMutation {
         let running = started.clone();
         let task = tokio::spawn(async move {
             let (progress, _) = watch::channel(sync::Progress::default());
-            let outcome = sync::run(&db, &clerk, started, &progress).await;
+            let outcome = sync::run(&db, &clerk, &events, started, &progress).await;
             if let Err(err) = &outcome {
                 tracing::error!(error = %err, "the sync failed");
             }

@@ -3,6 +3,7 @@ use sea_orm::DatabaseConnection;
 
 use super::origin;
 use crate::clerk::ClerkClient;
+use crate::events::EventBus;
 use crate::graphql::caller;
 use crate::graphql::types::{Role, User};
 use crate::service::accounts::{self, AccountUpdate};
@@ -41,6 +42,7 @@ impl UserMutation {
         let user = accounts::update(
             ctx.data_unchecked::<DatabaseConnection>(),
             ctx.data_unchecked::<ClerkClient>(),
+            ctx.data_unchecked::<EventBus>(),
             actor,
             &origin(ctx, actor),
             id,
@@ -58,6 +60,7 @@ impl UserMutation {
         let user = accounts::remove(
             ctx.data_unchecked::<DatabaseConnection>(),
             ctx.data_unchecked::<ClerkClient>(),
+            ctx.data_unchecked::<EventBus>(),
             actor,
             &origin(ctx, actor),
             id,
@@ -83,6 +86,7 @@ async fn set_suspended(ctx: &Context<'_>, id: ID, suspend: bool) -> Result<User>
     let user = accounts::set_suspended(
         ctx.data_unchecked::<DatabaseConnection>(),
         ctx.data_unchecked::<ClerkClient>(),
+        ctx.data_unchecked::<EventBus>(),
         actor,
         &origin(ctx, actor),
         id,

@@ -1,0 +1,354 @@
+//! W2 (webhook ingest) and W3 (subscription fan-out) against a real `userhub` process.
+//!
+//! Starts the release binary in local mode on the given database with a known webhook secret,
+//! then:
+//! - W2: posts `--events` distinct, svix-signed `user.created` deliveries with `--concurrency`
+//!   clients, reports events per second, and checks every one was written;
+//! - W3: for each subscriber count, opens that many graphql-transport-ws subscriptions to
+//!   `userChanged`, measures the server's RSS before and after (per subscriber), then sends
+//!   webhooks one at a time and measures, for every subscriber, the time from the POST to the
+//!   event's arrival (p50, p99, max).
+//!
+//! Run through `bench/live.sh`, which builds it and writes BENCHMARKS.md.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+struct Options {
+    server: String,
+    database_url: String,
+    events: usize,
+    concurrency: usize,
+    subscribers: Vec<usize>,
+    rounds: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        server: "target/release/userhub".to_owned(),
+        database_url: "sqlite::memory:".to_owned(),
+        events: 5_000,
+        concurrency: 32,
+        subscribers: vec![1_000, 10_000],
+        rounds: 20,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--server" => options.server = value,
+            "--database-url" => options.database_url = value,
+            "--events" => options.events = value.parse().expect("--events N"),
+            "--concurrency" => options.concurrency = value.parse().expect("--concurrency N"),
+            "--subscribers" => {
+                options.subscribers = value
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse().expect("--subscribers N,M"))
+                    .collect();
+            }
+            "--rounds" => options.rounds = value.parse().expect("--rounds N"),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    options
+}
+
+struct Server {
+    child: Child,
+    address: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(options: &Options) -> Server {
+    let mut child = Command::new(&options.server)
+        .env("DATABASE_URL", &options.database_url)
+        .env("CLERK_WEBHOOK_SECRET", SECRET)
+        .env("USERHUB_DEMO_DATA", "false")
+        .env("USERHUB_LISTEN", "127.0.0.1:0")
+        .env("USERHUB_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn,userhub=warn")
+        .env_remove("CLERK_SECRET_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut address, mut token) = (None, None);
+    while address.is_none() || token.is_none() {
+        let line = lines.next().expect("the server prints").expect("a line");
+        if line.contains("Admin token:") {
+            token = line.split_whitespace().last().map(str::to_owned);
+        }
+        if line.contains("listening")
+            && let Some(at) = line.find("http://")
+        {
+            let rest = &line[at..];
+            let end = rest[7..]
+                .find(|c: char| c == '/' || c == '"' || c.is_whitespace())
+                .map_or(rest.len(), |end| end + 7);
+            address = Some(rest[..end].to_owned());
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        address: address.expect("an address"),
+        token: token.expect("a token"),
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn delivery(index: usize, tag: &str) -> (String, Vec<(&'static str, String)>) {
+    let id = format!("user_bench_{tag}_{index}");
+    let body = json!({
+        "type": "user.created",
+        "object": "event",
+        "data": {
+            "id": id,
+            "email_addresses": [{ "id": format!("idn_{index}"), "email_address": format!("{tag}{index}@bench.test") }],
+            "primary_email_address_id": format!("idn_{index}"),
+            "first_name": "Bench",
+            "last_name": format!("User{index}"),
+            "public_metadata": { "role": "member" },
+            "updated_at": 1_700_000_000_000i64 + index as i64,
+        },
+    })
+    .to_string();
+    let svix_id = format!("msg_{tag}_{index}");
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = svix::webhooks::Webhook::new(SECRET)
+        .expect("secret")
+        .sign(&svix_id, timestamp, body.as_bytes())
+        .expect("signature");
+    (
+        body,
+        vec![
+            ("svix-id", svix_id),
+            ("svix-timestamp", timestamp.to_string()),
+            ("svix-signature", signature),
+            ("content-type", "application/json".to_owned()),
+        ],
+    )
+}
+
+async fn post(client: &reqwest::Client, address: &str, index: usize, tag: &str) -> bool {
+    let (body, headers) = delivery(index, tag);
+    let mut request = client
+        .post(format!("{address}/api/webhooks/clerk"))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    matches!(request.send().await, Ok(response) if response.status() == 200)
+}
+
+async fn total_users(client: &reqwest::Client, server: &Server) -> u64 {
+    let answer: Value = client
+        .post(format!("{}/graphql", server.address))
+        .bearer_auth(&server.token)
+        .json(&json!({ "query": "{ users(first: 1) { totalCount } }" }))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    answer["data"]["users"]["totalCount"].as_u64().unwrap_or(0)
+}
+
+async fn ingest(options: &Options, server: &Server) {
+    let client = reqwest::Client::new();
+    let before = total_users(&client, server).await;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..options.concurrency {
+        let (client, next, address) = (client.clone(), next.clone(), server.address.clone());
+        let events = options.events;
+        workers.push(tokio::spawn(async move {
+            let mut failed = 0usize;
+            loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if index >= events {
+                    return failed;
+                }
+                if !post(&client, &address, index, "ingest").await {
+                    failed += 1;
+                }
+            }
+        }));
+    }
+    let mut failed = 0;
+    for worker in workers {
+        failed += worker.await.expect("a worker");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let written = total_users(&client, server).await - before;
+    println!(
+        "W2 ingest: {} events, {} clients, {:.2} s, {:.0} events/s, {} failed, {} written",
+        options.events,
+        options.concurrency,
+        elapsed,
+        options.events as f64 / elapsed,
+        failed,
+        written
+    );
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(address: &str, token: &str) -> Socket {
+    let url = format!("{}/graphql", address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("a header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade");
+    let send = |message: Value| Message::Text(message.to_string().into());
+    socket
+        .send(send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } })))
+        .await
+        .expect("init");
+    loop {
+        if let Some(Ok(Message::Text(text))) = socket.next().await
+            && text.contains("connection_ack")
+        {
+            break;
+        }
+    }
+    socket
+        .send(send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { userChanged { kind user { id email } } }" } })))
+        .await
+        .expect("subscribe");
+    socket
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
+    let pid = server.child.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_kib(pid);
+    let mut sockets = Vec::with_capacity(subscribers);
+    let mut opening = futures_util::stream::iter(0..subscribers)
+        .map(|_| subscribe(&server.address, &server.token))
+        .buffer_unordered(64);
+    while let Some(socket) = opening.next().await {
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let loaded_rss = rss_kib(pid);
+    let per_subscriber = (loaded_rss.saturating_sub(idle_rss)) as f64 * 1024.0 / subscribers as f64;
+
+    // Each subscriber reads in its own task and reports arrival times.
+    let (arrived, mut counted) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    for mut socket in sockets {
+        let arrived = arrived.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = socket.next().await {
+                if let Message::Text(text) = message
+                    && text.contains("\"next\"")
+                {
+                    let _ = arrived.send(Instant::now());
+                }
+            }
+        });
+    }
+    drop(arrived);
+    let client = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    for round in 0..options.rounds {
+        let sent = Instant::now();
+        assert!(
+            post(
+                &client,
+                &server.address,
+                round,
+                &format!("fan{subscribers}")
+            )
+            .await
+        );
+        let mut received = 0;
+        while received < subscribers {
+            match tokio::time::timeout(Duration::from_secs(30), counted.recv()).await {
+                Ok(Some(at)) => {
+                    latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+                    received += 1;
+                }
+                _ => break,
+            }
+        }
+        if received < subscribers {
+            println!(
+                "W3 round {round}: only {received} of {subscribers} subscribers received the event"
+            );
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "W3 fan-out: {} subscribers, {} events, delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS idle {} KiB, with subscribers {} KiB, {:.1} KiB per subscriber",
+        subscribers,
+        options.rounds,
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(0.0),
+        idle_rss,
+        loaded_rss,
+        per_subscriber / 1024.0,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    if options.events > 0 {
+        let server = start(&options);
+        ingest(&options, &server).await;
+    }
+    for &subscribers in &options.subscribers {
+        // A fresh server for each size, so RSS is measured from the same start.
+        let server = start(&options);
+        fan_out(&options, &server, subscribers).await;
+    }
+}

@@ -1,0 +1,246 @@
+//! The change-event bus (DESIGN.md rule 5): every committed change to a user, whatever made it
+//! (a mutation, a webhook, a sync), is published once, after its transaction commits, to every
+//! live subscriber on every replica.
+//!
+//! - On SQLite the bus is in-process: one server process owns the file.
+//! - On PostgreSQL a change is a `NOTIFY` sent inside the transaction that makes it, so it is
+//!   delivered if and only if the change commits; each replica `LISTEN`s on one connection and
+//!   fans the events out to its own subscribers (`postgres.rs`). The replica that made the
+//!   change hears it the same way as the others, so every replica sees one order.
+//!
+//! Within a replica the fan-out is a `tokio::sync::broadcast` ring buffer: publishing never
+//! waits for a subscriber, the memory is the ring's and not per subscriber, and a subscriber
+//! that falls further behind than the ring holds is told it missed events (`Event::Missed`)
+//! instead of being skipped past them in silence.
+
+mod postgres;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use entity::{sync_run, user};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionSession};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::service::Origin;
+
+/// What happened to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Suspended,
+    Unsuspended,
+    Deactivated,
+}
+
+/// One committed change to one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserChange {
+    pub kind: ChangeKind,
+    /// The user after the change.
+    pub user: user::Model,
+    /// The organisation the user was in before, when the change moved them: a subscriber of
+    /// that organisation sees them leave.
+    pub previous_organisation_id: Option<Uuid>,
+    /// `api`, `webhook`, `sync` or `cli`.
+    pub source: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl UserChange {
+    pub fn new(
+        kind: ChangeKind,
+        before: Option<&user::Model>,
+        after: user::Model,
+        origin: &Origin,
+    ) -> UserChange {
+        let previous_organisation_id = before
+            .and_then(|before| before.organisation_id)
+            .filter(|previous| after.organisation_id != Some(*previous));
+        UserChange {
+            kind,
+            occurred_at: after.updated_at,
+            user: after,
+            previous_organisation_id,
+            source: origin.source.as_str().to_owned(),
+        }
+    }
+
+    /// The organisations whose subscribers see this change.
+    pub fn concerns_organisation(&self, organisation_id: Uuid) -> bool {
+        self.user.organisation_id == Some(organisation_id)
+            || self.previous_organisation_id == Some(organisation_id)
+    }
+}
+
+/// Where a sync is: its run row as last written, and Clerk's count when it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncProgress {
+    pub run: sync_run::Model,
+    pub total: Option<i64>,
+}
+
+/// What subscribers receive.
+#[derive(Debug, Clone)]
+pub enum Event {
+    User(Arc<UserChange>),
+    Sync(Arc<SyncProgress>),
+    /// Events may have been lost: the replica's connection to PostgreSQL dropped and was made
+    /// again. A subscriber cannot know what it missed, so it is told.
+    Missed,
+}
+
+/// The changes a transaction makes, published when it commits.
+#[derive(Debug, Default)]
+pub struct Changes(Vec<UserChange>);
+
+impl Changes {
+    pub fn push(&mut self, change: UserChange) {
+        self.0.push(change);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The bus. Cheap to clone; every clone is the same bus.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: broadcast::Sender<Event>,
+    transport: Transport,
+}
+
+enum Transport {
+    InProcess,
+    /// Holds the listener task's stop signal, when this process listens: dropping the last
+    /// clone of the bus stops it.
+    Postgres {
+        _stop: Option<tokio::sync::oneshot::Sender<()>>,
+    },
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("postgres", &self.is_postgres())
+            .field("subscribers", &self.subscriber_count())
+            .finish()
+    }
+}
+
+impl EventBus {
+    /// A bus for one process (SQLite).
+    pub fn in_process(capacity: usize) -> EventBus {
+        let (local, _) = broadcast::channel(capacity.max(16));
+        EventBus {
+            inner: Arc::new(Inner {
+                local,
+                transport: Transport::InProcess,
+            }),
+        }
+    }
+
+    /// A bus shared by every replica on this PostgreSQL database. Returns once this replica
+    /// listens, so nothing committed after it is missed.
+    pub async fn postgres(
+        database_url: &str,
+        db: DatabaseConnection,
+        capacity: usize,
+    ) -> Result<EventBus, DbErr> {
+        let (local, _) = broadcast::channel(capacity.max(16));
+        let stop = postgres::listen(database_url, db, local.clone()).await?;
+        Ok(EventBus {
+            inner: Arc::new(Inner {
+                local,
+                transport: Transport::Postgres { _stop: Some(stop) },
+            }),
+        })
+    }
+
+    /// The bus a database calls for: `LISTEN/NOTIFY` on PostgreSQL, in-process otherwise.
+    pub async fn for_database(
+        database_url: &str,
+        db: &DatabaseConnection,
+        capacity: usize,
+    ) -> Result<EventBus, DbErr> {
+        match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                EventBus::postgres(database_url, db.clone(), capacity).await
+            }
+            _ => Ok(EventBus::in_process(capacity)),
+        }
+    }
+
+    /// A bus that publishes and never listens: for a command-line tool that changes users
+    /// while servers run.
+    pub fn publisher(db: &DatabaseConnection) -> EventBus {
+        let (local, _) = broadcast::channel(16);
+        let transport = match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => Transport::Postgres { _stop: None },
+            _ => Transport::InProcess,
+        };
+        EventBus {
+            inner: Arc::new(Inner { local, transport }),
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.inner.transport, Transport::Postgres { .. })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.local.subscribe()
+    }
+
+    /// Live subscriptions on this replica.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.local.receiver_count()
+    }
+
+    /// Commits `txn` and publishes its changes: both or neither.
+    pub async fn commit<T>(&self, txn: T, changes: Changes) -> Result<(), DbErr>
+    where
+        T: ConnectionTrait + TransactionSession,
+    {
+        if changes.is_empty() {
+            return txn.commit().await;
+        }
+        if self.is_postgres() {
+            postgres::notify(&txn, changes.0.iter().map(postgres::user_payload)).await?;
+            return txn.commit().await;
+        }
+        txn.commit().await?;
+        for change in changes.0 {
+            // No receiver is not a failure: nobody is watching.
+            let _ = self.inner.local.send(Event::User(Arc::new(change)));
+        }
+        Ok(())
+    }
+
+    /// Tells every replica where a sync is. Progress is a best-effort signal (the run row is
+    /// the record), so a failure to send it is logged, not returned.
+    pub async fn publish_sync_progress<C: ConnectionTrait>(&self, db: &C, progress: SyncProgress) {
+        if self.is_postgres() {
+            if let Err(err) =
+                postgres::notify(db, std::iter::once(postgres::sync_payload(&progress))).await
+            {
+                tracing::warn!(error = %err, "cannot publish the sync's progress");
+            }
+            return;
+        }
+        let _ = self.inner.local.send(Event::Sync(Arc::new(progress)));
+    }
+}

@@ -1,0 +1,197 @@
+//! The bus across replicas: `NOTIFY` inside the writing transaction, `LISTEN` on one connection
+//! per replica.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot};
+use uuid::Uuid;
+
+use super::{ChangeKind, Event, SyncProgress, UserChange};
+
+const CHANNEL: &str = "userhub_events";
+/// PostgreSQL refuses a payload of 8000 bytes or more. A change too large to carry its user
+/// carries the id, and each replica reads the row.
+const MAX_PAYLOAD_BYTES: usize = 7900;
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Wire {
+    User(UserWire),
+    Sync(SyncProgress),
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserWire {
+    kind: ChangeKind,
+    user_id: Uuid,
+    user: Option<user::Model>,
+    previous_organisation_id: Option<Uuid>,
+    source: String,
+    occurred_at: DateTime<Utc>,
+}
+
+fn encode(wire: &Wire) -> String {
+    // These types serialise infallibly (no maps with non-string keys, no custom impls).
+    serde_json::to_string(wire).unwrap_or_default()
+}
+
+pub(super) fn user_payload(change: &UserChange) -> String {
+    let mut wire = UserWire {
+        kind: change.kind,
+        user_id: change.user.id,
+        user: Some(change.user.clone()),
+        previous_organisation_id: change.previous_organisation_id,
+        source: change.source.clone(),
+        occurred_at: change.occurred_at,
+    };
+    let payload = encode(&Wire::User(wire));
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        return payload;
+    }
+    wire = match serde_json::from_str::<Wire>(&payload) {
+        Ok(Wire::User(wire)) => wire,
+        _ => return String::new(),
+    };
+    wire.user = None;
+    encode(&Wire::User(wire))
+}
+
+pub(super) fn sync_payload(progress: &SyncProgress) -> String {
+    let mut progress = progress.clone();
+    if let Some(error) = &mut progress.run.error
+        && error.len() > 1000
+    {
+        let mut end = 1000;
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        error.truncate(end);
+    }
+    encode(&Wire::Sync(progress))
+}
+
+/// Sends the payloads in one statement, on `conn`: inside a transaction they are delivered
+/// when it commits, and not at all when it rolls back.
+pub(super) async fn notify<C: ConnectionTrait>(
+    conn: &C,
+    payloads: impl Iterator<Item = String>,
+) -> Result<(), DbErr> {
+    let payloads: Vec<String> = payloads.filter(|payload| !payload.is_empty()).collect();
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let array = serde_json::to_string(&payloads).map_err(|err| DbErr::Custom(err.to_string()))?;
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, payload) FROM json_array_elements_text($2::json) AS payload",
+        [CHANNEL.into(), array.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn connect(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Listens on this replica's connection and hands what arrives to `local`. Returns once the
+/// `LISTEN` is in place; the task stops when the returned sender is dropped.
+pub(super) async fn listen(
+    url: &str,
+    db: DatabaseConnection,
+    local: broadcast::Sender<Event>,
+) -> Result<oneshot::Sender<()>, DbErr> {
+    let listener = connect(url)
+        .await
+        .map_err(|err| DbErr::Custom(format!("cannot LISTEN for change events: {err}")))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(run(url.to_owned(), listener, db, local, stopped));
+    Ok(stop)
+}
+
+async fn run(
+    url: String,
+    mut listener: PgListener,
+    db: DatabaseConnection,
+    local: broadcast::Sender<Event>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = &mut stopped => return,
+            received = listener.try_recv() => received,
+        };
+        match received {
+            Ok(Some(notification)) => deliver(&db, &local, notification.payload()).await,
+            Ok(None) => {
+                tracing::warn!(
+                    "the change-event connection to PostgreSQL was lost and made again; live subscribers are told they may have missed events"
+                );
+                let _ = local.send(Event::Missed);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the change-event connection to PostgreSQL failed; reconnecting");
+                let _ = local.send(Event::Missed);
+                let mut wait = Duration::from_millis(100);
+                listener = loop {
+                    tokio::select! {
+                        _ = &mut stopped => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    match connect(&url).await {
+                        Ok(listener) => break listener,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot LISTEN for change events yet");
+                            wait = (wait * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                };
+                // Changes committed while the connection was down were never heard.
+                let _ = local.send(Event::Missed);
+            }
+        }
+    }
+}
+
+async fn deliver(db: &DatabaseConnection, local: &broadcast::Sender<Event>, payload: &str) {
+    let wire: Wire = match serde_json::from_str(payload) {
+        Ok(wire) => wire,
+        Err(err) => {
+            tracing::warn!(error = %err, "ignored a change event this version cannot read");
+            return;
+        }
+    };
+    let event = match wire {
+        Wire::Sync(progress) => Event::Sync(Arc::new(progress)),
+        Wire::User(wire) => {
+            let user = match wire.user {
+                Some(user) => user,
+                None => match user::Entity::find_by_id(wire.user_id).one(db).await {
+                    Ok(Some(user)) => user,
+                    Ok(None) => return,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot read the user of a change event");
+                        let _ = local.send(Event::Missed);
+                        return;
+                    }
+                },
+            };
+            Event::User(Arc::new(UserChange {
+                kind: wire.kind,
+                user,
+                previous_organisation_id: wire.previous_organisation_id,
+                source: wire.source,
+                occurred_at: wire.occurred_at,
+            }))
+        }
+    };
+    let _ = local.send(event);
+}

@@ -1,0 +1,156 @@
+//! Clerk's webhook events, applied (DESIGN.md rule 2). Deliveries are at-least-once and
+//! unordered, so:
+//!
+//! - each svix id is recorded in the same transaction as the change it caused: a redelivery
+//!   finds it and changes nothing, and a delivery whose change failed is not recorded, so
+//!   Clerk's retry applies it;
+//! - a profile older than the stored one (`updated_at`) is acknowledged and ignored;
+//! - a deletion deactivates the user and buries the Clerk id, so nothing that arrives after it
+//!   (a retried `user.updated`, a late `user.created`) brings the user back.
+
+use entity::webhook_delivery;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{EntityTrait, Set, TransactionTrait};
+
+use super::users::{self, ClerkProfile, Upserted};
+use super::{Origin, Source};
+use crate::error::AppError;
+use crate::events::{Changes, EventBus};
+
+/// What a verified delivery asks for, in userhub's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClerkEvent {
+    /// `user.created` or `user.updated`: Clerk's full state of the user.
+    UserUpserted(ClerkProfile),
+    /// `user.deleted`.
+    UserDeleted { clerk_id: String },
+    /// An event userhub does not act on (another type, a user with no email address).
+    Ignored { reason: String },
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The database changed.
+    Applied,
+    /// The event matched what was stored.
+    Unchanged,
+    /// Older than what is stored, or about a user Clerk has deleted.
+    Stale,
+    Ignored,
+    /// This svix id was handled before.
+    Duplicate,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Stale => "stale",
+            Outcome::Ignored => "ignored",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// A delivery: its svix id (stable across Clerk's retries), its type, and its event.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub svix_id: String,
+    pub event_type: String,
+    pub event: ClerkEvent,
+}
+
+/// Applies a delivery once, however often it arrives.
+pub async fn handle<C: TransactionTrait>(
+    db: &C,
+    events: &EventBus,
+    delivery: &Delivery,
+) -> Result<Outcome, AppError> {
+    match handle_once(db, events, delivery).await {
+        // A sync or another delivery inserted this user between our read and our insert: the
+        // row exists now, so a second try takes the update path.
+        Err(AppError::Conflict(_)) => handle_once(db, events, delivery).await,
+        outcome => outcome,
+    }
+}
+
+async fn handle_once<C: TransactionTrait>(
+    db: &C,
+    events: &EventBus,
+    delivery: &Delivery,
+) -> Result<Outcome, AppError> {
+    let txn = super::begin_write(db).await?;
+    if webhook_delivery::Entity::find_by_id(delivery.svix_id.clone())
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Ok(Outcome::Duplicate);
+    }
+    let origin = Origin {
+        actor: "clerk".to_owned(),
+        source: Source::Webhook,
+        correlation_id: Some(delivery.svix_id.clone()),
+    };
+    let mut changes = Changes::default();
+    let outcome = match &delivery.event {
+        ClerkEvent::UserUpserted(profile) => {
+            match users::upsert_in(&txn, &origin, profile.clone(), &mut changes).await? {
+                Some(Upserted::Created(_) | Upserted::Updated(_)) => Outcome::Applied,
+                Some(Upserted::Unchanged(_)) => Outcome::Unchanged,
+                Some(Upserted::Stale(_)) | None => Outcome::Stale,
+            }
+        }
+        ClerkEvent::UserDeleted { clerk_id } => {
+            match users::find_by_clerk_id(&txn, clerk_id).await? {
+                Some(user) if user.is_active => {
+                    users::apply_deactivation(&txn, &origin, user, &mut changes).await?;
+                    Outcome::Applied
+                }
+                Some(user) => {
+                    users::apply_deactivation(&txn, &origin, user, &mut changes).await?;
+                    Outcome::Unchanged
+                }
+                // Deleted before we heard of its creation: the tombstone is all there is
+                // to write, and it keeps the late `user.created` out.
+                None => {
+                    users::bury(&txn, clerk_id).await?;
+                    Outcome::Applied
+                }
+            }
+        }
+        ClerkEvent::Ignored { reason } => {
+            tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, reason = %reason, "webhook acknowledged and ignored");
+            Outcome::Ignored
+        }
+    };
+    let recorded = webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
+        svix_id: Set(delivery.svix_id.clone()),
+        event_type: Set(truncate(&delivery.event_type, 255)),
+        received_at: Set(super::now()),
+        outcome: Set(outcome.as_str().to_owned()),
+    })
+    .on_conflict(
+        OnConflict::column(webhook_delivery::Column::SvixId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if recorded == 0 {
+        // The same delivery, handled concurrently, committed first: this one rolls back.
+        return Ok(Outcome::Duplicate);
+    }
+    events.commit(txn, changes).await?;
+    Ok(outcome)
+}
+
+fn truncate(text: &str, max_bytes: usize) -> String {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}

@@ -1,0 +1,164 @@
+//! `POST /api/webhooks/clerk`: Clerk's deliveries, verified before anything else is done with
+//! them, then handed to `service::webhooks`.
+//!
+//! Answers, each with a JSON body:
+//! - 401: a missing or bad signature, or a timestamp more than 5 minutes off (either way);
+//! - 400: a verified body that is not a Clerk event;
+//! - 413: a body over `USERHUB_WEBHOOK_MAX_BYTES`;
+//! - 200: processed, or deliberately ignored (a duplicate, a stale or unknown event);
+//! - 500: the database failed, so Clerk retries; 503: no webhook secret configured.
+//!
+//! Nothing is written for a refused delivery.
+
+mod event;
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use svix::webhooks::{Webhook, WebhookError};
+
+use crate::app::AppState;
+use crate::config::Secret;
+use crate::error::{AppError, json_error};
+use crate::service::webhooks::{self, Delivery};
+
+/// Checks svix signatures against the endpoint's secret.
+pub struct Verifier {
+    webhook: Webhook,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verifier(***)")
+    }
+}
+
+impl Verifier {
+    pub fn new(secret: &Secret) -> Result<Verifier, WebhookError> {
+        Ok(Verifier {
+            webhook: Webhook::new(secret.expose())?,
+        })
+    }
+
+    /// Accepts the body when one of the `v1` signatures (several during a secret rotation)
+    /// matches `{id}.{timestamp}.{body}`, in constant time, and the timestamp is within 5
+    /// minutes of now. Headers may be spelled `svix-*` or `webhook-*`.
+    pub fn verify(&self, body: &[u8], headers: &HeaderMap) -> Result<(), WebhookError> {
+        self.webhook.verify(body, headers)
+    }
+}
+
+/// A fresh `whsec_` secret, for local mode's emulator.
+pub fn random_secret() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut key = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut key);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+/// The delivery's svix id, from whichever spelling carried it (verification checked it).
+fn delivery_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("svix-id")
+        .or_else(|| headers.get("webhook-id"))
+        .and_then(|value| value.to_str().ok())
+}
+
+fn refusal(error: &WebhookError) -> Response {
+    let (status, code) = match error {
+        // Only a body that is not UTF-8 text; svix signs text.
+        WebhookError::InvalidPayload => (StatusCode::BAD_REQUEST, "MALFORMED_BODY"),
+        WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => {
+            (StatusCode::UNAUTHORIZED, "STALE_TIMESTAMP")
+        }
+        WebhookError::MissingHeader(_) => (StatusCode::UNAUTHORIZED, "MISSING_SIGNATURE"),
+        _ => (StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
+    };
+    json_error(status, code, format!("webhook refused: {error}"))
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let metrics = &state.metrics;
+    let Some(verifier) = &state.webhooks else {
+        metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "WEBHOOKS_NOT_CONFIGURED",
+            "this server has no CLERK_WEBHOOK_SECRET, so it cannot verify deliveries",
+        );
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "MALFORMED_BODY"
+            };
+            return json_error(status, code, rejection.body_text());
+        }
+    };
+    if let Err(error) = verifier.verify(&body, &headers) {
+        metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %error, "webhook refused");
+        return refusal(&error);
+    }
+    let Some(svix_id) = delivery_id(&headers) else {
+        metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "MISSING_SIGNATURE",
+            "webhook refused: missing header id",
+        );
+    };
+    let (event_type, event) = match event::parse(&body) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+            return json_error(StatusCode::BAD_REQUEST, "MALFORMED_EVENT", message);
+        }
+    };
+    let delivery = Delivery {
+        svix_id: svix_id.to_owned(),
+        event_type,
+        event,
+    };
+    match webhooks::handle(&state.db, &state.events, &delivery).await {
+        Ok(outcome) => {
+            metrics.count_webhook(outcome);
+            tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, outcome = outcome.as_str(), "webhook handled");
+            Json(json!({ "status": outcome.as_str(), "svixId": delivery.svix_id })).into_response()
+        }
+        Err(error) => {
+            metrics.webhooks_failed.fetch_add(1, Ordering::Relaxed);
+            match &error {
+                // Clerk retries a 5xx, which is what a database failure needs.
+                AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
+                    tracing::error!(svix_id = %delivery.svix_id, error = %crate::error::error_chain(&error), "webhook failed; Clerk will retry");
+                    json_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "INTERNAL_SERVER_ERROR",
+                        "the delivery could not be recorded; retry it",
+                    )
+                }
+                other => json_error(other.status(), other.code(), other.public_message()),
+            }
+        }
+    }
+}
