@@ -224,6 +224,10 @@ async fn ingest(options: &Options, server: &Server) {
         failed,
         written
     );
+    if failed > 0 || written != options.events as u64 {
+        eprintln!("W2 FAILED: every delivery must be accepted and written");
+        std::process::exit(1);
+    }
 }
 
 type Socket =

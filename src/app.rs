@@ -298,9 +298,23 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, router(self.state))
+        let db = self.state.db.clone();
+        let pruning = tokio::spawn(async move {
+            let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every_hour.tick().await;
+                match crate::service::webhooks::prune(&db).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "forgot old webhook deliveries"),
+                    Err(err) => tracing::warn!(error = %err, "cannot prune old webhook deliveries"),
+                }
+            }
+        });
+        let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        pruning.abort();
+        served
     }
 }
 

@@ -8,7 +8,9 @@
 //! ```text
 //!  HTTP (axum)            app.rs: routes, limits, request ids, health, metrics, shutdown
 //!    │
-//!    ├── graphql/         schema, resolvers, DataLoaders, GraphQL-over-HTTP, GraphiQL
+//!    ├── graphql/         schema, resolvers, DataLoaders, GraphQL over HTTP and WebSocket,
+//!    │                    subscriptions, GraphiQL
+//!    ├── webhooks/        Clerk's deliveries: svix verification, the event envelope
 //!    │
 //!  service/               the domain: users, organisations, audit, pagination
 //!    │
@@ -20,7 +22,9 @@
 //! - Nothing below `service/` knows about GraphQL or HTTP; nothing above it writes SQL.
 //! - `service/` returns `error::AppError`, which is mapped once to GraphQL error codes
 //!   (`graphql/errors.rs`) and once to HTTP responses (`error.rs`).
-//! - Every change writes its audit event in the same transaction (`service/audit.rs`).
+//! - Every change writes its audit event in the same transaction (`service/audit.rs`) and
+//!   publishes one change event when it commits (`events/`: in-process, or `NOTIFY` inside the
+//!   transaction on PostgreSQL so every replica hears it).
 //! - `config.rs` documents every setting.
 
 pub mod app;

@@ -147,6 +147,21 @@ async fn handle_once<C: TransactionTrait>(
     Ok(outcome)
 }
 
+/// How long a svix id is remembered. Clerk retries a failed delivery for about 30 hours
+/// (immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); a week is ample.
+pub const REMEMBER_DELIVERIES: chrono::Duration = chrono::Duration::days(7);
+
+/// Forgets deliveries older than `REMEMBER_DELIVERIES`; returns how many.
+pub async fn prune<C: sea_orm::ConnectionTrait>(db: &C) -> Result<u64, AppError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let cutoff = super::now() - REMEMBER_DELIVERIES;
+    let pruned = webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::ReceivedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(pruned.rows_affected)
+}
+
 fn truncate(text: &str, max_bytes: usize) -> String {
     let mut end = text.len().min(max_bytes);
     while !text.is_char_boundary(end) {
