@@ -83,7 +83,7 @@ fn start(options: &Options) -> Server {
         .env("USERHUB_DEMO_DATA", "false")
         .env("USERHUB_LISTEN", "127.0.0.1:0")
         .env("USERHUB_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn,userhub=warn")
+        .env("RUST_LOG", "warn,userhub::cli=info")
         .env_remove("CLERK_SECRET_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -49,8 +49,13 @@ pub mod close {
 
 /// Upgrades `GET /graphql` to a WebSocket speaking graphql-transport-ws.
 pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) -> Response {
+    // tungstenite's default buffers are 128 KiB each way, allocated per connection: most of
+    // the memory of an idle subscriber. Messages here are small; larger ones still work, the
+    // buffer grows for them.
     let upgrade = upgrade
         .protocols([PROTOCOL, LEGACY_PROTOCOL])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_message_size(state.config.max_body_bytes);
     // Set only when the client offered one of the protocols.
     let selected = upgrade
