@@ -76,13 +76,21 @@ async fn a_webhook_signed_by_the_emulator_is_applied_and_reaches_a_subscriber(ap
     assert_eq!(change["user"]["id"], row.id.to_string());
 
     // The audit event names the delivery that caused it.
-    let delivery = app
-        .clerk
-        .emulator
-        .webhook_deliveries()
-        .into_iter()
-        .find(|delivery| delivery.kind == "user.created")
-        .expect("a delivery");
+    // The emulator logs a delivery once it has our answer, which can be after the event.
+    let mut delivery = None;
+    for _ in 0..100 {
+        delivery = app
+            .clerk
+            .emulator
+            .webhook_deliveries()
+            .into_iter()
+            .find(|delivery| delivery.kind == "user.created");
+        if delivery.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivery = delivery.expect("a delivery");
     assert_eq!(delivery.status, 200);
     let audit = audit_event::Entity::find()
         .filter(audit_event::Column::SubjectId.eq(row.id.to_string()))
