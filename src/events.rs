@@ -103,10 +103,6 @@ impl Changes {
         self.0.push(change);
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

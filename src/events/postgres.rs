@@ -64,14 +64,8 @@ pub(super) fn user_payload(change: &UserChange) -> String {
 
 pub(super) fn sync_payload(progress: &SyncProgress) -> String {
     let mut progress = progress.clone();
-    if let Some(error) = &mut progress.run.error
-        && error.len() > 1000
-    {
-        let mut end = 1000;
-        while !error.is_char_boundary(end) {
-            end -= 1;
-        }
-        error.truncate(end);
+    if let Some(error) = &mut progress.run.error {
+        error.truncate(error.floor_char_boundary(1000));
     }
     encode(&Wire::Sync(progress))
 }

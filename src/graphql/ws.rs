@@ -152,10 +152,7 @@ struct SubscribePayload {
 /// one is cut at a character boundary.
 fn close_message(code: u16, reason: &str) -> Message {
     const MAX_REASON_BYTES: usize = 123;
-    let mut end = reason.len().min(MAX_REASON_BYTES);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = reason.floor_char_boundary(MAX_REASON_BYTES);
     Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from(&reason[..end]),

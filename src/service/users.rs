@@ -330,12 +330,14 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
     origin: &Origin,
     profile: ClerkProfile,
 ) -> Result<Upserted, AppError> {
-    match upsert_once(db, events, origin, profile.clone()).await {
+    let clerk_id = profile.clerk_id.clone();
+    let outcome = match upsert_once(db, events, origin, profile.clone()).await {
         // Another writer (a webhook, a sync, a parallel first request) inserted this user
         // between our read and our insert: the row exists now, so the update path applies.
         Err(AppError::Conflict(_)) => upsert_once(db, events, origin, profile).await,
         outcome => outcome,
-    }
+    }?;
+    outcome.ok_or_else(|| AppError::Conflict(format!("Clerk has deleted the user `{clerk_id}`")))
 }
 
 async fn upsert_once<C: TransactionTrait>(
@@ -343,13 +345,10 @@ async fn upsert_once<C: TransactionTrait>(
     events: &EventBus,
     origin: &Origin,
     profile: ClerkProfile,
-) -> Result<Upserted, AppError> {
+) -> Result<Option<Upserted>, AppError> {
     let txn = super::begin_write(db).await?;
     let mut changes = Changes::default();
-    let clerk_id = profile.clerk_id.clone();
-    let outcome = upsert_in(&txn, origin, profile, &mut changes)
-        .await?
-        .ok_or_else(|| AppError::Conflict(format!("Clerk has deleted the user `{clerk_id}`")))?;
+    let outcome = upsert_in(&txn, origin, profile, &mut changes).await?;
     events.commit(txn, changes).await?;
     Ok(outcome)
 }

@@ -128,7 +128,9 @@ async fn handle_once<C: TransactionTrait>(
     };
     let recorded = webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
         svix_id: Set(delivery.svix_id.clone()),
-        event_type: Set(truncate(&delivery.event_type, 255)),
+        event_type: Set(
+            delivery.event_type[..delivery.event_type.floor_char_boundary(255)].to_owned(),
+        ),
         received_at: Set(super::now()),
         outcome: Set(outcome.as_str().to_owned()),
     })
@@ -160,12 +162,4 @@ pub async fn prune<C: sea_orm::ConnectionTrait>(db: &C) -> Result<u64, AppError>
         .exec(db)
         .await?;
     Ok(pruned.rows_affected)
-}
-
-fn truncate(text: &str, max_bytes: usize) -> String {
-    let mut end = text.len().min(max_bytes);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
