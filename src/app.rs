@@ -300,7 +300,9 @@ impl Server {
     ) -> std::io::Result<()> {
         let db = self.state.db.clone();
         let pruning = tokio::spawn(async move {
-            let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+            // First an hour after start: a server that starts has nothing of its own to prune.
+            let hour = Duration::from_secs(3600);
+            let mut every_hour = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
             loop {
                 every_hour.tick().await;
                 match crate::service::webhooks::prune(&db).await {
