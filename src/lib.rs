@@ -25,6 +25,9 @@
 //! - Every change writes its audit event in the same transaction (`service/audit.rs`) and
 //!   publishes one change event when it commits (`events/`: in-process, or `NOTIFY` inside the
 //!   transaction on PostgreSQL so every replica hears it).
+//! - A mutation holds its user from the Clerk call to the commit (`service/user_locks.rs`), so
+//!   Clerk's webhook about that change, which can overtake Clerk's answer, finds it stored and
+//!   the change stays credited to the person who made it.
 //! - `config.rs` documents every setting.
 
 pub mod app;

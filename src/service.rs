@@ -9,6 +9,7 @@ pub mod invitations;
 pub mod organisations;
 pub mod pagination;
 pub mod sync;
+pub(crate) mod user_locks;
 pub mod users;
 pub mod webhooks;
 

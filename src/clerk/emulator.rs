@@ -65,6 +65,9 @@ pub enum Fault {
     ServerError,
     /// Answers normally, after this long.
     Slow(Duration),
+    /// Does what was asked at once (its webhook goes out), then holds the answer this long:
+    /// the webhook overtakes the answer, as it can when Clerk's answer is slow to come back.
+    SlowAnswer(Duration),
 }
 
 /// A user to create.

@@ -10,13 +10,14 @@ use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::user_locks::UserLock;
 use super::{Origin, organisations, users};
 use crate::auth::Actor;
 use crate::auth::access::UserChange;
 use crate::clerk::ClerkClient;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::error::AppError;
-use crate::events::EventBus;
+use crate::events::{Changes, EventBus};
 
 /// What `update` may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -67,20 +68,31 @@ async fn active_target(db: &DatabaseConnection, id: Uuid) -> Result<user::Model,
     Ok(target)
 }
 
-/// Stores what Clerk answered, as a webhook would.
+/// Stores what Clerk answered, as a webhook would, in the write the lock taken before the Clerk
+/// call keeps for it.
 async fn apply(
     db: &DatabaseConnection,
     events: &EventBus,
     origin: &Origin,
+    lock: UserLock,
     clerk_user: &crate::clerk::model::ClerkUser,
 ) -> Result<user::Model, AppError> {
     let profile = clerk_user.profile().ok_or_else(|| {
         AppError::Upstream("Clerk answered with a user that has no email address".to_owned())
     })?;
-    match users::upsert_from_clerk(db, events, origin, profile).await {
-        Ok(outcome) => Ok(outcome.user().clone()),
-        Err(err) => Err(AppError::Unrecorded(Box::new(err))),
-    }
+    let clerk_id = profile.clerk_id.clone();
+    let stored = async {
+        let write = lock.write(db).await?;
+        let mut changes = Changes::default();
+        let outcome = users::upsert_in(&write.txn, origin, profile, &mut changes).await?;
+        write.commit(events, changes).await?;
+        outcome
+            .map(|outcome| outcome.user().clone())
+            .ok_or_else(|| AppError::Conflict(format!("Clerk has deleted the user `{clerk_id}`")))
+    };
+    stored
+        .await
+        .map_err(|err| AppError::Unrecorded(Box::new(err)))
 }
 
 /// Changes a user's role, organisation and names.
@@ -121,6 +133,10 @@ pub async fn update(
             organisation_id.map_or(Value::Null, |id| json!(id.to_string())),
         );
     }
+    if metadata.is_empty() && first_name.is_none() && last_name.is_none() {
+        return Ok(target);
+    }
+    let lock = UserLock::acquire(db, &target.clerk_id).await?;
     let mut latest = None;
     if !metadata.is_empty() {
         latest = Some(
@@ -141,7 +157,7 @@ pub async fn update(
         );
     }
     match latest {
-        Some(clerk_user) => apply(db, events, origin, &clerk_user).await,
+        Some(clerk_user) => apply(db, events, origin, lock, &clerk_user).await,
         None => Ok(target),
     }
 }
@@ -161,8 +177,18 @@ pub async fn remove(
         return Ok(target);
     }
     users::ensure_not_last_admin(db, &target).await?;
+    let lock = UserLock::acquire(db, &target.clerk_id).await?;
     clerk.delete_user(&target.clerk_id).await?;
-    users::deactivate(db, events, origin, target.id)
+    let stored = async {
+        let write = lock.write(db).await?;
+        let mut changes = Changes::default();
+        let current = users::get(&write.txn, target.id).await?;
+        let deactivated =
+            users::apply_deactivation(&write.txn, origin, current, &mut changes).await?;
+        write.commit(events, changes).await?;
+        Ok::<_, AppError>(deactivated)
+    };
+    stored
         .await
         .map_err(|err| AppError::Unrecorded(Box::new(err)))
 }
@@ -186,6 +212,7 @@ pub async fn set_suspended(
     if suspend {
         users::ensure_not_last_admin(db, &target).await?;
     }
+    let lock = UserLock::acquire(db, &target.clerk_id).await?;
     let clerk_user = clerk.set_banned(&target.clerk_id, suspend).await?;
-    apply(db, events, origin, &clerk_user).await
+    apply(db, events, origin, lock, &clerk_user).await
 }

@@ -12,6 +12,7 @@ use entity::webhook_delivery;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set, TransactionTrait};
 
+use super::user_locks;
 use super::users::{self, ClerkProfile, Upserted};
 use super::{Origin, Source};
 use crate::error::AppError;
@@ -26,6 +27,17 @@ pub enum ClerkEvent {
     UserDeleted { clerk_id: String },
     /// An event userhub does not act on (another type, a user with no email address).
     Ignored { reason: String },
+}
+
+impl ClerkEvent {
+    /// The Clerk user the event is about.
+    fn clerk_id(&self) -> Option<&str> {
+        match self {
+            ClerkEvent::UserUpserted(profile) => Some(&profile.clerk_id),
+            ClerkEvent::UserDeleted { clerk_id } => Some(clerk_id),
+            ClerkEvent::Ignored { .. } => None,
+        }
+    }
 }
 
 /// What became of a delivery.
@@ -81,7 +93,17 @@ async fn handle_once<C: TransactionTrait>(
     events: &EventBus,
     delivery: &Delivery,
 ) -> Result<Outcome, AppError> {
+    // A mutation writing this user (Clerk first, then here) goes first: this may be the echo
+    // of its change, which must find the change stored, not store it as Clerk's own.
+    let clerk_id = delivery.event.clerk_id();
+    let _turn = match clerk_id {
+        Some(clerk_id) => Some(user_locks::local(clerk_id).await),
+        None => None,
+    };
     let txn = super::begin_write(db).await?;
+    if let Some(clerk_id) = clerk_id {
+        user_locks::in_transaction(&txn, clerk_id).await?;
+    }
     if webhook_delivery::Entity::find_by_id(delivery.svix_id.clone())
         .one(&txn)
         .await?

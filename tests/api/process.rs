@@ -332,3 +332,36 @@ async fn a_change_on_one_replica_reaches_subscribers_of_another() {
         assert_eq!(updated["userChanged"]["user"]["firstName"], "Renamed");
     }
 }
+
+/// The in-process lock cannot see across processes: here the mutation runs on the test's own
+/// server and Clerk's echo of it goes to another replica, which must wait for the mutation's
+/// transaction (the PostgreSQL advisory lock) and then find the change stored.
+#[tokio::test]
+async fn the_webhook_echo_of_a_mutation_on_one_replica_waits_for_it_on_another() {
+    use userhub::clerk::emulator::Fault;
+    use userhub::clerk::emulator::webhooks::Endpoint;
+
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres, |_| {}).await
+    else {
+        return;
+    };
+    let (_replica, replica) = start_replica(&app).await;
+    let target = app.create_user(TestUser::new("echo@replica.test")).await;
+    app.clerk.emulator.deliver_webhooks(Endpoint {
+        url: format!("{replica}/api/webhooks/clerk"),
+        secret: crate::helpers::WEBHOOK_SECRET.to_owned(),
+        switches: Default::default(),
+    });
+    app.clerk
+        .emulator
+        .inject(Fault::SlowAnswer(Duration::from_millis(500)), 1);
+    let body = app
+        .graphql(
+            "mutation ($id: ID!) { updateUser(id: $id, input: { role: LECTURER }) { role } }",
+            json!({ "id": target.id.to_string() }),
+        )
+        .await;
+    assert_eq!(body["data"]["updateUser"]["role"], "LECTURER", "{body}");
+    crate::webhooks::assert_echo_found_the_change_stored(&app, &target, 0, "user.role_changed")
+        .await;
+}

@@ -22,6 +22,7 @@ on_both_databases!(
     reordered_updates_and_late_events_end_at_clerks_latest_state,
     unknown_event_types_are_acknowledged_and_ignored,
     a_chaos_run_of_deliveries_and_one_sync_leave_the_database_equal_to_clerk,
+    the_webhook_echo_of_a_mutation_never_takes_credit_for_its_change,
 );
 
 async fn user_by_clerk_id(app: &TestApp, clerk_id: &str) -> Option<user::Model> {
@@ -687,4 +688,103 @@ async fn a_chaos_run_of_deliveries_and_one_sync_leave_the_database_equal_to_cler
     let distinct: std::collections::HashSet<&str> =
         deliveries.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(duplicates as usize, distinct.len());
+}
+
+/// Clerk's webhook about a mutation's own change can overtake Clerk's answer to the mutation.
+/// Each change is still credited to the person who made it, once, and the echo is `unchanged`.
+async fn the_webhook_echo_of_a_mutation_never_takes_credit_for_its_change(app: TestApp) {
+    use userhub::clerk::emulator::Fault;
+
+    let target = app
+        .create_user(TestUser::new("echo@example.test").role(Role::Member))
+        .await;
+    app.send_clerk_webhooks_here(Switches::default());
+    let mut subscriber = app
+        .subscribe(&app.admin_token, USER_CHANGED, json!({}))
+        .await;
+    let mutations = [
+        (
+            "mutation ($id: ID!) { updateUser(id: $id, input: { role: LECTURER }) { role } }",
+            "user.role_changed",
+            "UPDATED",
+        ),
+        (
+            "mutation ($id: ID!) { suspendUser(id: $id) { isSuspended } }",
+            "user.suspended",
+            "SUSPENDED",
+        ),
+        (
+            "mutation ($id: ID!) { unsuspendUser(id: $id) { isSuspended } }",
+            "user.unsuspended",
+            "UNSUSPENDED",
+        ),
+        (
+            "mutation ($id: ID!) { removeUser(id: $id) { isActive } }",
+            "user.deactivated",
+            "DEACTIVATED",
+        ),
+    ];
+    for (number, (mutation, action, kind)) in mutations.into_iter().enumerate() {
+        // Clerk does the change and sends its webhook at once, then answers 300 ms later.
+        app.clerk
+            .emulator
+            .inject(Fault::SlowAnswer(Duration::from_millis(300)), 1);
+        let body = app
+            .graphql(mutation, json!({ "id": target.id.to_string() }))
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+
+        let event = subscriber.next_data().await;
+        assert_eq!(event["userChanged"]["kind"], kind, "{event}");
+        assert_eq!(event["userChanged"]["source"], "api", "{event}");
+        assert_echo_found_the_change_stored(&app, &target, number, action).await;
+    }
+    subscriber.assert_quiet().await;
+}
+
+/// Clerk's `number`th webhook about `target` after its creation was answered once the mutation
+/// had stored the change (`unchanged`), and `action` is credited to the admin alone.
+pub(crate) async fn assert_echo_found_the_change_stored(
+    app: &TestApp,
+    target: &user::Model,
+    number: usize,
+    action: &str,
+) {
+    let mut echo = None;
+    for _ in 0..100 {
+        echo = app
+            .clerk
+            .emulator
+            .webhook_deliveries()
+            .into_iter()
+            .filter(|delivery| delivery.kind != "user.created")
+            .nth(number);
+        if echo.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let echo = echo.expect("Clerk's webhook about the change");
+    assert_eq!(echo.status, 200);
+    let recorded = webhook_delivery::Entity::find_by_id(echo.id.clone())
+        .one(&app.db)
+        .await
+        .expect("a query")
+        .expect("the delivery is recorded");
+    assert_eq!(recorded.outcome, "unchanged", "{action}");
+
+    let credited: Vec<(String, String)> = audit_event::Entity::find()
+        .filter(audit_event::Column::SubjectId.eq(target.id.to_string()))
+        .filter(audit_event::Column::Action.eq(action))
+        .all(&app.db)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|event| (event.actor, event.source))
+        .collect();
+    assert_eq!(
+        credited,
+        vec![(app.admin.id.to_string(), "api".to_owned())],
+        "{action}"
+    );
 }

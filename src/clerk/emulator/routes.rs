@@ -112,6 +112,11 @@ async fn inject(State(emulator): State<Emulator>, request: Request, next: Next) 
             tokio::time::sleep(delay).await;
             next.run(request).await
         }
+        Some(Fault::SlowAnswer(delay)) => {
+            let response = next.run(request).await;
+            tokio::time::sleep(delay).await;
+            response
+        }
         Some(Fault::RateLimited {
             retry_after_seconds,
         }) => {
@@ -136,7 +141,7 @@ async fn inject(State(emulator): State<Emulator>, request: Request, next: Next) 
 
 #[derive(Deserialize)]
 struct FaultRequest {
-    /// `rate_limited`, `server_error` or `slow`.
+    /// `rate_limited`, `server_error`, `slow` or `slow_answer`.
     kind: String,
     #[serde(default = "one")]
     times: usize,
@@ -160,11 +165,14 @@ async fn inject_faults(
         },
         "server_error" => Fault::ServerError,
         "slow" => Fault::Slow(Duration::from_millis(request.delay_ms)),
+        "slow_answer" => Fault::SlowAnswer(Duration::from_millis(request.delay_ms)),
         other => {
             return refusal(Refusal::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "form_param_value_invalid",
-                format!("unknown fault kind `{other}`: rate_limited, server_error or slow"),
+                format!(
+                    "unknown fault kind `{other}`: rate_limited, server_error, slow or slow_answer"
+                ),
             ));
         }
     };

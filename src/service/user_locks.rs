@@ -1,0 +1,129 @@
+//! One writer per user, from a mutation's Clerk call to its commit.
+//!
+//! A mutation writes Clerk first; Clerk then sends a webhook about that very change, and the
+//! webhook can arrive before the mutation has stored Clerk's answer. Unserialised, the webhook
+//! would apply the change first and the audit trail and the live event would credit Clerk
+//! (`actor: clerk`, `source: webhook`) instead of the person who made it. With the lock held
+//! across the Clerk call and the write, the echo waits, then finds the change stored
+//! (`unchanged`).
+//!
+//! - In the process, a mutex per Clerk id: a webhook to the same replica waits without holding
+//!   a database connection.
+//! - Across replicas, on PostgreSQL, a transaction-scoped advisory lock: the mutation's
+//!   transaction takes it before calling Clerk and writes in that transaction; a webhook's
+//!   transaction takes it first thing, so it waits for the mutation to commit or roll back.
+//!   It is released by the end of the transaction, so no failure can leave it held.
+//! - SQLite has one process, so the mutex is all it needs (a write transaction held over a
+//!   Clerk call would stop every other writer).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::error::AppError;
+use crate::events::{Changes, EventBus};
+
+/// Names these locks among PostgreSQL's advisory locks (the two-key form: this, then the hash
+/// of the Clerk id), apart from the migration and sync locks.
+const USER_LOCK_CLASS: i32 = 0x7573_6572;
+
+/// The mutexes of the users being written now. Entries are weak: a mutex lives as long as
+/// someone holds or waits for it, and dead entries are swept as the map grows.
+static LOCAL: LazyLock<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+/// This process's turn to write the user.
+pub(crate) async fn local(clerk_id: &str) -> OwnedMutexGuard<()> {
+    let mutex = {
+        let mut map = match LOCAL.lock() {
+            Ok(map) => map,
+            // Entries are inserted whole; a panic elsewhere cannot leave one half-written.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            map.retain(|_, mutex| mutex.strong_count() > 0);
+        }
+        match map.get(clerk_id).and_then(Weak::upgrade) {
+            Some(mutex) => mutex,
+            None => {
+                let mutex = Arc::new(tokio::sync::Mutex::new(()));
+                map.insert(clerk_id.to_owned(), Arc::downgrade(&mutex));
+                mutex
+            }
+        }
+    };
+    mutex.lock_owned().await
+}
+
+/// Takes the user's advisory lock in this transaction, on PostgreSQL; nothing on SQLite.
+pub(crate) async fn in_transaction<C: ConnectionTrait>(
+    txn: &C,
+    clerk_id: &str,
+) -> Result<(), DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [USER_LOCK_CLASS.into(), clerk_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A mutation's hold on a user, taken before it calls Clerk.
+pub(crate) struct UserLock {
+    _local: OwnedMutexGuard<()>,
+    /// On PostgreSQL, the transaction that holds the advisory lock; the write goes in it.
+    held: Option<DatabaseTransaction>,
+}
+
+impl UserLock {
+    pub(crate) async fn acquire(
+        db: &DatabaseConnection,
+        clerk_id: &str,
+    ) -> Result<UserLock, AppError> {
+        let local = local(clerk_id).await;
+        let held = if db.get_database_backend() == DbBackend::Postgres {
+            let txn = super::begin_write(db).await?;
+            in_transaction(&txn, clerk_id).await?;
+            Some(txn)
+        } else {
+            None
+        };
+        Ok(UserLock {
+            _local: local,
+            held,
+        })
+    }
+
+    /// The transaction to write the user in, still under the lock until it ends.
+    pub(crate) async fn write(self, db: &DatabaseConnection) -> Result<UserWrite, AppError> {
+        let txn = match self.held {
+            Some(txn) => txn,
+            None => super::begin_write(db).await?,
+        };
+        Ok(UserWrite {
+            txn,
+            _local: self._local,
+        })
+    }
+}
+
+/// A write transaction on a locked user; committing it (through the event bus) ends the lock.
+pub(crate) struct UserWrite {
+    pub(crate) txn: DatabaseTransaction,
+    _local: OwnedMutexGuard<()>,
+}
+
+impl UserWrite {
+    /// Commits and publishes; the lock is released once both are done.
+    pub(crate) async fn commit(self, events: &EventBus, changes: Changes) -> Result<(), DbErr> {
+        events.commit(self.txn, changes).await
+    }
+}
