@@ -2,6 +2,9 @@ use clap::Parser;
 
 use userhub::cli::{Cli, run};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // A missing .env is normal; a broken one is worth saying.

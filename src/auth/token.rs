@@ -32,6 +32,10 @@ pub struct SessionClaims {
     /// `pending` while the session still has a task to finish (Clerk's session tasks).
     #[serde(default)]
     pub sts: Option<String>,
+    /// Expiry, Unix seconds (required).
+    pub exp: u64,
+    #[serde(default)]
+    pub nbf: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +64,7 @@ pub enum TokenError {
 
 pub struct TokenVerifier {
     keys: Keys,
+    verified: VerifiedTokens,
     /// An unknown `kid` triggers a refetch of the keys at most this often.
     refetch_floor: Duration,
     issuer: Option<String>,
@@ -107,6 +112,66 @@ impl JwksSource {
     }
 }
 
+/// Tokens this process verified, with their claims, until they expire: a client sends the same
+/// session token with every request for its lifetime (a minute for Clerk's), and a map look-up
+/// costs far less than an RSA verification. Only tokens that passed every check are kept, the
+/// time checks are made again at each use, and the key is the whole token, so a hit is the
+/// same token, byte for byte. A key removed from Clerk's JWKS stops new tokens at once; tokens
+/// it signed that were verified before stay good until they expire.
+#[derive(Default)]
+struct VerifiedTokens {
+    tokens: std::sync::Mutex<HashMap<Box<str>, SessionClaims>>,
+}
+
+/// Most tokens kept: about 1 KiB each.
+const VERIFIED_TOKENS_MAX: usize = 4096;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl VerifiedTokens {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, SessionClaims>> {
+        // Entries are inserted whole; a panic elsewhere cannot leave one half-written.
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The claims of a token verified before, checked against the clock again.
+    fn get(&self, token: &str) -> Result<Option<SessionClaims>, TokenError> {
+        let mut tokens = self.lock();
+        let Some(claims) = tokens.get(token) else {
+            return Ok(None);
+        };
+        let now = unix_now();
+        if now > claims.exp + LEEWAY_SECONDS {
+            tokens.remove(token);
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(Some(claims.clone()))
+    }
+
+    fn insert(&self, token: &str, claims: &SessionClaims) {
+        let mut tokens = self.lock();
+        if tokens.len() >= VERIFIED_TOKENS_MAX {
+            let now = unix_now();
+            tokens.retain(|_, claims| now <= claims.exp + LEEWAY_SECONDS);
+            if tokens.len() >= VERIFIED_TOKENS_MAX {
+                // All still valid: more clients than the cache holds. Start again rather than
+                // track recency on every hit.
+                tokens.clear();
+            }
+        }
+        tokens.insert(token.into(), claims.clone());
+    }
+}
+
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
@@ -117,6 +182,7 @@ impl TokenVerifier {
     pub fn from_pem(pem: &str) -> Result<TokenVerifier, jsonwebtoken::errors::Error> {
         Ok(TokenVerifier {
             keys: Keys::Static(DecodingKey::from_rsa_pem(pem.as_bytes())?),
+            verified: VerifiedTokens::default(),
             refetch_floor: Duration::ZERO,
             issuer: None,
             authorized_parties: Vec::new(),
@@ -137,6 +203,7 @@ impl TokenVerifier {
                     fetched_at: None,
                 }),
             },
+            verified: VerifiedTokens::default(),
             refetch_floor: Duration::from_secs(10),
             issuer: None,
             authorized_parties: Vec::new(),
@@ -163,6 +230,16 @@ impl TokenVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<SessionClaims, TokenError> {
+        if let Some(claims) = self.verified.get(token)? {
+            return Ok(claims);
+        }
+        let claims = self.verify_signature(token).await?;
+        self.verified.insert(token, &claims);
+        Ok(claims)
+    }
+
+    /// The whole check: signature, then claims.
+    async fn verify_signature(&self, token: &str) -> Result<SessionClaims, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         // Checked before any key is chosen: `none` and HMAC (with the public key as the
         // secret) never reach signature verification.

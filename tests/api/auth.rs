@@ -383,3 +383,53 @@ async fn simultaneous_first_requests_of_a_new_user_all_succeed() {
         "one user, however many requests raced to create it"
     );
 }
+
+/// A verified token is remembered (no second RSA verification), but never past its expiry.
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    use userhub::auth::token::{JwksSource, TokenError, TokenVerifier};
+
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
+        .await
+        .expect("SQLite");
+    let verifier = TokenVerifier::from_jwks(JwksSource {
+        url: format!("{}/jwks", app.clerk.api_url()),
+        bearer: Some(userhub::config::Secret::new(app.clerk.emulator.secret())),
+    });
+    // Expired two seconds ago: still inside the five seconds of leeway, for three seconds.
+    let now = chrono::Utc::now().timestamp();
+    let token = app
+        .clerk
+        .emulator
+        .mint_session_token(
+            &app.admin.clerk_id,
+            TokenOptions {
+                extra_claims: json!({ "exp": now - 2 }),
+                ..TokenOptions::default()
+            },
+        )
+        .expect("a token");
+    let claims = verifier
+        .verify(&token)
+        .await
+        .expect("valid within the leeway");
+    assert_eq!(claims.sub, app.admin.clerk_id);
+    assert_eq!(
+        verifier.verify(&token).await.expect("remembered").sub,
+        app.admin.clerk_id
+    );
+    // A token differing in one byte of its signature is not the remembered one.
+    let at = token.rfind('.').expect("a signature") + 10;
+    let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{flipped}{}", &token[..at], &token[at + 1..]);
+    assert_eq!(
+        verifier.verify(&forged).await.err(),
+        Some(TokenError::Signature)
+    );
+
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
+    assert_eq!(
+        verifier.verify(&token).await.err(),
+        Some(TokenError::Expired)
+    );
+}
