@@ -26,7 +26,7 @@ use crate::clerk::client::RetryPolicy;
 use crate::config::{Config, Secret};
 use crate::error::json_error;
 use crate::events::EventBus;
-use crate::graphql::{self, AppSchema};
+use crate::graphql::{self, Executor};
 use crate::local::LocalMode;
 use crate::metrics::Metrics;
 
@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub schema: AppSchema,
+    pub schema: Executor,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub clerk: ClerkClient,

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod depth;
 pub mod errors;
+pub mod execute;
 pub mod graphiql;
 pub mod http;
 pub mod introspection;
@@ -17,6 +18,7 @@ pub mod subscription;
 pub mod types;
 pub mod ws;
 
+pub use execute::Executor;
 pub use schema::{AppSchema, build_schema, sdl};
 
 use crate::auth::Caller;

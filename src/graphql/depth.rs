@@ -6,55 +6,21 @@
 //! schema, and the complexity limit still applies to everything.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
 
-use super::errors::{VALIDATION_FAILED, with_code};
-
-pub struct DepthLimit(pub usize);
-
-impl ExtensionFactory for DepthLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DepthLimitExtension(self.0))
-    }
-}
-
-struct DepthLimitExtension(usize);
-
-#[async_trait::async_trait]
-impl Extension for DepthLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        for (_, operation) in document.operations.iter() {
-            let depth = depth(
-                &document,
-                &operation.node.selection_set.node,
-                &mut HashSet::new(),
-            );
-            if depth > self.0 {
-                return Err(with_code(
-                    ServerError::new(
-                        format!(
-                            "Query is nested too deep: depth {depth} is over the limit of {}",
-                            self.0
-                        ),
-                        None,
-                    ),
-                    VALIDATION_FAILED,
-                ));
-            }
-        }
-        Ok(document)
-    }
+/// Why the document is refused: an operation nests deeper than `limit`.
+pub(crate) fn check(document: &ExecutableDocument, limit: usize) -> Option<String> {
+    document.operations.iter().find_map(|(_, operation)| {
+        let depth = depth(
+            document,
+            &operation.node.selection_set.node,
+            &mut HashSet::new(),
+        );
+        (depth > limit).then(|| {
+            format!("Query is nested too deep: depth {depth} is over the limit of {limit}")
+        })
+    })
 }
 
 /// The deepest chain of fields below `selection_set`, leaving out introspection fields.

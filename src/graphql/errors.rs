@@ -11,14 +11,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
-    NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
+use async_graphql::{Response, ServerError};
 
 use crate::error::AppError;
 
@@ -31,67 +24,13 @@ pub fn is_request_error_code(code: &str) -> bool {
     matches!(code, PARSE_FAILED | VALIDATION_FAILED | BAD_REQUEST)
 }
 
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
-    }
-}
-
-struct ErrorCodesExtension;
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        let never_ran = response.data == async_graphql::Value::Null;
-        for error in &mut response.errors {
-            assign_code(error, never_ran);
-        }
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .map(|mut response| {
-                let never_ran = response.data == async_graphql::Value::Null;
-                for error in &mut response.errors {
-                    assign_code(error, never_ran);
-                }
-                response
-            })
-            .boxed()
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|error| with_default_code(error, PARSE_FAILED))
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|error| with_default_code(error, VALIDATION_FAILED))
-                .collect()
-        })
+/// Gives every error of a response its code. Parse errors, limits and operation selection
+/// were coded before the operation ran (`execute.rs`); an uncoded error of a response with no
+/// data and no path is one of async-graphql's validation rules.
+pub(crate) fn assign_codes(response: &mut Response) {
+    let never_ran = response.data == async_graphql::Value::Null;
+    for error in &mut response.errors {
+        assign_code(error, never_ran);
     }
 }
 
@@ -114,15 +53,6 @@ pub fn with_code(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
-/// Sets the code unless an inner layer already chose one.
-fn with_default_code(error: ServerError, code: &str) -> ServerError {
-    if code_of(&error).is_some() {
-        error
-    } else {
-        with_code(error, code)
-    }
-}
-
 fn assign_code(error: &mut ServerError, never_ran: bool) {
     let app_error = error
         .source::<AppError>()
@@ -142,7 +72,7 @@ fn assign_code(error: &mut ServerError, never_ran: bool) {
         return;
     }
     let code = if never_ran && error.path.is_empty() {
-        BAD_REQUEST
+        VALIDATION_FAILED
     } else {
         "BAD_USER_INPUT"
     };

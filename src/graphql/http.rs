@@ -6,7 +6,7 @@
 //! `application/graphql-response+json` to every client, answers request errors with 200,
 //! accepts bodies without a content type and runs mutations sent over GET.
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::errors::{code_of, is_request_error_code};
+use super::execute::Prepared;
 use super::graphiql;
 use crate::app::AppState;
 use crate::auth::caller::session_token;
@@ -196,7 +197,8 @@ pub async fn post(
             );
         }
     };
-    execute(&state, &headers, request, format).await
+    let prepared = state.schema.prepare(request);
+    execute(&state, &headers, prepared, format).await
 }
 
 pub async fn get(
@@ -235,7 +237,11 @@ pub async fn get(
             );
         }
     };
-    if is_mutation(&request) {
+    let prepared = state.schema.prepare(request);
+    if prepared
+        .as_ref()
+        .is_ok_and(|prepared| prepared.operation == OperationType::Mutation)
+    {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -247,7 +253,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, &headers, request, format).await
+    execute(&state, &headers, prepared, format).await
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {
@@ -255,26 +261,6 @@ fn accepts_html(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"))
-}
-
-/// True when the operation the request selects is a mutation.
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    operation_type(request) == Some(OperationType::Mutation)
-}
-
-/// The type of the operation a request selects; `None` when the document does not parse or
-/// names no single operation (GraphQL reports that itself).
-pub(crate) fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(&request.query).ok()?;
-    let operation = match (&document.operations, &request.operation_name) {
-        (DocumentOperations::Single(operation), _) => Some(operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()
-        }
-        _ => None,
-    }?;
-    Some(operation.node.ty)
 }
 
 /// An authentication failure, answered before GraphQL runs.
@@ -293,10 +279,11 @@ fn refused(error: &AppError, format: Format) -> Response {
     response
 }
 
+/// Authenticates the caller, then runs the request, or answers why it cannot run.
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
-    request: async_graphql::Request,
+    prepared: Result<Prepared, Vec<async_graphql::ServerError>>,
     format: Format,
 ) -> Response {
     use std::sync::atomic::Ordering;
@@ -312,8 +299,13 @@ async fn execute(
         .metrics
         .graphql_operations
         .fetch_add(1, Ordering::Relaxed);
-    let request = request.data(caller).data(RequestId(request_id(headers)));
-    let response = state.schema.execute(request).await;
+    let response = match prepared {
+        Ok(prepared) => {
+            let prepared = prepared.data(caller).data(RequestId(request_id(headers)));
+            state.schema.run(prepared).await
+        }
+        Err(errors) => async_graphql::Response::from_errors(errors),
+    };
     state
         .metrics
         .graphql_errors

@@ -6,9 +6,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
-use super::depth::DepthLimit;
-use super::errors::ErrorCodes;
-use super::introspection::RefuseIntrospection;
+use super::execute::Executor;
 use super::loaders::DbLoader;
 use super::mutation::Mutation;
 use super::query::Query;
@@ -21,7 +19,9 @@ use crate::service::pagination::DEFAULT_PAGE_SIZE;
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query::default(), Mutation::default(), Subscription).extension(ErrorCodes)
+    // No extensions: with any, async-graphql runs every field through the extension chain.
+    // What they would do runs once per operation instead (`execute.rs`).
+    Schema::build(Query::default(), Mutation::default(), Subscription)
 }
 
 /// The schema a server runs, wired to its database and limits.
@@ -30,7 +30,7 @@ pub fn build_schema(
     clerk: ClerkClient,
     events: EventBus,
     config: &Config,
-) -> AppSchema {
+) -> Executor {
     // Batches are formed by sibling sets (`batch.rs`), so the loader need not wait for more
     // keys: it loads at once, deduplicating and sharing work between concurrent requests.
     let loader = DataLoader::new(DbLoader::new(db.clone()), tokio::spawn).delay(Duration::ZERO);
@@ -39,17 +39,18 @@ pub fn build_schema(
         .data(clerk)
         .data(events)
         .data(loader)
-        .extension(DepthLimit(config.max_query_depth))
         .limit_complexity(config.max_query_complexity)
         // async-graphql's parser recursion guard; well above any depth the limit allows.
         .limit_recursive_depth(64)
         .limit_directives(16);
     if !config.introspection {
-        builder = builder
-            .disable_introspection()
-            .extension(RefuseIntrospection);
+        builder = builder.disable_introspection();
     }
-    builder.finish()
+    Executor::new(
+        builder.finish(),
+        config.max_query_depth,
+        config.introspection,
+    )
 }
 
 /// The schema in SDL: what `userhub schema` prints and `schema.graphql` holds.

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::errors::{code_of, is_request_error_code};
-use super::http::{RequestId, operation_type};
+use super::http::RequestId;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::{bearer_token, session_token};
@@ -390,12 +390,18 @@ async fn run_operation(
     legacy: bool,
 ) {
     let next = if legacy { "data" } else { "next" };
-    let subscription = operation_type(&request) == Some(OperationType::Subscription);
-    let mut responses = if subscription {
-        state.schema.execute_stream(request)
-    } else {
-        let schema = state.schema.clone();
-        futures_util::stream::once(async move { schema.execute(request).await }).boxed()
+    let mut responses = match state.schema.prepare(request) {
+        Ok(prepared) if prepared.operation == OperationType::Subscription => {
+            state.schema.run_stream(prepared)
+        }
+        Ok(prepared) => {
+            let schema = state.schema.clone();
+            futures_util::stream::once(async move { schema.run(prepared).await }).boxed()
+        }
+        Err(errors) => {
+            futures_util::stream::once(async move { async_graphql::Response::from_errors(errors) })
+                .boxed()
+        }
     };
     let mut first = true;
     while let Some(response) = responses.next().await {

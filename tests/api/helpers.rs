@@ -71,7 +71,7 @@ pub(crate) struct TestApp {
     /// The server's change-event bus: changes made through it reach its subscribers.
     pub(crate) events: EventBus,
     /// The server's schema, for driving a subscription stream directly.
-    pub(crate) schema: userhub::graphql::AppSchema,
+    pub(crate) schema: userhub::graphql::Executor,
     pub(crate) database_url: String,
     pub(crate) metrics: Arc<Metrics>,
     /// The Clerk emulator this server talks to, over HTTP.
