@@ -329,9 +329,9 @@ async fn unreachable_signing_keys_are_503_upstream_unavailable(app: TestApp) {
     assert_eq!(status, 200);
 }
 
-#[tokio::test]
-async fn the_jwks_is_not_refetched_for_every_unknown_key_id() {
-    use userhub::auth::token::{JwksSource, TokenError, TokenVerifier};
+/// A server on SQLite, and a verifier of its emulator's tokens outside the server.
+async fn app_and_verifier() -> (TestApp, userhub::auth::token::TokenVerifier) {
+    use userhub::auth::token::{JwksSource, TokenVerifier};
 
     let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
         .await
@@ -339,8 +339,16 @@ async fn the_jwks_is_not_refetched_for_every_unknown_key_id() {
     let verifier = TokenVerifier::from_jwks(JwksSource {
         url: format!("{}/jwks", app.clerk.api_url()),
         bearer: Some(userhub::config::Secret::new(app.clerk.emulator.secret())),
-    })
-    .with_refetch_floor(Duration::from_secs(3600));
+    });
+    (app, verifier)
+}
+
+#[tokio::test]
+async fn the_jwks_is_not_refetched_for_every_unknown_key_id() {
+    use userhub::auth::token::TokenError;
+
+    let (app, verifier) = app_and_verifier().await;
+    let verifier = verifier.with_refetch_floor(Duration::from_secs(3600));
     verifier.verify(&app.admin_token).await.expect("valid");
     app.clerk
         .emulator
@@ -387,15 +395,9 @@ async fn simultaneous_first_requests_of_a_new_user_all_succeed() {
 /// A verified token is remembered (no second RSA verification), but never past its expiry.
 #[tokio::test]
 async fn a_remembered_token_is_refused_once_it_expires() {
-    use userhub::auth::token::{JwksSource, TokenError, TokenVerifier};
+    use userhub::auth::token::TokenError;
 
-    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
-        .await
-        .expect("SQLite");
-    let verifier = TokenVerifier::from_jwks(JwksSource {
-        url: format!("{}/jwks", app.clerk.api_url()),
-        bearer: Some(userhub::config::Secret::new(app.clerk.emulator.secret())),
-    });
+    let (app, verifier) = app_and_verifier().await;
     // Expired two seconds ago: still inside the five seconds of leeway, for three seconds.
     let now = chrono::Utc::now().timestamp();
     let token = app
