@@ -13,16 +13,18 @@
 //!   transaction takes it before calling Clerk and writes in that transaction; a webhook's
 //!   transaction takes it first thing, so it waits for the mutation to commit or roll back.
 //!   It is released by the end of the transaction, so no failure can leave it held.
+//!   Such a transaction keeps a pooled connection while Clerk answers, so at most a quarter
+//!   of the pool is held that way at once: more mutations wait their turn, reads never starve.
 //! - SQLite has one process, so the mutex is all it needs (a write transaction held over a
 //!   Clerk call would stop every other writer).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
 };
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::AppError;
 use crate::events::{Changes, EventBus};
@@ -76,11 +78,27 @@ pub(crate) async fn in_transaction<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Turns to hold a connection over a Clerk call: a quarter of the first pool that asks.
+static HOLDERS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+
+fn holders(db: &DatabaseConnection) -> Arc<Semaphore> {
+    HOLDERS
+        .get_or_init(|| {
+            let pool = db
+                .get_postgres_connection_pool()
+                .options()
+                .get_max_connections();
+            Arc::new(Semaphore::new((pool as usize / 4).max(1)))
+        })
+        .clone()
+}
+
 /// A mutation's hold on a user, taken before it calls Clerk.
 pub(crate) struct UserLock {
     _local: OwnedMutexGuard<()>,
-    /// On PostgreSQL, the transaction that holds the advisory lock; the write goes in it.
-    held: Option<DatabaseTransaction>,
+    /// On PostgreSQL, the transaction that holds the advisory lock (the write goes in it), and
+    /// its turn among the transactions that hold a connection over a Clerk call.
+    held: Option<(DatabaseTransaction, OwnedSemaphorePermit)>,
 }
 
 impl UserLock {
@@ -90,9 +108,12 @@ impl UserLock {
     ) -> Result<UserLock, AppError> {
         let local = local(clerk_id).await;
         let held = if db.get_database_backend() == DbBackend::Postgres {
+            let turn = holders(db).acquire_owned().await.map_err(|_| {
+                AppError::Internal(anyhow::anyhow!("the user-lock semaphore is closed"))
+            })?;
             let txn = super::begin_write(db).await?;
             in_transaction(&txn, clerk_id).await?;
-            Some(txn)
+            Some((txn, turn))
         } else {
             None
         };
@@ -104,13 +125,14 @@ impl UserLock {
 
     /// The transaction to write the user in, still under the lock until it ends.
     pub(crate) async fn write(self, db: &DatabaseConnection) -> Result<UserWrite, AppError> {
-        let txn = match self.held {
-            Some(txn) => txn,
-            None => super::begin_write(db).await?,
+        let (txn, turn) = match self.held {
+            Some((txn, turn)) => (txn, Some(turn)),
+            None => (super::begin_write(db).await?, None),
         };
         Ok(UserWrite {
             txn,
             _local: self._local,
+            _turn: turn,
         })
     }
 }
@@ -119,6 +141,7 @@ impl UserLock {
 pub(crate) struct UserWrite {
     pub(crate) txn: DatabaseTransaction,
     _local: OwnedMutexGuard<()>,
+    _turn: Option<OwnedSemaphorePermit>,
 }
 
 impl UserWrite {

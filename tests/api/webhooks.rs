@@ -695,13 +695,17 @@ async fn a_chaos_run_of_deliveries_and_one_sync_leave_the_database_equal_to_cler
 async fn the_webhook_echo_of_a_mutation_never_takes_credit_for_its_change(app: TestApp) {
     use userhub::clerk::emulator::Fault;
 
-    let target = app
-        .create_user(TestUser::new("echo@example.test").role(Role::Member))
-        .await;
-    app.send_clerk_webhooks_here(Switches::default());
+    // Subscribed first: on PostgreSQL the creation's event comes back through LISTEN, and
+    // it must not be mistaken for the first mutation's.
     let mut subscriber = app
         .subscribe(&app.admin_token, USER_CHANGED, json!({}))
         .await;
+    let target = app
+        .create_user(TestUser::new("echo@example.test").role(Role::Member))
+        .await;
+    let created = subscriber.next_data().await;
+    assert_eq!(created["userChanged"]["kind"], "CREATED", "{created}");
+    app.send_clerk_webhooks_here(Switches::default());
     let mutations = [
         (
             "mutation ($id: ID!) { updateUser(id: $id, input: { role: LECTURER }) { role } }",
