@@ -13,8 +13,9 @@
 //!   transaction takes it before calling Clerk and writes in that transaction; a webhook's
 //!   transaction takes it first thing, so it waits for the mutation to commit or roll back.
 //!   It is released by the end of the transaction, so no failure can leave it held.
-//!   Such a transaction keeps a pooled connection while Clerk answers, so at most a quarter
-//!   of the pool is held that way at once: more mutations wait their turn, reads never starve.
+//!   Such a transaction keeps a pooled connection while Clerk answers, so only a few (a
+//!   quarter of the pool) are held that way at once: more mutations wait their turn, and reads
+//!   never starve while Clerk is slow.
 //! - SQLite has one process, so the mutex is all it needs (a write transaction held over a
 //!   Clerk call would stop every other writer).
 
@@ -78,7 +79,9 @@ pub(crate) async fn in_transaction<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Turns to hold a connection over a Clerk call: a quarter of the first pool that asks.
+/// Turns to hold a connection over a Clerk call, for the process: a quarter of the pool, at
+/// least four (tests run several small-pooled servers in one process), always one connection
+/// left free.
 static HOLDERS: OnceLock<Arc<Semaphore>> = OnceLock::new();
 
 fn holders(db: &DatabaseConnection) -> Arc<Semaphore> {
@@ -87,8 +90,9 @@ fn holders(db: &DatabaseConnection) -> Arc<Semaphore> {
             let pool = db
                 .get_postgres_connection_pool()
                 .options()
-                .get_max_connections();
-            Arc::new(Semaphore::new((pool as usize / 4).max(1)))
+                .get_max_connections() as usize;
+            let turns = (pool / 4).max(4).min(pool.saturating_sub(1)).max(1);
+            Arc::new(Semaphore::new(turns))
         })
         .clone()
 }
