@@ -28,7 +28,26 @@ pub async fn record<C: ConnectionTrait>(
     origin: &Origin,
     change: Change<'_>,
 ) -> Result<audit_event::Model, AppError> {
-    let event = audit_event::ActiveModel {
+    Ok(event(origin, change).insert(conn).await?)
+}
+
+/// Writes many audit events in one statement (a sync page's creations).
+pub(crate) async fn record_many<C: ConnectionTrait>(
+    conn: &C,
+    origin: &Origin,
+    changes: Vec<Change<'_>>,
+) -> Result<(), AppError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    audit_event::Entity::insert_many(changes.into_iter().map(|change| event(origin, change)))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+fn event(origin: &Origin, change: Change<'_>) -> audit_event::ActiveModel {
+    audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         occurred_at: Set(super::now()),
         actor: Set(origin.actor.clone()),
@@ -39,8 +58,7 @@ pub async fn record<C: ConnectionTrait>(
         after: Set(change.after),
         source: Set(origin.source.as_str().to_owned()),
         correlation_id: Set(origin.correlation_id.clone()),
-    };
-    Ok(event.insert(conn).await?)
+    }
 }
 
 /// Which events to list. Every field narrows the list.

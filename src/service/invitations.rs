@@ -7,7 +7,7 @@ use entity::role::{InvitationStatus, Role};
 use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, Set,
+    PaginatorTrait, QueryFilter, QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -235,6 +235,26 @@ async fn set_status<C: sea_orm::TransactionTrait>(
 
 /// Marks accepted the pending invitation of a user who has just arrived, found by email (the
 /// invitation's id travels in the metadata too, but an email is what every path has).
+/// Which of these emails have a pending invitation, in one statement.
+pub(crate) async fn pending_among<C: ConnectionTrait>(
+    conn: &C,
+    emails: Vec<String>,
+) -> Result<std::collections::HashSet<String>, AppError> {
+    if emails.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(invitation::Entity::find()
+        .select_only()
+        .column(invitation::Column::Email)
+        .filter(invitation::Column::Email.is_in(emails))
+        .filter(invitation::Column::Status.eq(InvitationStatus::Pending))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 pub(crate) async fn accept_for_email<C: ConnectionTrait>(
     conn: &C,
     origin: &Origin,

@@ -306,6 +306,7 @@ async fn apply_page(
     let buried = users::buried_among(&txn, unknown).await?;
     let (mut created, mut updated) = (0, 0);
     let mut changes = Changes::default();
+    let mut new_users = Vec::new();
     for profile in profiles {
         if buried.contains(&profile.clerk_id) {
             continue;
@@ -314,6 +315,10 @@ async fn apply_page(
         let organisation_exists = profile
             .organisation_id
             .is_some_and(|id| known_organisations.contains(&id));
+        if existing.is_none() {
+            new_users.push((profile, organisation_exists));
+            continue;
+        }
         match users::apply_profile(
             &txn,
             origin,
@@ -329,6 +334,7 @@ async fn apply_page(
             Upserted::Unchanged(_) | Upserted::Stale(_) => {}
         }
     }
+    created += users::create_many(&txn, origin, new_users, &mut changes).await? as i64;
     events.commit(txn, changes).await?;
     Ok((created, updated))
 }

@@ -425,6 +425,90 @@ pub(crate) async fn buried_among<C: ConnectionTrait>(
         .collect())
 }
 
+/// The row of a user Clerk has and userhub has not, as it is first stored.
+fn new_row(
+    profile: ClerkProfile,
+    email: String,
+    organisation_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> user::Model {
+    user::Model {
+        id: Uuid::now_v7(),
+        clerk_id: profile.clerk_id,
+        email,
+        first_name: profile.first_name,
+        last_name: profile.last_name,
+        image_url: profile.image_url,
+        role: profile.role,
+        organisation_id,
+        is_active: true,
+        banned: profile.banned,
+        last_sign_in_at: profile.last_sign_in_at,
+        clerk_updated_at: profile.updated_at_ms,
+        created_at: now,
+        updated_at: now,
+        deactivated_at: None,
+    }
+}
+
+fn created_change(created: &user::Model) -> Change<'static> {
+    Change {
+        action: "user.created",
+        subject_type: "user",
+        subject_id: created.id.to_string(),
+        before: None,
+        after: Some(snapshot(created)),
+    }
+}
+
+/// `apply_profile` for many users none of whom is stored or buried (a sync page's new
+/// users): the rows in one statement, their audit events in another, one look-up of pending
+/// invitations for all their emails. The same rows, events and changes as one by one.
+pub(crate) async fn create_many<C: ConnectionTrait>(
+    txn: &C,
+    origin: &Origin,
+    profiles: Vec<(ClerkProfile, bool)>,
+    changes: &mut Changes,
+) -> Result<usize, AppError> {
+    let now = super::now();
+    let mut rows = Vec::with_capacity(profiles.len());
+    for (profile, organisation_exists) in profiles {
+        let email = profile.email.trim().to_lowercase();
+        if email.is_empty() {
+            return Err(AppError::validation(
+                "email",
+                "a user needs an email address",
+            ));
+        }
+        let organisation_id = profile.organisation_id.filter(|_| organisation_exists);
+        rows.push(new_row(profile, email, organisation_id, now));
+    }
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    user::Entity::insert_many(
+        rows.iter()
+            .map(|row| row.clone().into_active_model().reset_all()),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    audit::record_many(txn, origin, rows.iter().map(created_change).collect()).await?;
+    let invited =
+        super::invitations::pending_among(txn, rows.iter().map(|row| row.email.clone()).collect())
+            .await?;
+    for row in &rows {
+        // Rule 3: an invitation meets its user.
+        if invited.contains(&row.email) {
+            super::invitations::accept_for_email(txn, origin, &row.email).await?;
+        }
+    }
+    let count = rows.len();
+    for row in rows {
+        changes.push(UserChange::new(ChangeKind::Created, None, row, origin));
+    }
+    Ok(count)
+}
+
 /// The heart of `upsert_from_clerk`, for callers that hold a transaction and have already
 /// read the stored row and whether the profile's organisation exists (sync, a page at a time).
 /// A deactivated row stays as it is: Clerk deleted that user, and any profile of theirs that
@@ -448,37 +532,12 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
     let now = super::now();
     let outcome = match existing {
         None => {
-            let created = user::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                clerk_id: Set(profile.clerk_id.clone()),
-                email: Set(email),
-                first_name: Set(profile.first_name),
-                last_name: Set(profile.last_name),
-                image_url: Set(profile.image_url),
-                role: Set(profile.role),
-                organisation_id: Set(organisation_id),
-                is_active: Set(true),
-                banned: Set(profile.banned),
-                last_sign_in_at: Set(profile.last_sign_in_at),
-                clerk_updated_at: Set(profile.updated_at_ms),
-                created_at: Set(now),
-                updated_at: Set(now),
-                deactivated_at: Set(None),
-            }
-            .insert(txn)
-            .await?;
-            audit::record(
-                txn,
-                origin,
-                Change {
-                    action: "user.created",
-                    subject_type: "user",
-                    subject_id: created.id.to_string(),
-                    before: None,
-                    after: Some(snapshot(&created)),
-                },
-            )
-            .await?;
+            let created = new_row(profile, email, organisation_id, now)
+                .into_active_model()
+                .reset_all()
+                .insert(txn)
+                .await?;
+            audit::record(txn, origin, created_change(&created)).await?;
             // Rule 3: an invitation meets its user.
             super::invitations::accept_for_email(txn, origin, &created.email).await?;
             changes.push(UserChange::new(

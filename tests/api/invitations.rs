@@ -12,6 +12,7 @@ on_both_databases!(
     revoke_invitation_revokes_in_clerk_and_here,
     bad_invitations_are_refused_before_clerk_is_called,
     invite_users_reports_each_item,
+    a_sync_that_brings_an_invited_user_in_accepts_the_invitation,
 );
 
 const INVITE: &str = r#"mutation($input: InviteUserInput!) { inviteUser(input: $input) {
@@ -187,5 +188,63 @@ async fn invite_users_reports_each_item(app: TestApp) {
             { "email": "already@uni.test", "invitation": null, "error": { "code": "BAD_USER_INPUT", "field": "clerk" } },
             { "email": "two@uni.test", "invitation": { "email": "two@uni.test" }, "error": null },
         ])
+    );
+}
+
+/// Rule 3 on the sync's path, which creates a page's new users together.
+async fn a_sync_that_brings_an_invited_user_in_accepts_the_invitation(app: TestApp) {
+    let org = app.create_organisation("Music").await;
+    let mut clerk_ids = Vec::new();
+    for email in ["clara@uni.test", "felix@uni.test"] {
+        let data = app
+            .query(
+                INVITE,
+                json!({ "input": { "email": email, "role": "LECTURER", "organisationId": org.id } }),
+            )
+            .await;
+        clerk_ids.push(
+            data["inviteUser"]["clerkInvitationId"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    // Only Clara accepts; userhub hears of her from the sync alone (no webhooks here).
+    app.clerk
+        .emulator
+        .accept_invitation(&clerk_ids[0], Some("Clara".to_owned()), None)
+        .expect("the invitation is accepted in Clerk");
+    let run = app
+        .query(
+            "mutation { syncUsers(wait: true) { status created } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        run["syncUsers"],
+        json!({ "status": "SUCCEEDED", "created": 1 })
+    );
+
+    let listed = app
+        .query(
+            "{ invitations { nodes { email status } } users(filter: { search: \"clara\" }) { nodes { email role organisation { name } } } }",
+            json!({}),
+        )
+        .await;
+    let mut invitations = listed["invitations"]["nodes"]
+        .as_array()
+        .expect("a list")
+        .clone();
+    invitations.sort_by_key(|invitation| invitation["email"].to_string());
+    assert_eq!(
+        invitations,
+        vec![
+            json!({ "email": "clara@uni.test", "status": "ACCEPTED" }),
+            json!({ "email": "felix@uni.test", "status": "PENDING" }),
+        ]
+    );
+    assert_eq!(
+        listed["users"]["nodes"],
+        json!([{ "email": "clara@uni.test", "role": "LECTURER", "organisation": { "name": "Music" } }])
     );
 }
