@@ -6,6 +6,7 @@
 #   bench/sync.sh                      # 100,000 users, SQLite and PostgreSQL
 #   USERS=10000 bench/sync.sh          # fewer users
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bench/sync.sh
+#   USERHUB_BIN=/tmp/userhub-old WRITE=0 bench/sync.sh   # another build; BENCHMARKS.md untouched
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +14,15 @@ USERS="${USERS:-100000}"
 PORT="${EMULATOR_PORT:-18401}"
 ADMIN_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 SECRET="sk_test_bench_$$"
-BIN=target/release/userhub
 WORK="$(mktemp -d)"
 
-cargo build --release --quiet
+# USERHUB_BIN: a binary built already (an earlier commit's, to compare); else this tree's.
+if [ -n "${USERHUB_BIN:-}" ]; then
+  BIN="$USERHUB_BIN"
+else
+  cargo build --release --quiet
+  BIN=target/release/userhub
+fi
 
 cleanup() {
   [ -n "${EMULATOR_PID:-}" ] && kill "$EMULATOR_PID" 2>/dev/null || true
@@ -73,6 +79,10 @@ Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/ {print 
 $(printf '%s\n' "${rows[@]}")
 TABLE
 )
+if [ "${WRITE:-1}" = 0 ]; then
+  printf '%s\n' "$table"
+  exit 0
+fi
 python3 - "$table" <<'PY'
 import sys, pathlib
 path = pathlib.Path("BENCHMARKS.md")
