@@ -425,6 +425,18 @@ pub(crate) async fn buried_among<C: ConnectionTrait>(
         .collect())
 }
 
+/// The email as userhub stores it: trimmed, lower case, and present.
+fn stored_email(profile: &ClerkProfile) -> Result<String, AppError> {
+    let email = profile.email.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(AppError::validation(
+            "email",
+            "a user needs an email address",
+        ));
+    }
+    Ok(email)
+}
+
 /// The row of a user Clerk has and userhub has not, as it is first stored.
 fn new_row(
     profile: ClerkProfile,
@@ -473,13 +485,7 @@ pub(crate) async fn create_many<C: ConnectionTrait>(
     let now = super::now();
     let mut rows = Vec::with_capacity(profiles.len());
     for (profile, organisation_exists) in profiles {
-        let email = profile.email.trim().to_lowercase();
-        if email.is_empty() {
-            return Err(AppError::validation(
-                "email",
-                "a user needs an email address",
-            ));
-        }
+        let email = stored_email(&profile)?;
         let organisation_id = profile.organisation_id.filter(|_| organisation_exists);
         rows.push(new_row(profile, email, organisation_id, now));
     }
@@ -521,13 +527,7 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
     organisation_exists: bool,
     changes: &mut Changes,
 ) -> Result<Upserted, AppError> {
-    let email = profile.email.trim().to_lowercase();
-    if email.is_empty() {
-        return Err(AppError::validation(
-            "email",
-            "a user needs an email address",
-        ));
-    }
+    let email = stored_email(&profile)?;
     let organisation_id = profile.organisation_id.filter(|_| organisation_exists);
     let now = super::now();
     let outcome = match existing {
