@@ -92,14 +92,6 @@ impl Executor {
         })
     }
 
-    /// Runs a query or mutation once.
-    pub async fn execute(&self, request: Request) -> Response {
-        match self.prepare(request) {
-            Ok(prepared) => self.run(prepared).await,
-            Err(errors) => Response::from_errors(errors),
-        }
-    }
-
     /// Runs a prepared query or mutation.
     pub async fn run(&self, prepared: Prepared) -> Response {
         let mut response = self.schema.execute(prepared.request).await;
@@ -107,23 +99,25 @@ impl Executor {
         response
     }
 
-    /// Runs any operation as a stream: a subscription's events, or a query's one answer.
+    /// Runs any operation as a stream: a subscription's events, or the one answer of a query
+    /// or mutation (a request that cannot run: its errors).
     pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
         match self.prepare(request) {
-            Ok(prepared) => self.run_stream(prepared),
+            Ok(prepared) if prepared.operation == OperationType::Subscription => self
+                .schema
+                .execute_stream(prepared.request)
+                .map(|mut response| {
+                    assign_codes(&mut response);
+                    response
+                })
+                .boxed(),
+            Ok(prepared) => {
+                let executor = self.clone();
+                futures_util::stream::once(async move { executor.run(prepared).await }).boxed()
+            }
             Err(errors) => {
                 futures_util::stream::once(async move { Response::from_errors(errors) }).boxed()
             }
         }
-    }
-
-    pub fn run_stream(&self, prepared: Prepared) -> BoxStream<'static, Response> {
-        self.schema
-            .execute_stream(prepared.request)
-            .map(|mut response| {
-                assign_codes(&mut response);
-                response
-            })
-            .boxed()
     }
 }

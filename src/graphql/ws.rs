@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_graphql::parser::types::OperationType;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -390,19 +389,7 @@ async fn run_operation(
     legacy: bool,
 ) {
     let next = if legacy { "data" } else { "next" };
-    let mut responses = match state.schema.prepare(request) {
-        Ok(prepared) if prepared.operation == OperationType::Subscription => {
-            state.schema.run_stream(prepared)
-        }
-        Ok(prepared) => {
-            let schema = state.schema.clone();
-            futures_util::stream::once(async move { schema.run(prepared).await }).boxed()
-        }
-        Err(errors) => {
-            futures_util::stream::once(async move { async_graphql::Response::from_errors(errors) })
-                .boxed()
-        }
-    };
+    let mut responses = state.schema.execute_stream(request);
     let mut first = true;
     while let Some(response) = responses.next().await {
         let never_ran = first
