@@ -11,6 +11,7 @@
 //!    ├── graphql/         schema, resolvers, DataLoaders, GraphQL over HTTP and WebSocket,
 //!    │                    subscriptions, GraphiQL
 //!    ├── webhooks/        Clerk's deliveries: svix verification, the event envelope
+//!    ├── admin.rs         the admin console (`/admin`, assets/admin/): a client of the API
 //!    │
 //!  service/               the domain: users, organisations, audit, pagination
 //!    │
@@ -30,6 +31,7 @@
 //!   the change stays credited to the person who made it.
 //! - `config.rs` documents every setting.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod clerk;

@@ -29,6 +29,8 @@ pub struct UserFilter {
     pub organisation_id: Option<Uuid>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
+    /// Banned in Clerk (`true`) or not.
+    pub is_suspended: Option<bool>,
     /// Words that must each appear in the email, first name or last name (any case).
     pub search: Option<String>,
 }
@@ -47,6 +49,9 @@ impl UserFilter {
         }
         if let Some(is_active) = self.is_active {
             condition = condition.add(user::Column::IsActive.eq(is_active));
+        }
+        if let Some(is_suspended) = self.is_suspended {
+            condition = condition.add(user::Column::Banned.eq(is_suspended));
         }
         if let Some(search) = &self.search {
             for term in search_terms(search)? {

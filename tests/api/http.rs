@@ -15,6 +15,7 @@ on_both_databases!(
     a_syntax_error_is_a_parse_error,
     queries_run_over_get_but_mutations_do_not,
     graphiql_is_served_to_browsers_from_the_binary,
+    the_admin_console_is_served_from_the_binary_with_a_strict_policy,
     health_and_readiness_report_the_database,
     metrics_count_requests_and_statements,
     unknown_routes_answer_json,
@@ -220,6 +221,69 @@ async fn graphiql_is_served_to_browsers_from_the_binary(app: TestApp) {
         );
     }
     assert!(!html.contains("https://"), "the page names no remote host");
+}
+
+async fn the_admin_console_is_served_from_the_binary_with_a_strict_policy(app: TestApp) {
+    for view in [
+        "/admin",
+        "/admin/users",
+        "/admin/organisations",
+        "/admin/sync",
+    ] {
+        let page = app.client.get(app.url(view)).send().await.expect("answer");
+        assert_eq!(page.status(), 200, "{view}");
+        let policy = page.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(policy.contains("default-src 'self'"), "{policy}");
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        let html = page.text().await.expect("text");
+        // Not local mode: the page is given no token.
+        assert!(
+            html.contains(r#"{"adminToken":null,"localMode":false}"#),
+            "{html}"
+        );
+        assert!(!html.contains("https://"), "the page names no remote host");
+    }
+    for (asset, content_type, marker) in [
+        (
+            "/admin/assets/admin.js",
+            "text/javascript",
+            "graphql-transport-ws",
+        ),
+        ("/admin/assets/admin.css", "text/css", "@media"),
+        ("/admin/assets/favicon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let response = app.client.get(app.url(asset)).send().await.expect("answer");
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with(content_type)
+        );
+        assert!(response.text().await.expect("text").contains(marker));
+    }
+    let missing = app
+        .client
+        .get(app.url("/admin/assets/nothing.js"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+    // The invitee's stand-in exists in local mode only.
+    let accept = app
+        .client
+        .post(app.url("/admin/local/invitations/inv_1/accept"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(accept.status(), 404);
+    let body: Value = accept.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
 }
 
 async fn health_and_readiness_report_the_database(app: TestApp) {

@@ -124,6 +124,86 @@ async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigt
     );
     assert!(workdir.path().join("userhub.db").exists());
 
+    // The admin console is given the token too, and stands in for an invitee.
+    let console = client
+        .get(format!("{address}/admin/users"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        console.contains(&format!(r#""adminToken":"{token}","localMode":true"#)),
+        "the console has the admin token"
+    );
+    let accept = |id: &str, token: Option<&str>| {
+        let mut request = client.post(format!("{address}/admin/local/invitations/{id}/accept"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.expect("answer");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    let (status, body) = accept("inv_unknown", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+    let (status, body) = accept("inv_unknown", Some(&token)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let invited = client
+        .post(format!("{address}/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": r#"mutation { inviteUser(input: { email: "invitee@uni.test", role: LECTURER }) { clerkInvitationId } }"# }))
+        .send()
+        .await
+        .expect("answer")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    let invitation = invited["data"]["inviteUser"]["clerkInvitationId"]
+        .as_str()
+        .expect("an invitation")
+        .to_owned();
+    let (status, body) = accept(&invitation, Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], true);
+    let (status, body) = accept(&invitation, Some(&token)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("CONFLICT"))
+    );
+    // Clerk's webhook brings the new user in, with the invitation's role.
+    let mut arrived = Value::Null;
+    for _ in 0..100 {
+        let found = client
+            .post(format!("{address}/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({ "query": r#"{ users(first: 1, filter: { search: "invitee@uni.test" }) { nodes { email role } } }"# }))
+            .send()
+            .await
+            .expect("answer")
+            .json::<Value>()
+            .await
+            .expect("JSON");
+        arrived = found["data"]["users"]["nodes"][0].clone();
+        if !arrived.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        arrived,
+        json!({ "email": "invitee@uni.test", "role": "LECTURER" })
+    );
+
     let killed = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
         .status()

@@ -10,7 +10,7 @@ on_both_databases!(
     an_unknown_user_id_is_not_found,
     a_malformed_user_id_is_bad_user_input,
     paging_by_cursor_visits_every_user_once_in_each_order,
-    filters_narrow_users_by_organisation_role_activity_and_search,
+    filters_narrow_users_by_organisation_role_activity_suspension_and_search,
     a_page_size_over_the_maximum_is_bad_user_input,
     a_malformed_cursor_is_bad_user_input,
     a_cursor_from_another_order_is_bad_user_input,
@@ -134,7 +134,7 @@ async fn paging_by_cursor_visits_every_user_once_in_each_order(app: TestApp) {
     );
 }
 
-async fn filters_narrow_users_by_organisation_role_activity_and_search(app: TestApp) {
+async fn filters_narrow_users_by_organisation_role_activity_suspension_and_search(app: TestApp) {
     let physics = app.create_organisation("Physics").await;
     let maths = app.create_organisation("Maths").await;
     app.create_user(
@@ -144,13 +144,14 @@ async fn filters_narrow_users_by_organisation_role_activity_and_search(app: Test
             .in_organisation(maths.id),
     )
     .await;
-    app.create_user(
-        TestUser::new("marie@uni.test")
-            .named("Marie", "Curie")
-            .role(Role::OrgAdmin)
-            .in_organisation(physics.id),
-    )
-    .await;
+    let marie = app
+        .create_user(
+            TestUser::new("marie@uni.test")
+                .named("Marie", "Curie")
+                .role(Role::OrgAdmin)
+                .in_organisation(physics.id),
+        )
+        .await;
     let gone = app
         .create_user(
             TestUser::new("pierre@uni.test")
@@ -198,6 +199,24 @@ async fn filters_narrow_users_by_organisation_role_activity_and_search(app: Test
     assert_eq!(
         emails(json!({ "organisationId": physics.id, "isActive": true })).await,
         ["marie@uni.test"]
+    );
+    // Suspended (banned in Clerk) or not; a removed user is not suspended.
+    app.query(
+        "mutation($id: ID!) { suspendUser(id: $id) { isSuspended } }",
+        json!({ "id": marie.id }),
+    )
+    .await;
+    assert_eq!(
+        emails(json!({ "isSuspended": true })).await,
+        ["marie@uni.test"]
+    );
+    assert_eq!(
+        emails(json!({ "organisationId": physics.id, "isSuspended": false })).await,
+        ["pierre@uni.test"]
+    );
+    assert_eq!(
+        emails(json!({ "isActive": true, "isSuspended": true, "role": "LECTURER" })).await,
+        Vec::<String>::new()
     );
     // Any case, any of email, first and last name, every word.
     assert_eq!(

@@ -18,6 +18,8 @@ pub struct UsersFilter {
     pub organisation_id: Option<ID>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
+    /// Banned in Clerk: `true` for suspended users only, `false` for the others.
+    pub is_suspended: Option<bool>,
     /// Words that must each appear in the email, first or last name (any case).
     pub search: Option<String>,
 }
@@ -32,6 +34,7 @@ impl UsersFilter {
                 .transpose()?,
             role: self.role.map(Into::into),
             is_active: self.is_active,
+            is_suspended: self.is_suspended,
             search: self.search,
         })
     }
@@ -42,6 +45,8 @@ impl UsersFilter {
 pub struct UsersInOrganisationFilter {
     pub role: Option<Role>,
     pub is_active: Option<bool>,
+    /// Banned in Clerk: `true` for suspended users only, `false` for the others.
+    pub is_suspended: Option<bool>,
     /// Words that must each appear in the email, first or last name (any case).
     pub search: Option<String>,
 }
@@ -53,6 +58,7 @@ impl From<UsersInOrganisationFilter> for UserFilter {
             organisation_id: None,
             role: filter.role.map(Into::into),
             is_active: filter.is_active,
+            is_suspended: filter.is_suspended,
             search: filter.search,
         }
     }

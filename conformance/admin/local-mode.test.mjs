@@ -1,0 +1,270 @@
+// The admin console end to end, as a new user meets it: `userhub serve` in local mode (no
+// Clerk keys: the embedded emulator, the demo directory, the admin token filled in), Debian's
+// Chromium with no network but userhub. Invite a user, see the invitation, accept it in the
+// emulator, watch the user arrive live without a reload, change their role, remove them, run a
+// sync to the end of its progress bar, check the status report; then the same views at a phone's
+// width. Screenshots go to artifacts/admin/.
+//
+//   USERHUB_BIN=../target/debug/userhub node --test admin/
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { launch, layoutProblems, openPage } from '../lib/browser.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(process.env.USERHUB_BIN ?? join(here, '..', '..', 'target', 'debug', 'userhub'));
+const artifacts = join(here, '..', '..', 'artifacts', 'admin');
+const INVITEE = 'new.lecturer@university.test';
+
+let server;
+let origin;
+let adminToken;
+let browser;
+let directory;
+const logs = [];
+
+/** Starts local mode and reads its address and admin token from the banner it prints. */
+function startLocalMode() {
+  directory = mkdtempSync(join(tmpdir(), 'userhub-admin-'));
+  const env = { ...process.env, DATABASE_URL: `sqlite://${join(directory, 'userhub.db')}?mode=rwc`, USERHUB_LISTEN: '127.0.0.1:0' };
+  for (const name of ['CLERK_SECRET_KEY', 'CLERK_WEBHOOK_SECRET', 'CLERK_API_URL', 'CLERK_JWKS_URL', 'CLERK_JWT_KEY']) delete env[name];
+  server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`local mode did not start in 60 s:\n${logs.join('\n')}`)), 60_000);
+    const read = (chunk) => {
+      for (const line of chunk.toString().split('\n')) {
+        if (!line.trim()) continue;
+        logs.push(line);
+        const address = line.match(/GraphiQL:\s+(http:\/\/127\.0\.0\.1:\d+)\/graphql/);
+        if (address) origin = address[1];
+        const token = line.match(/Admin token:\s+(\S+)/);
+        if (token) adminToken = token[1];
+        if (origin && adminToken) {
+          clearTimeout(timer);
+          done();
+        }
+      }
+    };
+    server.stdout.on('data', read);
+    server.stderr.on('data', read);
+    server.on('exit', (code) => fail(new Error(`userhub exited with ${code}:\n${logs.join('\n')}`)));
+  });
+}
+
+async function graphql(query, variables = {}) {
+  const response = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+async function userByEmail(email) {
+  const data = await graphql(`query ($search: String!) { users(first: 5, filter: { search: $search }) {
+    nodes { email role isActive isSuspended organisation { name } } } }`, { search: email });
+  return data.users.nodes.find((user) => user.email === email);
+}
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  await startLocalMode();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  if (directory) rmSync(directory, { recursive: true, force: true });
+});
+
+test('the admin console at 1280×800: invite, accept, live arrival, role change, removal, sync, status', async () => {
+  const { page, blocked, errors } = await openPage(browser, origin, { width: 1280, height: 800 });
+  const usersQueries = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/graphql') && /query Users/.test(request.postData() || '')) {
+      usersQueries.push(Date.now());
+    }
+  });
+
+  const response = await page.goto(`${origin}/admin`);
+  assert.equal(response.status(), 200);
+  assert.match(response.headers()['content-security-policy'], /default-src 'self'/);
+
+  // Signed in with the printed admin token, without typing it.
+  await page.locator('#whoami-name').filter({ hasText: 'Local Admin' }).waitFor();
+  assert.equal(await page.locator('#whoami .badge').textContent(), 'Admin');
+  await page.locator('#live[data-state="live"]').waitFor();
+  await page.locator('#users-table tbody tr[data-user-id]').first().waitFor();
+  assert.match(await page.locator('#user-count').textContent(), /^3[0-9] users$/);
+  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Sync', 'Audit']);
+
+  // Filters: the demo directory's org admins of one organisation.
+  await page.locator('#filter-role').selectOption('ORG_ADMIN');
+  await page.locator('#user-count').filter({ hasText: /^3 users$/ }).waitFor();
+  await page.locator('#filter-organisation').selectOption({ label: 'School of Computing' });
+  await page.locator('#user-count').filter({ hasText: /^1 user$/ }).waitFor();
+  assert.match(page.url(), /role=ORG_ADMIN/);
+  await page.locator('#filter-role').selectOption('');
+  await page.locator('#filter-organisation').selectOption('');
+  await page.locator('#user-count').filter({ hasText: /^3[0-9] users$/ }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'users.png'), fullPage: true });
+
+  // An empty invitation is refused where it was asked for.
+  await page.locator('#invite-submit').click();
+  await page.locator('#invite-results .error').filter({ hasText: 'Enter at least one email address.' }).waitFor();
+
+  // Invite: Clerk (the emulator) records the invitation; the page lists it as pending.
+  await page.locator('#invite-emails').fill(INVITEE);
+  await page.locator('#invite-role').selectOption('LECTURER');
+  await page.locator('#invite-organisation').selectOption({ label: 'School of Computing' });
+  await page.locator('#invite-submit').click();
+  await page.locator('#invite-results .ok').filter({ hasText: `✓ ${INVITEE}: invitation sent` }).waitFor();
+  const pending = page.locator(`#pending-invitations li[data-email="${INVITEE}"]`);
+  await pending.waitFor();
+  assert.match(await pending.textContent(), /Lecturer.*School of Computing/);
+  // Inviting the same address again is refused, in words, beside the form.
+  await page.locator('#invite-emails').fill(INVITEE);
+  await page.locator('#invite-submit').click();
+  await page.locator('#invite-results .error').filter({ hasText: INVITEE }).waitFor();
+  assert.equal(await page.locator('#invite-emails').inputValue(), INVITEE, 'the refused address stays, to fix');
+  await page.locator('#invite-emails').fill('');
+
+  // Accept it in the emulator; the user must appear by the live event, not by reading the page again.
+  await page.evaluate(() => { window.notReloaded = true; });
+  const queriesBefore = usersQueries.length;
+  await pending.getByRole('button', { name: 'Accept as invitee' }).click();
+  const row = page.locator(`#users-table tr[data-email="${INVITEE}"]`);
+  await row.waitFor({ timeout: 15_000 });
+  assert.match(await row.locator('.hint').textContent(), /joined from Clerk/);
+  await page.screenshot({ path: join(artifacts, 'users-live.png') });
+  assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
+  assert.equal(usersQueries.length, queriesBefore, 'the user list was not fetched again');
+  assert.equal(await row.locator('.role-select').inputValue(), 'LECTURER');
+  assert.equal(await row.locator('.organisation-select option:checked').textContent(), 'School of Computing');
+  await pending.waitFor({ state: 'detached' });
+  assert.deepEqual(await userByEmail(INVITEE), {
+    email: INVITEE, role: 'LECTURER', isActive: true, isSuspended: false, organisation: { name: 'School of Computing' },
+  });
+
+  // Change the role.
+  await row.locator('.role-select').selectOption('ORG_ADMIN');
+  await row.locator('.hint').filter({ hasText: 'role Lecturer → Org admin in userhub' }).waitFor();
+  assert.equal((await userByEmail(INVITEE)).role, 'ORG_ADMIN');
+
+  // Suspend, then unsuspend.
+  await row.getByRole('button', { name: 'Suspend' }).click();
+  await page.locator('#confirm-ok').click();
+  await row.locator('.badge.status-suspended').waitFor();
+  assert.equal((await userByEmail(INVITEE)).isSuspended, true);
+  await row.getByRole('button', { name: 'Unsuspend' }).click();
+  await row.locator('.badge.status-active').waitFor();
+
+  // Remove, with a confirmation that can be declined.
+  await row.getByRole('button', { name: 'Remove' }).click();
+  await page.locator('#confirm-cancel').click();
+  assert.equal((await userByEmail(INVITEE)).isActive, true, 'declining the confirmation removes nobody');
+  await row.getByRole('button', { name: 'Remove' }).click();
+  assert.match(await page.locator('#confirm-text').textContent(), new RegExp(INVITEE.replace(/\./g, '\\.')));
+  await page.locator('#confirm-ok').click();
+  await row.locator('.badge.status-removed').waitFor();
+  assert.equal(await row.getByRole('button', { name: 'Remove' }).count(), 0, 'a removed user has no actions left');
+  assert.equal((await userByEmail(INVITEE)).isActive, false);
+
+  // The user's trail, from their row.
+  await row.getByRole('link', { name: 'History' }).click();
+  await page.locator('h1').filter({ hasText: `History of ${INVITEE}` }).waitFor();
+  await page.locator('#audit-table tr[data-action="user.deactivated"]').waitFor();
+  const actions = await page.locator('#audit-table tbody tr').evaluateAll((rows) => rows.map((tr) => tr.dataset.action));
+  for (const action of ['user.created', 'user.role_changed', 'user.suspended', 'user.unsuspended', 'user.deactivated']) {
+    assert.ok(actions.includes(action), `${action} in ${actions}`);
+  }
+  await page.screenshot({ path: join(artifacts, 'audit.png'), fullPage: true });
+
+  // Sync: the progress bar runs to the end, fed by the syncProgress subscription.
+  await page.locator('#nav a', { hasText: 'Sync' }).click();
+  await page.locator('#sync-start').click();
+  await page.locator('#sync-progress[data-status="SUCCEEDED"][aria-valuenow="100"]').waitFor({ timeout: 30_000 });
+  assert.match(await page.locator('#sync-label').textContent(), /^Finished .*: 3[0-9] of 3[0-9] Clerk users read/);
+  assert.equal(await page.locator('#sync-bar').evaluate((bar) => bar.style.width), '100%');
+
+  // Check status: after the sync, Clerk and userhub agree.
+  await page.locator('#sync-check').click();
+  await page.locator('#sync-verdict').waitFor();
+  assert.equal(await page.locator('#sync-verdict').textContent(), '✓ userhub and Clerk agree.');
+  assert.equal(await page.locator('.drift-count').allTextContents().then((counts) => counts.join(',')), '0,0,0,0');
+  await page.screenshot({ path: join(artifacts, 'sync.png'), fullPage: true });
+
+  // Organisations: member counts, create, rename, archive.
+  await page.locator('#nav a', { hasText: 'Organisations' }).click();
+  await page.locator('#organisations-table tr[data-name="School of Computing"] .members').waitFor();
+  assert.equal(await page.locator('#organisations-table tr[data-name="School of Computing"] .members').textContent(), '12');
+  await page.locator('#organisation-name').fill('School of Physics');
+  await page.locator('#create-organisation button[type="submit"]').click();
+  const physics = page.locator('#organisations-table tr[data-name="School of Physics"]');
+  await physics.waitFor();
+  await physics.getByRole('button', { name: 'Rename' }).click();
+  await physics.locator('input').fill('School of Physics and Astronomy');
+  await physics.getByRole('button', { name: 'Save' }).click();
+  const renamed = page.locator('#organisations-table tr[data-name="School of Physics and Astronomy"]');
+  await renamed.waitFor();
+  // Archiving one with members is refused beside it, in words.
+  const computing = page.locator('#organisations-table tr[data-name="School of Computing"]');
+  await computing.getByRole('button', { name: 'Archive' }).click();
+  await page.locator('#confirm-ok').click();
+  await computing.locator('.row-error .error').filter({ hasText: /still has 12 active user/ }).waitFor();
+  await renamed.getByRole('button', { name: 'Archive' }).click();
+  await page.locator('#confirm-ok').click();
+  await renamed.waitFor({ state: 'detached' });
+  await page.locator('#include-archived').check();
+  await page.locator('#organisations-table tr[data-name="School of Physics and Astronomy"] .badge').filter({ hasText: 'Archived' }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'organisations.png'), fullPage: true });
+
+  for (const view of ['users', 'invitations', 'organisations', 'sync', 'audit']) {
+    await page.goto(`${origin}/admin/${view}`);
+    await page.locator('#live[data-state="live"]').waitFor();
+    await page.waitForLoadState('networkidle');
+    assert.deepEqual(await layoutProblems(page), [], `layout of ${view} at 1280×800`);
+  }
+  assert.deepEqual(blocked, [], 'nothing was fetched from outside userhub');
+  assert.deepEqual(errors, [], 'no script errors');
+});
+
+test('the admin console at a phone width: nothing overlaps or spills over', async () => {
+  const { page, blocked, errors } = await openPage(browser, origin, { width: 390, height: 844 });
+  for (const view of ['users', 'invitations', 'organisations', 'sync', 'audit']) {
+    await page.goto(`${origin}/admin/${view}`);
+    await page.locator('#live[data-state="live"]').waitFor();
+    await page.waitForLoadState('networkidle');
+    assert.deepEqual(await layoutProblems(page), [], `layout of ${view} at 390×844`);
+    if (view === 'users') await page.screenshot({ path: join(artifacts, 'users-phone.png') });
+  }
+  assert.deepEqual(blocked, []);
+  assert.deepEqual(errors, []);
+});
+
+test('the console without a token asks for one and says why a bad one is refused', async () => {
+  const { page, errors } = await openPage(browser, origin, { width: 1280, height: 800 });
+  await page.goto(`${origin}/admin`);
+  await page.locator('#whoami-name').waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('#token').waitFor();
+  assert.equal(await page.locator('#nav').isHidden(), true);
+  await page.locator('#token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.locator('.signin .error').filter({ hasText: 'UNAUTHENTICATED' }).waitFor();
+  // Signed out stays signed out across a reload, until the local token is chosen again.
+  await page.reload();
+  await page.locator('#token').waitFor();
+  await page.getByRole('button', { name: 'Use the local admin token' }).click();
+  await page.locator('#whoami-name').filter({ hasText: 'Local Admin' }).waitFor();
+  assert.deepEqual(errors.filter((message) => !/401|Failed to load resource/.test(message)), []);
+});

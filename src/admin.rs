@@ -1,0 +1,179 @@
+//! The admin console at `/admin`: the seed's `/admin/users` page, served from the binary.
+//!
+//! It is a client of userhub's own GraphQL API (HTTP for queries and mutations, the
+//! WebSocket for `userChanged` and `syncProgress`), so it holds no privilege of its own: what
+//! it shows and offers follows the caller's role, and the API refuses anyway. The assets in
+//! `assets/admin/` are plain HTML, CSS and JavaScript with no build step and nothing fetched
+//! from a CDN.
+//!
+//! In local mode the page is given the printed admin token, and one extra route stands in for
+//! the invitee: Clerk would email an invitation link; the embedded emulator accepts it instead,
+//! which creates the user and sends the signed `user.created` webhook a real sign-up would.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::caller::session_token;
+use crate::error::{AppError, json_error};
+
+/// The views of the console; each is a real path, so a reload or a shared link opens it.
+const VIEWS: [&str; 6] = [
+    "/admin",
+    "/admin/users",
+    "/admin/organisations",
+    "/admin/invitations",
+    "/admin/sync",
+    "/admin/audit",
+];
+
+pub fn routes() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/admin/assets/{name}", get(asset))
+        .route(
+            "/admin/local/invitations/{id}/accept",
+            post(accept_invitation_locally),
+        );
+    for view in VIEWS {
+        router = router.route(view, get(page));
+    }
+    router
+}
+
+const PAGE: &str = include_str!("../assets/admin/index.html");
+
+/// Everything the page may load or connect to is this server: no CDN, no inline script.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
+
+async fn page(State(state): State<AppState>) -> Response {
+    let config = json!({
+        "localMode": state.local.is_some(),
+        "adminToken": state.local.as_ref().map(|local| local.admin_token.as_str()),
+    });
+    // The configuration is JSON inside a non-executable script element; `<` is escaped so no
+    // `</script>` can end it early.
+    let config = config.to_string().replace('<', "\\u003c");
+    let mut response = Html(PAGE.replace("__USERHUB_CONFIG__", &config)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    bytes: &'static [u8],
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/admin/admin.js"),
+    },
+    Asset {
+        name: "admin.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../assets/admin/admin.css"),
+    },
+    Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("../assets/admin/favicon.svg"),
+    },
+];
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|asset| asset.name == name) {
+        Some(asset) => (
+            [
+                (header::CONTENT_TYPE, asset.content_type),
+                // Revalidated each time: the page and its script must come from the same build.
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            asset.bytes,
+        )
+            .into_response(),
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no asset `{name}`"),
+        ),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AcceptRequest {
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// Local mode only: the invitee accepts invitation `id` (Clerk's `inv_...`) in the embedded
+/// emulator. Admins only, like everything that acts for someone else.
+async fn accept_invitation_locally(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<AcceptRequest>>,
+) -> Response {
+    let Some(local) = state.local.as_ref() else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "accepting invitations here is for local mode only: with Clerk, the invitee follows \
+             the link in Clerk's email",
+        );
+    };
+    let caller = match state
+        .auth
+        .authenticate(session_token(&headers).as_deref())
+        .await
+    {
+        Ok(caller) => caller,
+        Err(err) => return err.into_response(),
+    };
+    if let Err(err) = caller
+        .actor()
+        .and_then(|actor| actor.require_admin().map(|()| actor))
+    {
+        return err.into_response();
+    }
+    let body = body.map(|Json(body)| body).unwrap_or_default();
+    match local
+        .emulator
+        .emulator
+        .accept_invitation(&id, body.first_name, body.last_name)
+    {
+        Ok(user) => Json(json!({
+            "accepted": true,
+            "clerkUserId": user.id,
+        }))
+        .into_response(),
+        Err(refusal) if refusal.status == StatusCode::NOT_FOUND => {
+            AppError::not_found("invitation", &id).into_response()
+        }
+        Err(refusal) => json_error(StatusCode::CONFLICT, "CONFLICT", refusal.message),
+    }
+}
