@@ -187,7 +187,8 @@ async fn total_users(client: &reqwest::Client, server: &Server) -> u64 {
     answer["data"]["users"]["totalCount"].as_u64().unwrap_or(0)
 }
 
-async fn ingest(options: &Options, server: &Server) {
+/// Whether every delivery was accepted and written.
+async fn ingest(options: &Options, server: &Server) -> bool {
     let client = reqwest::Client::new();
     let before = total_users(&client, server).await;
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -224,10 +225,7 @@ async fn ingest(options: &Options, server: &Server) {
         failed,
         written
     );
-    if failed > 0 || written != options.events as u64 {
-        eprintln!("W2 FAILED: every delivery must be accepted and written");
-        std::process::exit(1);
-    }
+    failed == 0 && written == options.events as u64
 }
 
 type Socket =
@@ -348,7 +346,12 @@ async fn main() {
     let options = options();
     if options.events > 0 {
         let server = start(&options);
-        ingest(&options, &server).await;
+        if !ingest(&options, &server).await {
+            eprintln!("W2 FAILED: every delivery must be accepted and written");
+            // Exiting skips destructors: stop the server first.
+            drop(server);
+            std::process::exit(1);
+        }
     }
     for &subscribers in &options.subscribers {
         // A fresh server for each size, so RSS is measured from the same start.

@@ -67,6 +67,15 @@ if pg_isready -d "$ADMIN_URL" -t 3 >/dev/null 2>&1; then
   psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" -c "CREATE DATABASE userhub_bench_sync" >/dev/null
   measure "PostgreSQL" "${ADMIN_URL%/*}/userhub_bench_sync"
   psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" >/dev/null
+  # The same over PostgreSQL's Unix socket, when there is one: sqlx 0.9.0 leaves Nagle's
+  # algorithm on for TCP, which costs a statement larger than the socket's send buffer a delayed
+  # ACK (about 40 ms); the socket shows what the sync costs without that (BENCHMARKS.md, W4).
+  socket_dir="${PG_SOCKET_DIR:-/var/run/postgresql}"
+  if [ -S "$socket_dir/.s.PGSQL.5432" ]; then
+    psql -q "$ADMIN_URL" -c "CREATE DATABASE userhub_bench_sync" >/dev/null
+    measure "PostgreSQL, Unix socket" "postgres://postgres@localhost/userhub_bench_sync?host=$socket_dir"
+    psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" >/dev/null
+  fi
 else
   echo "PostgreSQL is not reachable at $ADMIN_URL: measured SQLite only"
 fi

@@ -175,10 +175,16 @@ async fn reconcile(
     });
     let mut seen: HashSet<String> = HashSet::new();
     let mut pages = ClerkPages::new(clerk);
-    while let Some(page) = pages.next().await? {
+    let mut next_page = pages.next().await?;
+    while let Some(page) = next_page {
         let profiles: Vec<_> = page.iter().filter_map(|user| user.profile()).collect();
         seen.extend(page.into_iter().map(|user| user.id));
-        let (created, updated) = apply_page(db, events, &origin, profiles).await?;
+        // The next page's cursor is this page's last id, so Clerk can be read while this page
+        // is written: the sync takes the longer of the two sides, not their sum.
+        let (applied, fetched) =
+            tokio::join!(apply_page(db, events, &origin, profiles), pages.next());
+        let (created, updated) = applied?;
+        next_page = fetched?;
         progress.send_modify(|progress| {
             progress.seen = seen.len() as i64;
             progress.created += created;
