@@ -248,6 +248,8 @@ def start_userhub(label: str, binary: Path = USERHUB_BIN):
             "CLERK_SECRET_KEY": SECRET,
             "CLERK_API_URL": EMULATOR_API,
             "RUST_LOG": "warn,userhub::cli=info",
+            # One load generator is one client: the per-client limit would measure itself.
+            "USERHUB_RATE_LIMIT_PER_MINUTE": "0",
         },
         r"userhub listening on (http://127\.0\.0\.1:\d+)",
     )

@@ -29,6 +29,7 @@ use crate::events::EventBus;
 use crate::graphql::{self, Executor};
 use crate::local::LocalMode;
 use crate::metrics::Metrics;
+use crate::rate_limit::{Guarded, RateLimiter};
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -45,6 +46,9 @@ pub struct AppState {
     pub webhooks: Option<Arc<crate::webhooks::Verifier>>,
     /// Present in local mode: the embedded emulator and the admin token.
     pub local: Option<Arc<LocalMode>>,
+    /// Per-client limits on `/graphql` and on the webhook route; `None` when off.
+    pub graphql_limit: Option<Arc<RateLimiter>>,
+    pub webhook_limit: Option<Arc<RateLimiter>>,
 }
 
 impl AppState {
@@ -138,6 +142,27 @@ impl AppState {
             None => None,
         };
         let schema = graphql::build_schema(db.clone(), clerk.clone(), events.clone(), &config);
+        // Local mode is one person on loopback: nothing to limit.
+        let (graphql_limit, webhook_limit) = if local.is_some() {
+            (None, None)
+        } else {
+            (
+                RateLimiter::new(
+                    Guarded::Graphql,
+                    config.rate_limit_per_minute,
+                    config.rate_limit_burst,
+                    config.trust_forwarded_for,
+                    metrics.clone(),
+                ),
+                RateLimiter::new(
+                    Guarded::Webhooks,
+                    config.webhook_rate_limit_per_minute,
+                    config.webhook_rate_limit_burst,
+                    config.trust_forwarded_for,
+                    metrics.clone(),
+                ),
+            )
+        };
         Ok(AppState {
             db,
             schema,
@@ -148,6 +173,8 @@ impl AppState {
             events,
             webhooks,
             local,
+            graphql_limit,
+            webhook_limit,
         })
     }
 }
@@ -169,17 +196,25 @@ pub fn redact_url(url: &str) -> String {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
+    let mut graphql = get(graphql::http::get).post(graphql::http::post);
+    if let Some(limiter) = &state.graphql_limit {
+        graphql = graphql.layer(middleware::from_fn_with_state(
+            limiter.clone(),
+            crate::rate_limit::limit,
+        ));
+    }
+    let mut webhooks = axum::routing::post(crate::webhooks::receive)
+        .layer(DefaultBodyLimit::max(state.config.webhook_max_bytes));
+    if let Some(limiter) = &state.webhook_limit {
+        webhooks = webhooks.layer(middleware::from_fn_with_state(
+            limiter.clone(),
+            crate::rate_limit::limit,
+        ));
+    }
     Router::new()
-        .route(
-            "/graphql",
-            get(graphql::http::get).post(graphql::http::post),
-        )
+        .route("/graphql", graphql)
         .route("/graphql/assets/{name}", get(graphql::graphiql::asset))
-        .route(
-            "/api/webhooks/clerk",
-            axum::routing::post(crate::webhooks::receive)
-                .layer(DefaultBodyLimit::max(state.config.webhook_max_bytes)),
-        )
+        .route("/api/webhooks/clerk", webhooks)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -313,9 +348,13 @@ impl Server {
                 }
             }
         });
-        let served = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // The peer's address is what the rate limits key on.
+        let served = axum::serve(
+            self.listener,
+            router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         pruning.abort();
         served
     }

@@ -114,6 +114,35 @@ pub struct Config {
     #[arg(long, env = "USERHUB_EVENT_BUFFER", default_value_t = 4096)]
     pub event_buffer: usize,
 
+    /// Requests a minute one client may make to `/graphql` (queries, mutations, WebSocket
+    /// upgrades), after a burst of `USERHUB_RATE_LIMIT_BURST`; 0 turns the limit off. A refused
+    /// request gets 429 with `Retry-After`. Always off in local mode.
+    #[arg(long, env = "USERHUB_RATE_LIMIT_PER_MINUTE", default_value_t = 6000)]
+    pub rate_limit_per_minute: u32,
+
+    /// How many requests a client may make at once before `USERHUB_RATE_LIMIT_PER_MINUTE` applies.
+    #[arg(long, env = "USERHUB_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// Webhook deliveries a minute from one address (Clerk's senders), after a burst of
+    /// `USERHUB_WEBHOOK_RATE_LIMIT_BURST`; 0 turns the limit off. Refused deliveries get 429,
+    /// and Clerk retries them later. Always off in local mode.
+    #[arg(
+        long,
+        env = "USERHUB_WEBHOOK_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 30000
+    )]
+    pub webhook_rate_limit_per_minute: u32,
+
+    /// How many deliveries an address may send at once before the webhook limit applies.
+    #[arg(long, env = "USERHUB_WEBHOOK_RATE_LIMIT_BURST", default_value_t = 1000)]
+    pub webhook_rate_limit_burst: u32,
+
+    /// Take the client of a rate limit from the first address of `X-Forwarded-For` (set this
+    /// behind a proxy that writes it; otherwise every client is the proxy).
+    #[arg(long, env = "USERHUB_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
     /// In local mode, fill the embedded Clerk emulator with a small demo directory.
     #[arg(long, env = "USERHUB_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set)]
     pub demo_data: bool,
@@ -179,6 +208,11 @@ impl Config {
             clerk_webhook_secret: None,
             webhook_max_bytes: 512 * 1024,
             event_buffer: 4096,
+            rate_limit_per_minute: 6000,
+            rate_limit_burst: 200,
+            webhook_rate_limit_per_minute: 30000,
+            webhook_rate_limit_burst: 1000,
+            trust_forwarded_for: false,
         }
     }
 

@@ -6,8 +6,8 @@
 //! Every path of data is a straight line, top to bottom:
 //!
 //! ```text
-//!  HTTP (axum)            app.rs: routes, limits, request ids, health, metrics, shutdown
-//!    │
+//!  HTTP (axum)            app.rs: routes, limits, request ids, health, metrics, shutdown;
+//!    │                    rate_limit.rs: per-client token buckets (429, Retry-After)
 //!    ├── graphql/         schema, resolvers, DataLoaders, GraphQL over HTTP and WebSocket,
 //!    │                    subscriptions, GraphiQL
 //!    ├── webhooks/        Clerk's deliveries: svix verification, the event envelope
@@ -43,6 +43,7 @@ pub mod events;
 pub mod graphql;
 pub mod local;
 pub mod metrics;
+pub mod rate_limit;
 pub mod service;
 pub mod telemetry;
 pub mod webhooks;

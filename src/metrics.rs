@@ -21,6 +21,8 @@ pub struct Metrics {
     pub webhooks_duplicate: AtomicU64,
     pub webhooks_refused: AtomicU64,
     pub webhooks_failed: AtomicU64,
+    pub rate_limited_graphql: AtomicU64,
+    pub rate_limited_webhooks: AtomicU64,
 }
 
 impl Metrics {
@@ -94,6 +96,22 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "{name}{{outcome=\"{outcome}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let name = "userhub_rate_limited_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests refused with 429 by a rate limit, by route."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (route, value) in [
+            ("graphql", &self.rate_limited_graphql),
+            ("webhooks", &self.rate_limited_webhooks),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{route=\"{route}\"}} {}",
                 value.load(Ordering::Relaxed)
             );
         }

@@ -131,6 +131,9 @@ pub(crate) async fn spawn_app(
     let mut config = Config::with_database(database_url.clone());
     config.listen = "127.0.0.1:0".parse().expect("an address");
     config.db_max_connections = 5;
+    // Every test is one client on loopback; the rate-limit tests turn the limits on.
+    config.rate_limit_per_minute = 0;
+    config.webhook_rate_limit_per_minute = 0;
     config.clerk_api_url = clerk.api_url();
     config.clerk_secret_key = Some(Secret::new(clerk.emulator.secret()));
     // As in production: tokens must come from this Clerk, for this origin.

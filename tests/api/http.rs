@@ -16,6 +16,7 @@ on_both_databases!(
     queries_run_over_get_but_mutations_do_not,
     graphiql_is_served_to_browsers_from_the_binary,
     the_admin_console_is_served_from_the_binary_with_a_strict_policy,
+    a_client_over_its_rate_limit_gets_429_with_retry_after => with_tight_rate_limits,
     health_and_readiness_report_the_database,
     metrics_count_requests_and_statements,
     unknown_routes_answer_json,
@@ -284,6 +285,92 @@ async fn the_admin_console_is_served_from_the_binary_with_a_strict_policy(app: T
     assert_eq!(accept.status(), 404);
     let body: Value = accept.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "NOT_FOUND");
+}
+
+fn with_tight_rate_limits(config: &mut userhub::config::Config) {
+    config.rate_limit_per_minute = 60;
+    config.rate_limit_burst = 3;
+    config.webhook_rate_limit_per_minute = 60;
+    config.webhook_rate_limit_burst = 2;
+}
+
+async fn a_client_over_its_rate_limit_gets_429_with_retry_after(app: TestApp) {
+    // The burst passes, whatever the requests say; the next is refused before it is read.
+    for _ in 0..3 {
+        let response = app.post_raw(r#"{"query":"{ me { email } }"}"#, &[]).await;
+        assert_eq!(response.status(), 200);
+    }
+    let refused = app.post_raw(r#"{"query":"{ me { email } }"}"#, &[]).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("try again in 1 s")
+    );
+    // GET (GraphiQL, WebSocket upgrades) is the same route and the same bucket.
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(page.status(), 429);
+    // Health, metrics and the console are not limited.
+    for path in ["/healthz", "/readyz", "/admin"] {
+        let response = app.client.get(app.url(path)).send().await.expect("answer");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+
+    // The webhook route has its own bucket, refused in userhub's HTTP error shape.
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(app.url("/api/webhooks/clerk"))
+            .body("{}")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 401, "unsigned, so refused, but counted");
+    }
+    let refused = app
+        .client
+        .post(app.url("/api/webhooks/clerk"))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("userhub_rate_limited_total{route=\"graphql\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("userhub_rate_limited_total{route=\"webhooks\"} 1"),
+        "{metrics}"
+    );
+
+    // A second later the bucket holds one token again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = app.post_raw(r#"{"query":"{ me { email } }"}"#, &[]).await;
+    assert_eq!(response.status(), 200);
 }
 
 async fn health_and_readiness_report_the_database(app: TestApp) {

@@ -1,0 +1,203 @@
+//! Per-client rate limits for `/graphql` and the webhook route: a token bucket per client
+//! address, answered with 429 and `Retry-After` when empty.
+//!
+//! A client is its peer address, or with `USERHUB_TRUST_FORWARDED_FOR` the first address of
+//! `X-Forwarded-For` (behind a proxy every peer is the proxy). The buckets live in this process:
+//! with several replicas a client may make up to the limit at each of them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::metrics::Metrics;
+
+/// Past this many clients, buckets that have refilled completely are forgotten: a full bucket
+/// and no bucket mean the same.
+const MAX_REMEMBERED_CLIENTS: usize = 10_000;
+
+/// The route a limit guards; it decides the shape of the refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarded {
+    /// `/graphql`: refused as a GraphQL response with `extensions.code`.
+    Graphql,
+    /// `/api/webhooks/clerk`: refused as userhub's HTTP error body.
+    Webhooks,
+}
+
+pub struct RateLimiter {
+    guarded: Guarded,
+    per_second: f64,
+    burst: f64,
+    trust_forwarded_for: bool,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// `None` when `per_minute` is 0: no limit.
+    pub fn new(
+        guarded: Guarded,
+        per_minute: u32,
+        burst: u32,
+        trust_forwarded_for: bool,
+        metrics: Arc<Metrics>,
+    ) -> Option<Arc<RateLimiter>> {
+        (per_minute > 0).then(|| {
+            Arc::new(RateLimiter {
+                guarded,
+                per_second: f64::from(per_minute) / 60.0,
+                burst: f64::from(burst.max(1)),
+                trust_forwarded_for,
+                buckets: Mutex::new(HashMap::new()),
+                metrics,
+            })
+        })
+    }
+
+    /// Takes a token for `client`, or says how long until one is there.
+    fn take(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        // A panic while holding the lock leaves the map usable: every bucket is valid alone.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.len() >= MAX_REMEMBERED_CLIENTS && !buckets.contains_key(&client) {
+            buckets.retain(|_, bucket| self.refilled(*bucket, now).tokens < self.burst);
+        }
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        *bucket = self.refilled(*bucket, now);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / self.per_second,
+            ))
+        }
+    }
+
+    fn refilled(&self, bucket: Bucket, now: Instant) -> Bucket {
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        Bucket {
+            tokens: (bucket.tokens + elapsed * self.per_second).min(self.burst),
+            updated: now,
+        }
+    }
+
+    fn client(&self, request: &Request) -> Option<IpAddr> {
+        if self.trust_forwarded_for
+            && let Some(forwarded) = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(',').next())
+                .and_then(|first| first.trim().parse::<IpAddr>().ok())
+        {
+            return Some(forwarded);
+        }
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip())
+    }
+
+    fn refusal(&self, wait: Duration) -> Response {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        let message = format!("too many requests from this client: try again in {seconds} s");
+        let body = match self.guarded {
+            Guarded::Graphql => json!({
+                "errors": [{ "message": message, "extensions": { "code": "RATE_LIMITED" } }]
+            }),
+            Guarded::Webhooks => json!({ "error": { "code": "RATE_LIMITED", "message": message } }),
+        };
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// The middleware: a request without a known client address (an in-process call) passes.
+pub async fn limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(client) = limiter.client(&request)
+        && let Err(wait) = limiter.take(client, Instant::now())
+    {
+        let counter = match limiter.guarded {
+            Guarded::Graphql => &limiter.metrics.rate_limited_graphql,
+            Guarded::Webhooks => &limiter.metrics.rate_limited_webhooks,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        return limiter.refusal(wait);
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_minute: u32, burst: u32) -> Arc<RateLimiter> {
+        RateLimiter::new(
+            Guarded::Graphql,
+            per_minute,
+            burst,
+            false,
+            Arc::new(Metrics::default()),
+        )
+        .expect("a limiter")
+    }
+
+    #[test]
+    fn a_burst_is_allowed_then_the_rate_and_each_client_has_its_own_bucket() {
+        let limiter = limiter(60, 3);
+        let start = Instant::now();
+        let alice: IpAddr = [10, 0, 0, 1].into();
+        let bob: IpAddr = [10, 0, 0, 2].into();
+        for _ in 0..3 {
+            assert_eq!(limiter.take(alice, start), Ok(()));
+        }
+        let wait = limiter.take(alice, start).expect_err("the bucket is empty");
+        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
+        assert_eq!(limiter.take(bob, start), Ok(()));
+        // One a second refills one token.
+        assert_eq!(limiter.take(alice, start + Duration::from_secs(1)), Ok(()));
+        assert!(limiter.take(alice, start + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn no_limit_is_none() {
+        assert!(
+            RateLimiter::new(
+                Guarded::Webhooks,
+                0,
+                10,
+                false,
+                Arc::new(Metrics::default())
+            )
+            .is_none()
+        );
+    }
+}
