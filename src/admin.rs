@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::assets::Asset;
 use crate::auth::caller::session_token;
 use crate::error::{AppError, json_error};
 
@@ -79,12 +80,6 @@ async fn page(State(state): State<AppState>) -> Response {
     response
 }
 
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
-}
-
 const ASSETS: &[Asset] = &[
     Asset {
         name: "admin.js",
@@ -104,23 +99,8 @@ const ASSETS: &[Asset] = &[
 ];
 
 async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|asset| asset.name == name) {
-        Some(asset) => (
-            [
-                (header::CONTENT_TYPE, asset.content_type),
-                // Revalidated each time: the page and its script must come from the same build.
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            asset.bytes,
-        )
-            .into_response(),
-        None => json_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("no asset `{name}`"),
-        ),
-    }
+    // Revalidated each time: the page and its script must come from the same build.
+    crate::assets::serve(ASSETS, &name, "no-cache")
 }
 
 #[derive(Debug, Default, Deserialize)]

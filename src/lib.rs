@@ -33,6 +33,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod assets;
 pub mod auth;
 pub mod clerk;
 pub mod cli;

@@ -19,8 +19,8 @@ use serde_json::json;
 
 use crate::metrics::Metrics;
 
-/// Past this many clients, buckets that have refilled completely are forgotten: a full bucket
-/// and no bucket mean the same.
+/// Past this many clients, buckets that have refilled completely are forgotten (a full bucket
+/// and no bucket mean the same), so memory follows the clients active in the last moments.
 const MAX_REMEMBERED_CLIENTS: usize = 10_000;
 
 /// The route a limit guards; it decides the shape of the refusal.
@@ -37,8 +37,13 @@ pub struct RateLimiter {
     per_second: f64,
     burst: f64,
     trust_forwarded_for: bool,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<Buckets>,
     metrics: Arc<Metrics>,
+}
+
+struct Buckets {
+    clients: HashMap<IpAddr, Bucket>,
+    pruned: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +67,10 @@ impl RateLimiter {
                 per_second: f64::from(per_minute) / 60.0,
                 burst: f64::from(burst.max(1)),
                 trust_forwarded_for,
-                buckets: Mutex::new(HashMap::new()),
+                buckets: Mutex::new(Buckets {
+                    clients: HashMap::new(),
+                    pruned: Instant::now(),
+                }),
                 metrics,
             })
         })
@@ -75,10 +83,15 @@ impl RateLimiter {
             .buckets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() >= MAX_REMEMBERED_CLIENTS && !buckets.contains_key(&client) {
-            buckets.retain(|_, bucket| self.refilled(*bucket, now).tokens < self.burst);
+        let Buckets { clients, pruned } = &mut *buckets;
+        // At most once a second, so that many new clients cannot make every request a scan.
+        if clients.len() >= MAX_REMEMBERED_CLIENTS
+            && now.saturating_duration_since(*pruned) >= Duration::from_secs(1)
+        {
+            clients.retain(|_, bucket| self.refilled(*bucket, now).tokens < self.burst);
+            *pruned = now;
         }
-        let bucket = buckets.entry(client).or_insert(Bucket {
+        let bucket = clients.entry(client).or_insert(Bucket {
             tokens: self.burst,
             updated: now,
         });
@@ -185,6 +198,21 @@ mod tests {
         // One a second refills one token.
         assert_eq!(limiter.take(alice, start + Duration::from_secs(1)), Ok(()));
         assert!(limiter.take(alice, start + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn refilled_buckets_are_forgotten_once_there_are_many_clients() {
+        let limiter = limiter(60, 2);
+        let start = Instant::now() + Duration::from_secs(2);
+        for i in 0..MAX_REMEMBERED_CLIENTS as u32 {
+            assert_eq!(limiter.take(IpAddr::from(i.to_be_bytes()), start), Ok(()));
+        }
+        let clients = |limiter: &RateLimiter| limiter.buckets.lock().expect("lock").clients.len();
+        assert_eq!(clients(&limiter), MAX_REMEMBERED_CLIENTS);
+        // A second later every one of them is full again, so a new client clears them away.
+        let later = start + Duration::from_secs(1);
+        assert_eq!(limiter.take([192, 0, 2, 1].into(), later), Ok(()));
+        assert_eq!(clients(&limiter), 1);
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! licences in `assets/graphiql/` (async-graphql's own page loads them from a CDN).
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::error::json_error;
+use crate::assets::Asset;
 
 const PAGE: &str = r#"<!doctype html>
 <html lang="en">
@@ -73,12 +73,6 @@ pub fn page(admin_token: Option<&str>) -> Response {
     response
 }
 
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
-}
-
 const ASSETS: &[Asset] = &[
     Asset {
         name: "graphiql.min.js",
@@ -103,20 +97,6 @@ const ASSETS: &[Asset] = &[
 ];
 
 pub async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|asset| asset.name == name) {
-        Some(asset) => (
-            [
-                (header::CONTENT_TYPE, asset.content_type),
-                // The files never change within a build.
-                (header::CACHE_CONTROL, "public, max-age=86400"),
-            ],
-            asset.bytes,
-        )
-            .into_response(),
-        None => json_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("no asset `{name}`"),
-        ),
-    }
+    // The files never change within a build.
+    crate::assets::serve(ASSETS, &name, "public, max-age=86400")
 }
