@@ -231,7 +231,8 @@ async fn ingest(options: &Options, server: &Server) -> bool {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn subscribe(address: &str, token: &str) -> Socket {
+/// A graphql-transport-ws connection, initialised and acknowledged.
+async fn connect(address: &str, token: &str) -> Socket {
     let url = format!("{}/graphql", address.replace("http://", "ws://"));
     let mut request = url.into_client_request().expect("a request");
     request.headers_mut().insert(
@@ -254,10 +255,14 @@ async fn subscribe(address: &str, token: &str) -> Socket {
         }
     }
     socket
-        .send(send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { userChanged { kind user { id email } } }" } })))
+}
+
+async fn subscribe(socket: &mut Socket) {
+    let message = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { userChanged { kind user { id email } } }" } });
+    socket
+        .send(Message::Text(message.to_string().into()))
         .await
         .expect("subscribe");
-    socket
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -274,14 +279,21 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
     let idle_rss = rss_kib(pid);
     let mut sockets = Vec::with_capacity(subscribers);
     let mut opening = futures_util::stream::iter(0..subscribers)
-        .map(|_| subscribe(&server.address, &server.token))
+        .map(|_| connect(&server.address, &server.token))
         .buffer_unordered(64);
     while let Some(socket) = opening.next().await {
         sockets.push(socket);
     }
+    // Connections first, then their subscriptions: the two costs measured apart.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let connected_rss = rss_kib(pid);
+    for socket in &mut sockets {
+        subscribe(socket).await;
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let loaded_rss = rss_kib(pid);
-    let per_subscriber = (loaded_rss.saturating_sub(idle_rss)) as f64 * 1024.0 / subscribers as f64;
+    let per = |from: u64, to: u64| to.saturating_sub(from) as f64 / subscribers as f64;
+    let per_subscriber = per(idle_rss, loaded_rss) * 1024.0;
 
     // Each subscriber reads in its own task and reports arrival times.
     let (arrived, mut counted) = tokio::sync::mpsc::unbounded_channel::<Instant>();
@@ -329,7 +341,7 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "W3 fan-out: {} subscribers, {} events, delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS idle {} KiB, with subscribers {} KiB, {:.1} KiB per subscriber",
+        "W3 fan-out: {} subscribers, {} events, delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS idle {} KiB, with subscribers {} KiB, {:.1} KiB per subscriber ({:.1} KiB the connection, {:.1} KiB the subscription)",
         subscribers,
         options.rounds,
         percentile(&latencies, 50.0),
@@ -338,6 +350,8 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
         idle_rss,
         loaded_rss,
         per_subscriber / 1024.0,
+        per(idle_rss, connected_rss),
+        per(connected_rss, loaded_rss),
     );
 }
 

@@ -53,7 +53,7 @@ for line in open(path):
     m = re.match(r"W2 ingest: .* ([\d.]+) events/s, (\d+) failed, (\d+) written", line)
     if m:
         ingest.append((float(m[1]), int(m[2]), int(m[3])))
-    m = re.match(r"W3 fan-out: (\d+) subscribers, .*p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms; RSS idle (\d+) KiB, with subscribers (\d+) KiB, ([\d.]+) KiB per subscriber", line)
+    m = re.match(r"W3 fan-out: (\d+) subscribers, .*p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms; RSS idle (\d+) KiB, with subscribers (\d+) KiB, ([\d.]+) KiB per subscriber \(([\d.]+) KiB the connection, ([\d.]+) KiB the subscription\)", line)
     if m:
         fanout.setdefault(int(m[1]), []).append([float(x) for x in m.groups()[1:]])
 def spread(values, fmt="{:.1f}"):
@@ -71,6 +71,7 @@ for size, rows in sorted(fanout.items()):
     print(f"| W3, {size:,} subscribers, {rounds} events | delivery p50 / p99 / max, ms | {spread(col[0])} / **{spread(col[1])}** / {spread(col[2])} |")
     print(f"| | RSS idle → with subscribers, MiB | {statistics.median(col[3])/1024:.1f} → {statistics.median(col[4])/1024:.1f} |")
     print(f"| | RSS per subscriber, KiB | **{spread(col[5])}** |")
+    print(f"| | of which the WebSocket connection / the subscription, KiB | {spread(col[6])} / {spread(col[7])} |")
 PY
 )"
 echo

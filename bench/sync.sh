@@ -7,6 +7,7 @@
 #   USERS=10000 bench/sync.sh          # fewer users
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bench/sync.sh
 #   USERHUB_BIN=/tmp/userhub-old WRITE=0 bench/sync.sh   # another build; BENCHMARKS.md untouched
+#   USERS=2000 RUNS=1 WRITE=0 USERHUB_BIN=target/debug/userhub bench/sync.sh   # .ci/run's smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,39 +52,61 @@ run_sync() {
   echo "$(echo "$end - $start" | bc) $(echo "$line" | sed -E 's/.*: ([0-9]+) seen, ([0-9]+) created, ([0-9]+) updated, ([0-9]+) deactivated/\2 \3 \4/')"
 }
 
-rows=()
-measure() {
-  local name=$1 database_url=$2
-  read -r first_s created _ _ <<<"$(run_sync "$database_url")"
-  read -r rerun_s _ rerun_updated _ <<<"$(run_sync "$database_url")"
-  local rate
-  rate=$(echo "$created / $first_s" | bc)
-  rows+=("| $name | $USERS | $(printf '%.1f' "$first_s") s | $rate | $(printf '%.2f' "$rerun_s") s | $rerun_updated |")
-  echo "$name: first sync ${first_s}s ($created created, $rate users/s), rerun ${rerun_s}s ($rerun_updated updated)"
+RUNS="${RUNS:-3}"
+spread() { # DIGITS values... -> "median (min–max)"
+  python3 -c 'import sys, statistics as s; d = int(sys.argv[1]); v = [float(x) for x in sys.argv[2:]]; print(f"{s.median(v):.{d}f} ({min(v):.{d}f}–{max(v):.{d}f})")' "$@"
 }
 
-measure "SQLite" "sqlite://$WORK/bench.db?mode=rwc"
+rows=()
+# measure NAME FRESH_URL_COMMAND: RUNS times a fresh database (FRESH_URL_COMMAND prints its
+# URL), a first sync and a no-change rerun.
+measure() {
+  local name=$1 fresh=$2 firsts=() reruns=() rates=() updated=0 first_s created rerun_s rerun_updated database_url
+  for run in $(seq 1 "$RUNS"); do
+    database_url=$($fresh "$run")
+    read -r first_s created _ _ <<<"$(run_sync "$database_url")"
+    read -r rerun_s _ rerun_updated _ <<<"$(run_sync "$database_url")"
+    firsts+=("$first_s"); reruns+=("$rerun_s"); rates+=("$(echo "$created / $first_s" | bc)")
+    updated=$((updated + rerun_updated))
+    if [ "$created" != "$USERS" ] || [ "$rerun_updated" != 0 ]; then
+      echo "FAIL: $name run $run created $created of $USERS users and the rerun updated $rerun_updated" >&2
+      exit 1
+    fi
+    echo "$name, run $run: first sync ${first_s}s ($created created), rerun ${rerun_s}s ($rerun_updated updated)"
+  done
+  rows+=("| $name | $USERS | $(spread 1 "${firsts[@]}") s | $(spread 0 "${rates[@]}") | $(spread 2 "${reruns[@]}") s | $updated |")
+}
+
+fresh_sqlite() { echo "sqlite://$WORK/bench-$1.db?mode=rwc"; }
+fresh_postgres() {
+  PGOPTIONS='-c client_min_messages=warning' psql -q "$ADMIN_URL" \
+    -c "DROP DATABASE IF EXISTS userhub_bench_sync WITH (FORCE)" -c "CREATE DATABASE userhub_bench_sync" >/dev/null
+  echo "${ADMIN_URL%/*}/userhub_bench_sync"
+}
+# The same over PostgreSQL's Unix socket, when there is one: sqlx 0.9.0 leaves Nagle's
+# algorithm on for TCP, which costs a statement larger than the socket's send buffer a delayed
+# ACK (about 40 ms); the socket shows what the sync costs without that (BENCHMARKS.md, W4).
+socket_dir="${PG_SOCKET_DIR:-/var/run/postgresql}"
+fresh_postgres_socket() {
+  fresh_postgres >/dev/null
+  echo "postgres://postgres@localhost/userhub_bench_sync?host=$socket_dir"
+}
+
+measure "SQLite" fresh_sqlite
 if pg_isready -d "$ADMIN_URL" -t 3 >/dev/null 2>&1; then
-  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" -c "CREATE DATABASE userhub_bench_sync" >/dev/null
-  measure "PostgreSQL" "${ADMIN_URL%/*}/userhub_bench_sync"
-  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" >/dev/null
-  # The same over PostgreSQL's Unix socket, when there is one: sqlx 0.9.0 leaves Nagle's
-  # algorithm on for TCP, which costs a statement larger than the socket's send buffer a delayed
-  # ACK (about 40 ms); the socket shows what the sync costs without that (BENCHMARKS.md, W4).
-  socket_dir="${PG_SOCKET_DIR:-/var/run/postgresql}"
+  measure "PostgreSQL" fresh_postgres
   if [ -S "$socket_dir/.s.PGSQL.5432" ]; then
-    psql -q "$ADMIN_URL" -c "CREATE DATABASE userhub_bench_sync" >/dev/null
-    measure "PostgreSQL, Unix socket" "postgres://postgres@localhost/userhub_bench_sync?host=$socket_dir"
-    psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync" >/dev/null
+    measure "PostgreSQL, Unix socket" fresh_postgres_socket
   fi
+  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS userhub_bench_sync WITH (FORCE)" >/dev/null
 else
   echo "PostgreSQL is not reachable at $ADMIN_URL: measured SQLite only"
 fi
 
 table=$(cat <<TABLE
-Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); release build; emulator and database on the same machine.
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); $(basename "$(dirname "$BIN")") build; PostgreSQL $(psql -Atc 'SHOW server_version' "$ADMIN_URL" 2>/dev/null || echo "not reached"); emulator and database on the same machine; $RUNS runs each, a fresh database every run; medians (min–max).
 
-| database | Clerk users | first sync | users/s | no-change rerun | rows updated by the rerun |
+| database | Clerk users | first sync | users/s | no-change rerun | rows updated by the reruns |
 | --- | --- | --- | --- | --- | --- |
 $(printf '%s\n' "${rows[@]}")
 TABLE
