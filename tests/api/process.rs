@@ -445,3 +445,177 @@ async fn the_webhook_echo_of_a_mutation_on_one_replica_waits_for_it_on_another()
     crate::webhooks::assert_echo_found_the_change_stored(&app, &target, 0, "user.role_changed")
         .await;
 }
+
+/// The server run at debug level through a full round of work — reads, a mutation that calls
+/// Clerk, a refused token, a signed and a forged webhook, `/metrics`, a stop — never writes the
+/// Clerk secret key, the webhook secret or a session token to its logs, its answers or
+/// `/metrics`.
+#[tokio::test]
+async fn secrets_never_reach_the_logs_the_answers_or_the_metrics() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
+        .await
+        .expect("SQLite is always available");
+    let target = app.create_user(TestUser::new("secretive@x.test")).await;
+    let clerk_secret = app.clerk.emulator.secret().to_owned();
+    let mut server = Running(
+        Command::new(env!("CARGO_BIN_EXE_userhub"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &app.database_url)
+            .env("CLERK_API_URL", app.clerk.api_url())
+            .env("CLERK_SECRET_KEY", &clerk_secret)
+            .env("CLERK_WEBHOOK_SECRET", crate::helpers::WEBHOOK_SECRET)
+            .env("USERHUB_LISTEN", "127.0.0.1:0")
+            .env("USERHUB_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("userhub starts"),
+    );
+    let (lines, received) = mpsc::channel::<String>();
+    for output in [
+        Box::new(server.0.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(server.0.stderr.take().expect("stderr")),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    drop(lines);
+    let mut logs = Vec::new();
+    let address = loop {
+        let line = received
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs that it listens");
+        logs.push(line.clone());
+        if let Some(word) = line
+            .contains("listening")
+            .then(|| {
+                line.split_whitespace()
+                    .find(|word| word.starts_with("http://"))
+            })
+            .flatten()
+        {
+            break word.trim_matches(|c: char| c == '"' || c == '(').to_owned();
+        }
+    };
+
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    let graphql = |token: String, query: &'static str, variables: Value| {
+        let request = client
+            .post(format!("{address}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }));
+        async move {
+            request
+                .send()
+                .await
+                .expect("answer")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    let token = app.admin_token.clone();
+    answers.push(
+        graphql(
+            token.clone(),
+            "{ me { email } users(first: 5) { totalCount } }",
+            json!({}),
+        )
+        .await,
+    );
+    answers.push(
+        graphql(
+            token.clone(),
+            "mutation($id: ID!) { updateUser(id: $id, input: { role: LECTURER }) { role } }",
+            json!({ "id": target.id }),
+        )
+        .await,
+    );
+    assert!(answers[1].contains("LECTURER"), "{}", answers[1]);
+    // A tampered token, and a token-shaped string in the wrong place.
+    let tampered = format!("{token}x");
+    answers.push(graphql(tampered.clone(), "{ me { email } }", json!({})).await);
+    assert!(answers[2].contains("UNAUTHENTICATED"), "{}", answers[2]);
+    let body = crate::live::envelope(
+        "user.created",
+        crate::live::clerk_user("user_secretive", "webhook@x.test", "Web", "member", 9_000),
+    );
+    for (secret, id) in [
+        (crate::helpers::WEBHOOK_SECRET, "msg_good"),
+        ("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "msg_forged"),
+    ] {
+        let headers = crate::live::signed_headers(secret, id, crate::live::now_seconds(), &body);
+        let mut request = client
+            .post(format!("{address}/api/webhooks/clerk"))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        answers.push(
+            request
+                .send()
+                .await
+                .expect("answer")
+                .text()
+                .await
+                .expect("text"),
+        );
+    }
+    let metrics = client
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("userhub_webhooks_total{outcome=\"applied\"} 1"),
+        "{metrics}"
+    );
+    answers.push(metrics);
+
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {
+        logs.push(line);
+    }
+    assert!(
+        logs.iter().any(|line| line.contains("\"level\":\"DEBUG\"")),
+        "the server logged at debug level"
+    );
+    eprintln!(
+        "searched {} log lines ({} at debug level) and {} answers for 4 secrets",
+        logs.len(),
+        logs.iter()
+            .filter(|line| line.contains("\"level\":\"DEBUG\""))
+            .count(),
+        answers.len()
+    );
+    let signature = token.rsplit('.').next().expect("a JWT").to_owned();
+    let webhook_key = crate::helpers::WEBHOOK_SECRET.trim_start_matches("whsec_");
+    for (name, secret) in [
+        ("the Clerk secret key", clerk_secret.as_str()),
+        ("the webhook secret", webhook_key),
+        ("the session token", token.as_str()),
+        ("the session token's signature", signature.as_str()),
+    ] {
+        for line in &logs {
+            assert!(!line.contains(secret), "{name} is in a log line: {line}");
+        }
+        for answer in &answers {
+            assert!(!answer.contains(secret), "{name} is in an answer: {answer}");
+        }
+    }
+}
