@@ -539,7 +539,7 @@ async fn secrets_never_reach_the_logs_the_answers_or_the_metrics() {
         .await,
     );
     assert!(answers[1].contains("LECTURER"), "{}", answers[1]);
-    // A tampered token, and a token-shaped string in the wrong place.
+    // A tampered token: refused, and not echoed back or logged.
     let tampered = format!("{token}x");
     answers.push(graphql(tampered.clone(), "{ me { email } }", json!({})).await);
     assert!(answers[2].contains("UNAUTHENTICATED"), "{}", answers[2]);
