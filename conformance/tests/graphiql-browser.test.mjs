@@ -8,12 +8,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
+import { launch } from '../lib/browser.mjs';
 import { adminToken, graphqlUrl, userhubUrl } from '../lib/userhub.mjs';
 
 const artifacts = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'artifacts', 'conformance');
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 /** Replaces the text of the CodeMirror editor inside `container` as a person would: click, select all, type. */
 async function fill(page, container, text) {
@@ -28,17 +27,7 @@ async function fill(page, container, text) {
 
 test('GraphiQL runs a query in Chromium with no network but userhub', async () => {
   mkdirSync(artifacts, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launch();
   const blocked = [];
   const pageErrors = [];
   try {

@@ -78,10 +78,10 @@ async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigt
         .to_owned();
 
     let client = reqwest::Client::new();
-    let ask = |token: Option<&str>| {
+    let graphql = |token: Option<&str>, query: &str| {
         let mut request = client
             .post(format!("{address}/graphql"))
-            .json(&json!({ "query": "{ me { email role } users(first: 10) { totalCount } }" }));
+            .json(&json!({ "query": query }));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -94,6 +94,12 @@ async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigt
                 .await
                 .expect("JSON")
         }
+    };
+    let ask = |token: Option<&str>| {
+        graphql(
+            token,
+            "{ me { email role } users(first: 10) { totalCount } }",
+        )
     };
     assert_eq!(
         ask(Some(&token)).await,
@@ -158,16 +164,11 @@ async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigt
         (status, body["error"]["code"].as_str()),
         (404, Some("NOT_FOUND"))
     );
-    let invited = client
-        .post(format!("{address}/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": r#"mutation { inviteUser(input: { email: "invitee@uni.test", role: LECTURER }) { clerkInvitationId } }"# }))
-        .send()
-        .await
-        .expect("answer")
-        .json::<Value>()
-        .await
-        .expect("JSON");
+    let invited = graphql(
+        Some(&token),
+        r#"mutation { inviteUser(input: { email: "invitee@uni.test", role: LECTURER }) { clerkInvitationId } }"#,
+    )
+    .await;
     let invitation = invited["data"]["inviteUser"]["clerkInvitationId"]
         .as_str()
         .expect("an invitation")
@@ -183,16 +184,11 @@ async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigt
     // Clerk's webhook brings the new user in, with the invitation's role.
     let mut arrived = Value::Null;
     for _ in 0..100 {
-        let found = client
-            .post(format!("{address}/graphql"))
-            .bearer_auth(&token)
-            .json(&json!({ "query": r#"{ users(first: 1, filter: { search: "invitee@uni.test" }) { nodes { email role } } }"# }))
-            .send()
-            .await
-            .expect("answer")
-            .json::<Value>()
-            .await
-            .expect("JSON");
+        let found = graphql(
+            Some(&token),
+            r#"{ users(first: 1, filter: { search: "invitee@uni.test" }) { nodes { email role } } }"#,
+        )
+        .await;
         arrived = found["data"]["users"]["nodes"][0].clone();
         if !arrived.is_null() {
             break;
