@@ -113,7 +113,8 @@ impl AppState {
             request_timeout: std::time::Duration::from_millis(config.clerk_timeout_ms),
             ..RetryPolicy::default()
         };
-        let clerk = ClerkClient::new(&config.clerk_api_url, secret.clone(), policy);
+        let clerk = ClerkClient::new(&config.clerk_api_url, secret.clone(), policy)
+            .with_metrics(metrics.clone());
         let verifier = match &config.clerk_jwt_key {
             Some(pem) => TokenVerifier::from_pem(pem)
                 .context("CLERK_JWT_KEY is not an RSA public key in PEM")?,
@@ -141,7 +142,13 @@ impl AppState {
             )),
             None => None,
         };
-        let schema = graphql::build_schema(db.clone(), clerk.clone(), events.clone(), &config);
+        let schema = graphql::build_schema(
+            db.clone(),
+            clerk.clone(),
+            events.clone(),
+            metrics.clone(),
+            &config,
+        );
         // Local mode is one person on loopback: nothing to limit.
         let (graphql_limit, webhook_limit) = if local.is_some() {
             (None, None)
@@ -236,9 +243,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Counts and times every request, and gives every error answer the request's id, so that a
+/// client quoting it leads an operator to the request's log lines.
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
-    next.run(request).await
+    let route = crate::metrics::route_label(request.uri().path());
+    let request_id = request.headers().get(REQUEST_ID).cloned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe_http(route, response.status().as_u16(), started.elapsed());
+    match request_id.as_ref().and_then(|id| id.to_str().ok()) {
+        Some(request_id)
+            if response.status().is_client_error() || response.status().is_server_error() =>
+        {
+            crate::error::stamp_request_id(response, request_id).await
+        }
+        _ => response,
+    }
 }
 
 /// The process is up and answering.
@@ -348,6 +371,27 @@ impl Server {
                 }
             }
         });
+        // Any replica notices a sync whose process died, so its run does not stay `running`.
+        let db = self.state.db.clone();
+        let metrics = self.state.metrics.clone();
+        let stale_after = Duration::from_secs(self.state.config.sync_stale_after_seconds.max(1));
+        let sweeping = tokio::spawn(async move {
+            let mut ticks =
+                tokio::time::interval((stale_after / 2).max(Duration::from_millis(500)));
+            loop {
+                ticks.tick().await;
+                match crate::service::sync::fail_interrupted(&db, stale_after).await {
+                    Ok(0) => {}
+                    Ok(failed) => {
+                        for _ in 0..failed {
+                            metrics.count_sync_run("interrupted");
+                        }
+                        tracing::warn!(failed, "marked failed a sync whose process stopped");
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot look for interrupted syncs"),
+                }
+            }
+        });
         // The peer's address is what the rate limits key on.
         let served = axum::serve(
             self.listener,
@@ -356,6 +400,7 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await;
         pruning.abort();
+        sweeping.abort();
         served
     }
 }

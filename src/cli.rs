@@ -177,7 +177,8 @@ async fn sync(config: Config) -> anyhow::Result<()> {
     };
     let clerk = ClerkClient::new(&config.clerk_api_url, secret, RetryPolicy::default());
     let db = open_database(&config).await?;
-    let started = match sync::start(&db, "cli").await? {
+    let stale_after = std::time::Duration::from_secs(config.sync_stale_after_seconds.max(1));
+    let started = match sync::start(&db, "cli", stale_after).await? {
         Started::New(run) => run,
         Started::AlreadyRunning(run) => anyhow::bail!(
             "a sync is already running (run {}, started {})",
@@ -215,7 +216,7 @@ async fn sync(config: Config) -> anyhow::Result<()> {
         }
     });
     let events = crate::events::EventBus::publisher(&db);
-    let finished = sync::run(&db, &clerk, &events, started, &progress).await;
+    let finished = sync::run(&db, &clerk, &events, started, &progress, stale_after).await;
     drop(progress);
     let _ = printer.await;
     let run = finished?;

@@ -114,6 +114,12 @@ pub struct Config {
     #[arg(long, env = "USERHUB_EVENT_BUFFER", default_value_t = 4096)]
     pub event_buffer: usize,
 
+    /// A running sync sends a heartbeat every quarter of this many seconds; a run whose
+    /// heartbeat is older belongs to a process that died (killed, crashed) and is marked
+    /// failed by any replica, so a new run can start.
+    #[arg(long, env = "USERHUB_SYNC_STALE_AFTER_SECONDS", default_value_t = 60)]
+    pub sync_stale_after_seconds: u64,
+
     /// Requests a minute one client may make to `/graphql` (queries, mutations, WebSocket
     /// upgrades), after a burst of `USERHUB_RATE_LIMIT_BURST`; 0 turns the limit off. A refused
     /// request gets 429 with `Retry-After`. Always off in local mode.
@@ -208,6 +214,7 @@ impl Config {
             clerk_webhook_secret: None,
             webhook_max_bytes: 512 * 1024,
             event_buffer: 4096,
+            sync_stale_after_seconds: 60,
             rate_limit_per_minute: 6000,
             rate_limit_burst: 200,
             webhook_rate_limit_per_minute: 30000,

@@ -36,6 +36,7 @@ pub async fn connect(
     }
     db.set_metric_callback(move |info| {
         metrics.db_statements.fetch_add(1, Ordering::Relaxed);
+        metrics.db_statement_seconds.observe(info.elapsed);
         metrics
             .db_statement_micros
             .fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);

@@ -77,6 +77,7 @@ impl AppError {
             AppError::Conflict(_) => "CONFLICT",
             AppError::Upstream(_) => "UPSTREAM_UNAVAILABLE",
             AppError::EventsMissed(_) => "EVENTS_MISSED",
+            AppError::Database(err) if storage_trouble(err).is_some() => "DATABASE_UNAVAILABLE",
             AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
                 "INTERNAL_SERVER_ERROR"
             }
@@ -91,6 +92,9 @@ impl AppError {
             AppError::Validation { .. } => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Upstream(_) | AppError::EventsMissed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Database(err) if storage_trouble(err).is_some() => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -100,6 +104,10 @@ impl AppError {
     /// The message a client sees. Internal failures are logged here, once, with their causes.
     pub fn public_message(&self) -> String {
         match self {
+            AppError::Database(err) if let Some(trouble) = storage_trouble(err) => {
+                tracing::error!(error = %error_chain(self), "request failed: {}", trouble.describe());
+                format!("{}; try again later", trouble.describe())
+            }
             AppError::Database(_) | AppError::Internal(_) => {
                 tracing::error!(error = %error_chain(self), "request failed");
                 "internal server error: the failure was logged".to_owned()
@@ -162,6 +170,69 @@ impl From<DbErr> for AppError {
     }
 }
 
+/// A database failure that is not a bug but the database's state: the caller may retry once
+/// an operator has fixed it, and is told which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageTrouble {
+    /// No connection could be had, or the one in use broke (a restart, a network fault).
+    Unreachable,
+    /// The disk under the database is full.
+    Full,
+    /// The database accepts reads only (a read-only file or file system, a standby).
+    ReadOnly,
+}
+
+impl StorageTrouble {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StorageTrouble::Unreachable => "the database cannot be reached",
+            StorageTrouble::Full => "the database cannot be written: its disk is full",
+            StorageTrouble::ReadOnly => "the database cannot be written: it is read-only",
+        }
+    }
+}
+
+/// Tells a database that is down, full or read-only from other database failures.
+pub fn storage_trouble(err: &DbErr) -> Option<StorageTrouble> {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as SqlxError;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return Some(StorageTrouble::Unreachable),
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return None,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return None;
+    };
+    match sqlx.as_ref() {
+        SqlxError::Io(_)
+        | SqlxError::Tls(_)
+        | SqlxError::Protocol(_)
+        | SqlxError::PoolTimedOut
+        | SqlxError::PoolClosed
+        | SqlxError::WorkerCrashed => Some(StorageTrouble::Unreachable),
+        SqlxError::Database(database) => {
+            let code = database.code()?;
+            match code.as_ref() {
+                // PostgreSQL's SQLSTATEs: disk full, read-only transaction, and the server
+                // shutting down, starting up or refusing connections.
+                "53100" => Some(StorageTrouble::Full),
+                "25006" => Some(StorageTrouble::ReadOnly),
+                "57P01" | "57P02" | "57P03" => Some(StorageTrouble::Unreachable),
+                state if state.starts_with("08") => Some(StorageTrouble::Unreachable),
+                // SQLite's (extended) result codes: the low byte is the primary code.
+                other => match other.parse::<u32>().map(|code| code & 0xff) {
+                    Ok(13) => Some(StorageTrouble::Full),
+                    Ok(8) => Some(StorageTrouble::ReadOnly),
+                    Ok(10) | Ok(14) => Some(StorageTrouble::Unreachable),
+                    _ => None,
+                },
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Names the constraint without echoing the database's full message (it may quote values).
 fn unique_subject(detail: &str) -> String {
     let lower = detail.to_ascii_lowercase();
@@ -204,4 +275,49 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         json_error(self.status(), self.code(), self.public_message())
     }
+}
+
+/// Puts the request id into a JSON error answer: `error.requestId` in userhub's HTTP errors,
+/// `extensions.requestId` of each error in GraphQL's. Other answers pass unchanged.
+pub async fn stamp_request_id(response: Response, request_id: &str) -> Response {
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("json"));
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error answers are small; anything larger is passed on as it was.
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_SERVER_ERROR",
+            "internal server error: the answer could not be read",
+        );
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    let id = serde_json::Value::String(request_id.to_owned());
+    if let Some(error) = value
+        .get_mut("error")
+        .and_then(|error| error.as_object_mut())
+    {
+        error.insert("requestId".to_owned(), id.clone());
+    }
+    if let Some(errors) = value
+        .get_mut("errors")
+        .and_then(|errors| errors.as_array_mut())
+    {
+        for error in errors.iter_mut().filter_map(|error| error.as_object_mut()) {
+            let extensions = error.entry("extensions").or_insert_with(|| json!({}));
+            if let Some(extensions) = extensions.as_object_mut() {
+                extensions.insert("requestId".to_owned(), id.clone());
+            }
+        }
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(value.to_string()))
 }

@@ -16,7 +16,10 @@ pub fn init(format: LogFormat) {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false),
+                    // Every line a request causes carries its `request_id` (and a sync's, its
+                    // `run_id`) from the spans it runs in.
+                    .with_current_span(false)
+                    .with_span_list(true),
             )
             .init(),
     }

@@ -151,10 +151,18 @@ pub async fn receive(
                 // Clerk retries a 5xx, which is what a database failure needs.
                 AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
                     tracing::error!(svix_id = %delivery.svix_id, error = %crate::error::error_chain(&error), "webhook failed; Clerk will retry");
+                    let reason = match &error {
+                        AppError::Database(err) => crate::error::storage_trouble(err)
+                            .map(|trouble| format!(" ({})", trouble.describe())),
+                        _ => None,
+                    };
                     json_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "INTERNAL_SERVER_ERROR",
-                        "the delivery could not be recorded; retry it",
+                        error.status(),
+                        error.code(),
+                        format!(
+                            "the delivery could not be recorded{}; retry it",
+                            reason.unwrap_or_default()
+                        ),
                     )
                 }
                 other => json_error(other.status(), other.code(), other.public_message()),

@@ -62,6 +62,7 @@ pub struct ClerkClient {
     base_url: String,
     secret: Secret,
     policy: RetryPolicy,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for ClerkClient {
@@ -98,7 +99,14 @@ impl ClerkClient {
             base_url: base_url.trim_end_matches('/').to_owned(),
             secret,
             policy,
+            metrics: None,
         }
+    }
+
+    /// Counts and times every call, its outcome and its retries into `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> ClerkClient {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -266,6 +274,35 @@ impl ClerkClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<T, ClerkFailure> {
+        let started = std::time::Instant::now();
+        let call = format!("{method} {}", path_template(path));
+        let result = self.send_retrying(&call, method, path, query, body).await;
+        if let Some(metrics) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(ClerkFailure::Refused { .. }) => "refused",
+                Err(ClerkFailure::Unavailable(_)) => "unavailable",
+                Err(ClerkFailure::Unreadable(_)) => "unreadable",
+            };
+            metrics.observe_clerk(&call, outcome, started.elapsed());
+        }
+        result
+    }
+
+    fn count_retry(&self, call: &str, reason: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.count_clerk_retry(call, reason);
+        }
+    }
+
+    async fn send_retrying<T: DeserializeOwned>(
+        &self,
+        call: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, ClerkFailure> {
         let url = format!("{}{path}", self.base_url);
         let mut attempt = 0;
         loop {
@@ -295,6 +332,14 @@ impl ClerkClient {
                             "{method} {path} {reason} after {attempt} attempts"
                         )));
                     }
+                    self.count_retry(
+                        call,
+                        if err.is_timeout() {
+                            "timeout"
+                        } else {
+                            "connect"
+                        },
+                    );
                     tokio::time::sleep(self.backoff(attempt)).await;
                     continue;
                 }
@@ -325,6 +370,12 @@ impl ClerkClient {
                     Some(wait) => wait,
                     None => self.backoff(attempt),
                 };
+                let reason = if status == StatusCode::TOO_MANY_REQUESTS {
+                    "rate_limited"
+                } else {
+                    "server_error"
+                };
+                self.count_retry(call, reason);
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -375,6 +426,30 @@ fn without_url(err: &reqwest::Error) -> String {
         text = text.replace(url.as_str(), "");
     }
     text
+}
+
+/// A Backend API path with its ids replaced, for metric labels: `/users/{id}/metadata`.
+fn path_template(path: &str) -> String {
+    const WORDS: [&str; 8] = [
+        "users",
+        "count",
+        "metadata",
+        "ban",
+        "unban",
+        "invitations",
+        "revoke",
+        "jwks",
+    ];
+    path.split('/')
+        .map(|segment| {
+            if segment.is_empty() || WORDS.contains(&segment) {
+                segment
+            } else {
+                "{id}"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Clerk ids are `user_` and base62; anything else is not one, and is not put into a URL.

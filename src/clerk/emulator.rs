@@ -38,6 +38,8 @@ struct Shared {
     /// Where change events go, once webhooks are configured.
     webhooks: Mutex<Option<tokio::sync::mpsc::UnboundedSender<webhooks::Event>>>,
     deliveries: Arc<Mutex<Vec<webhooks::Delivery>>>,
+    /// Events whose delivery failed (no answer, or not 2xx), until `recover_webhooks`.
+    failed_deliveries: Arc<Mutex<Vec<webhooks::Event>>>,
     /// Every Backend API request received: method, path and JSON body, for contract tests.
     requests: Mutex<Vec<(String, String, Option<Value>)>>,
     /// Failures to inject into the next Backend API calls, oldest first.
@@ -106,6 +108,7 @@ impl Emulator {
                 store: Mutex::new(Store::default()),
                 webhooks: Mutex::new(None),
                 deliveries: Arc::new(Mutex::new(Vec::new())),
+                failed_deliveries: Arc::new(Mutex::new(Vec::new())),
                 requests: Mutex::new(Vec::new()),
                 faults: Mutex::new(std::collections::VecDeque::new()),
                 keys: Mutex::new(Keyring {
@@ -165,7 +168,21 @@ impl Emulator {
             endpoint,
             receiver,
             self.shared.deliveries.clone(),
+            self.shared.failed_deliveries.clone(),
         ));
+    }
+
+    /// Sends again, in their order, every event whose delivery failed (Svix's "recover
+    /// failed messages"); returns how many.
+    pub fn recover_webhooks(&self) -> usize {
+        let failed = std::mem::take(&mut *lock(&self.shared.failed_deliveries));
+        let count = failed.len();
+        if let Some(sender) = lock(&self.shared.webhooks).as_ref() {
+            for event in failed {
+                let _ = sender.send(event);
+            }
+        }
+        count
     }
 
     /// Every webhook delivery attempted so far.
@@ -267,6 +284,11 @@ impl Emulator {
     /// The invitation emails Clerk would have sent: (address, invitation id).
     pub fn sent_invitation_emails(&self) -> Vec<(String, String)> {
         self.store().sent_emails()
+    }
+
+    /// Every user, in no particular order.
+    pub fn users(&self) -> Vec<ClerkUser> {
+        self.store().all().into_iter().filter_map(parse).collect()
     }
 
     pub fn user(&self, id: &str) -> Option<ClerkUser> {

@@ -14,7 +14,7 @@
 //!
 //! and every error of every response gets its `extensions.code` (`errors.rs`).
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql::{Request, Response, ServerError};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -35,6 +35,9 @@ pub struct Executor {
 pub struct Prepared {
     request: Request,
     pub operation: OperationType,
+    /// The first root field the operation selects (not its alias), for metrics; `fragment`
+    /// when the operation starts with a fragment.
+    pub root_field: String,
 }
 
 impl Prepared {
@@ -75,6 +78,13 @@ impl Executor {
         }
         .map_err(|message| vec![with_code(ServerError::new(message, None), BAD_REQUEST)])?;
         let operation_type = operation.node.ty;
+        let root_field = match operation.node.selection_set.node.items.first() {
+            Some(item) => match &item.node {
+                Selection::Field(field) => field.node.name.node.to_string(),
+                _ => "fragment".to_owned(),
+            },
+            None => "none".to_owned(),
+        };
         let refusal = depth::check(document, self.max_depth).or_else(|| {
             (!self.introspection)
                 .then(|| introspection::check(document))
@@ -89,6 +99,7 @@ impl Executor {
         Ok(Prepared {
             request,
             operation: operation_type,
+            root_field,
         })
     }
 

@@ -299,17 +299,56 @@ async fn execute(
         .metrics
         .graphql_operations
         .fetch_add(1, Ordering::Relaxed);
-    let response = match prepared {
+    let started = std::time::Instant::now();
+    let request_id = request_id(headers);
+    let (mut response, kind, root_field) = match prepared {
         Ok(prepared) => {
-            let prepared = prepared.data(caller).data(RequestId(request_id(headers)));
-            state.schema.run(prepared).await
+            let kind = match prepared.operation {
+                OperationType::Query => "query",
+                OperationType::Mutation => "mutation",
+                OperationType::Subscription => "subscription",
+            };
+            let root_field = prepared.root_field.clone();
+            let prepared = prepared.data(caller).data(RequestId(request_id.clone()));
+            (state.schema.run(prepared).await, kind, root_field)
         }
-        Err(errors) => async_graphql::Response::from_errors(errors),
+        Err(errors) => (
+            async_graphql::Response::from_errors(errors),
+            "invalid",
+            String::new(),
+        ),
     };
     state
         .metrics
         .graphql_errors
         .fetch_add(response.errors.len() as u64, Ordering::Relaxed);
+    let first_code = response.errors.first().map(|error| code_of(error));
+    // A field that failed validation may be any name a client made up: not a label.
+    let outcome = match &first_code {
+        None => "ok".to_owned(),
+        Some(code) => code
+            .clone()
+            .unwrap_or_else(|| "INTERNAL_SERVER_ERROR".to_owned()),
+    };
+    let label = if first_code
+        .as_ref()
+        .is_some_and(|code| code.as_deref().is_some_and(is_request_error_code))
+    {
+        "(invalid)"
+    } else {
+        root_field.as_str()
+    };
+    state
+        .metrics
+        .observe_operation(kind, label, &outcome, started.elapsed());
+    if let Some(request_id) = &request_id {
+        for error in &mut response.errors {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("requestId", request_id.as_str());
+        }
+    }
 
     let request_error = response.data == async_graphql::Value::Null
         && response

@@ -29,6 +29,7 @@ pub fn build_schema(
     db: DatabaseConnection,
     clerk: ClerkClient,
     events: EventBus,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     config: &Config,
 ) -> Executor {
     // Batches are formed by sibling sets (`batch.rs`), so the loader need not wait for more
@@ -39,6 +40,10 @@ pub fn build_schema(
         .data(clerk)
         .data(events)
         .data(loader)
+        .data(metrics)
+        .data(crate::service::sync::StaleAfter(Duration::from_secs(
+            config.sync_stale_after_seconds.max(1),
+        )))
         .limit_complexity(config.max_query_complexity)
         // async-graphql's parser recursion guard; well above any depth the limit allows.
         .limit_recursive_depth(64)

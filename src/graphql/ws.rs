@@ -188,6 +188,8 @@ impl Connection {
     }
 
     async fn run(mut self, socket: WebSocket) {
+        let metrics = self.state.metrics.clone();
+        let _open = crate::metrics::GaugeGuard::hold(&metrics.websocket_connections);
         let (mut sink, mut incoming) = socket.split();
         // Operations write here; one task owns the socket's sending half.
         let (outgoing, mut to_send) = mpsc::channel::<Message>(64);
@@ -389,6 +391,7 @@ async fn run_operation(
     legacy: bool,
 ) {
     let next = if legacy { "data" } else { "next" };
+    let _running = crate::metrics::GaugeGuard::hold(&state.metrics.subscriptions);
     let mut responses = state.schema.execute_stream(request);
     let mut first = true;
     while let Some(response) = responses.next().await {

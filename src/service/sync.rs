@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use entity::{organisation, sync_run, user};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, Set, SqlErr,
@@ -23,8 +24,11 @@ use crate::events::{Changes, EventBus, SyncProgress};
 
 /// Clerk's largest page.
 pub const PAGE_SIZE: usize = 500;
-/// A `running` row whose heartbeat is older than this belongs to a process that died.
-const STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// How long a running sync may go without a heartbeat before it counts as interrupted
+/// (`USERHUB_SYNC_STALE_AFTER_SECONDS`).
+#[derive(Debug, Clone, Copy)]
+pub struct StaleAfter(pub Duration);
 
 pub const RUNNING: &str = "running";
 pub const SUCCEEDED: &str = "succeeded";
@@ -59,24 +63,36 @@ fn origin(run_id: Uuid) -> Origin {
     }
 }
 
-/// Claims the single running slot, first failing any run whose process died.
-pub async fn start(db: &DatabaseConnection, triggered_by: &str) -> Result<Started, AppError> {
+/// Marks failed every run whose heartbeat is older than `stale_after`: its process died (was
+/// killed, crashed) mid-run. Returns how many.
+pub async fn fail_interrupted(
+    db: &DatabaseConnection,
+    stale_after: Duration,
+) -> Result<u64, AppError> {
     let now = super::now();
-    let stale_before = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
-    for stale in sync_run::Entity::find()
+    let stale_before = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
+    let failed = sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Status, Expr::value(FAILED))
+        .col_expr(sync_run::Column::FinishedAt, Expr::value(now))
+        .col_expr(
+            sync_run::Column::Error,
+            Expr::value("interrupted: the process running it stopped"),
+        )
         .filter(sync_run::Column::Status.eq(RUNNING))
         .filter(sync_run::Column::HeartbeatAt.lt(stale_before))
-        .all(db)
-        .await?
-    {
-        let mut row = stale.into_active_model();
-        row.status = Set(FAILED.to_owned());
-        row.finished_at = Set(Some(now));
-        row.error = Set(Some(
-            "interrupted: the process running it stopped".to_owned(),
-        ));
-        row.update(db).await?;
-    }
+        .exec(db)
+        .await?;
+    Ok(failed.rows_affected)
+}
+
+/// Claims the single running slot, first failing any run whose process died.
+pub async fn start(
+    db: &DatabaseConnection,
+    triggered_by: &str,
+    stale_after: Duration,
+) -> Result<Started, AppError> {
+    fail_interrupted(db, stale_after).await?;
+    let now = super::now();
     let run = sync_run::ActiveModel {
         id: Set(Uuid::now_v7()),
         started_at: Set(now),
@@ -113,6 +129,7 @@ pub async fn run(
     events: &EventBus,
     started: sync_run::Model,
     progress: &watch::Sender<Progress>,
+    stale_after: Duration,
 ) -> Result<sync_run::Model, AppError> {
     let run_id = started.id;
     events
@@ -124,7 +141,15 @@ pub async fn run(
             },
         )
         .await;
+    // Beats while the run lives, whatever it waits on (Clerk, a lock), so that only a dead
+    // process's run goes stale.
+    let beating = AbortOnDrop(tokio::spawn(beat(
+        db.clone(),
+        run_id,
+        (stale_after / 4).max(Duration::from_millis(250)),
+    )));
     let outcome = reconcile(db, clerk, events, &started, progress).await;
+    drop(beating);
     let current = sync_run::Entity::find_by_id(run_id)
         .one(db)
         .await?
@@ -343,6 +368,31 @@ async fn apply_page(
     created += users::create_many(&txn, origin, new_users, &mut changes).await? as i64;
     events.commit(txn, changes).await?;
     Ok((created, updated))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn beat(db: DatabaseConnection, run_id: Uuid, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let touched = sync_run::Entity::update_many()
+            .col_expr(sync_run::Column::HeartbeatAt, Expr::value(super::now()))
+            .filter(sync_run::Column::Id.eq(run_id))
+            .filter(sync_run::Column::Status.eq(RUNNING))
+            .exec(&db)
+            .await;
+        if let Err(err) = touched {
+            tracing::warn!(error = %err, "cannot record the sync's heartbeat");
+        }
+    }
 }
 
 async fn heartbeat(

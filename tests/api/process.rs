@@ -13,8 +13,8 @@ use crate::helpers::{TestApp, TestUser, on_both_databases};
 
 on_both_databases!(grant_admin_makes_a_clerk_user_an_admin_in_clerk_and_here);
 
-/// Kills the server if the test ends early, so no orphan holds the test's output open.
-struct Running(Child);
+/// Kills the server (SIGKILL) when dropped, so no orphan holds the test's output open.
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -269,16 +269,27 @@ async fn grant_admin_makes_a_clerk_user_an_admin_in_clerk_and_here(app: TestApp)
 /// Starts the `userhub` binary against the test's database and Clerk emulator; returns the
 /// process and its address once it listens.
 async fn start_replica(app: &TestApp) -> (Running, String) {
+    start_replica_with(app, &[]).await
+}
+
+/// `start_replica`, with more settings in its environment.
+pub(crate) async fn start_replica_with(
+    app: &TestApp,
+    settings: &[(&str, &str)],
+) -> (Running, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_userhub"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .env("CLERK_API_URL", app.clerk.api_url())
+        .env("CLERK_SECRET_KEY", app.clerk.emulator.secret())
+        .env("CLERK_WEBHOOK_SECRET", crate::helpers::WEBHOOK_SECRET)
+        .env("USERHUB_LISTEN", "127.0.0.1:0")
+        .env("USERHUB_LOG_FORMAT", "json")
+        .envs(settings.iter().copied());
     let mut child = Running(
-        Command::new(env!("CARGO_BIN_EXE_userhub"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &app.database_url)
-            .env("CLERK_API_URL", app.clerk.api_url())
-            .env("CLERK_SECRET_KEY", app.clerk.emulator.secret())
-            .env("CLERK_WEBHOOK_SECRET", crate::helpers::WEBHOOK_SECRET)
-            .env("USERHUB_LISTEN", "127.0.0.1:0")
-            .env("USERHUB_LOG_FORMAT", "json")
+        command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

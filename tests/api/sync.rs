@@ -85,7 +85,10 @@ async fn a_sync_of_10000_users_then_a_rerun_writes_nothing_and_removals_are_deac
 }
 
 async fn a_second_sync_request_gets_the_running_one_and_a_dead_run_is_failed(app: TestApp) {
-    let Started::New(running) = sync::start(&app.db, "test").await.expect("start") else {
+    let Started::New(running) = sync::start(&app.db, "test", std::time::Duration::from_secs(60))
+        .await
+        .expect("start")
+    else {
         panic!("nothing else runs");
     };
     let answer = app

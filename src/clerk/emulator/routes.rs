@@ -37,7 +37,8 @@ pub(super) fn router(emulator: Emulator) -> Router {
         .route("/session_tokens", post(mint_session_token))
         .route("/faults", post(inject_faults).delete(clear_faults))
         .route("/invitations/{id}/accept", post(accept_invitation))
-        .route("/webhooks", post(configure_webhooks));
+        .route("/webhooks", post(configure_webhooks))
+        .route("/webhooks/recover", post(recover_webhooks));
     Router::new()
         .nest(
             "/v1",
@@ -385,6 +386,10 @@ async fn accept_invitation(
         Ok(user) => Json(user).into_response(),
         Err(err) => refusal(err),
     }
+}
+
+async fn recover_webhooks(State(emulator): State<Emulator>) -> Response {
+    Json(json!({ "recovered": emulator.recover_webhooks() })).into_response()
 }
 
 async fn configure_webhooks(

@@ -73,6 +73,10 @@ impl Store {
         self.users.len()
     }
 
+    pub(super) fn all(&self) -> Vec<Value> {
+        self.users.values().cloned().collect()
+    }
+
     pub(super) fn get(&self, id: &str) -> Option<Value> {
         self.users.get(id).cloned()
     }

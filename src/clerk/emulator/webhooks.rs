@@ -75,6 +75,7 @@ pub(super) async fn deliver(
     endpoint: Endpoint,
     mut events: mpsc::UnboundedReceiver<Event>,
     log: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
+    failed: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
 ) {
     let Ok(signer) = svix::webhooks::Webhook::new(&endpoint.secret) else {
         tracing::error!("the emulator's webhook secret is not a whsec_ secret; no webhooks");
@@ -114,6 +115,12 @@ pub(super) async fn deliver(
                 tokio::time::sleep(Duration::from_millis(switches.delay_ms)).await;
             }
             let status = send(&http, &signer, &endpoint.url, &event).await;
+            // Kept for `recover`, as Svix keeps failed messages for its "recover" call.
+            if !(200..300).contains(&status)
+                && let Ok(mut failed) = failed.lock()
+            {
+                failed.push(event.clone());
+            }
             if let Ok(mut log) = log.lock() {
                 log.push(Delivery {
                     id: event.id.clone(),
