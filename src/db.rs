@@ -24,7 +24,23 @@ pub async fn connect(
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // A connection taken from the pool must not be inside a transaction. One can be after
+        // a statement failed on a full disk: SQLite rolled the transaction back itself, the
+        // ROLLBACK sqlx then sent failed, and sqlx still counts one open. Reused, its next
+        // transaction opens as a savepoint and its COMMIT commits nothing: writes
+        // acknowledged through it vanish (storage_faults.rs caught that). Such a connection
+        // is closed instead. (One whose rollback is still queued is closed too: rare, cheap.)
+        .map_sqlx_sqlite_before_acquire(|connection, _| {
+            Box::pin(async move {
+                use sea_orm::sqlx::Connection as _;
+                let in_transaction = connection.is_in_transaction();
+                if in_transaction {
+                    tracing::debug!("closing a pooled SQLite connection left inside a transaction");
+                }
+                Ok(!in_transaction)
+            })
+        });
     let mut db = Database::connect(options).await?;
     if db.get_database_backend() == DbBackend::Sqlite {
         // WAL lets readers run beside the writer; the busy timeout makes a second writer wait
