@@ -11,6 +11,8 @@
 //! Nothing is written for a refused delivery.
 
 mod event;
+#[cfg(test)]
+mod properties;
 
 use std::sync::atomic::Ordering;
 

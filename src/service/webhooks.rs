@@ -31,7 +31,7 @@ pub enum ClerkEvent {
 
 impl ClerkEvent {
     /// The Clerk user the event is about.
-    fn clerk_id(&self) -> Option<&str> {
+    pub fn clerk_id(&self) -> Option<&str> {
         match self {
             ClerkEvent::UserUpserted(profile) => Some(&profile.clerk_id),
             ClerkEvent::UserDeleted { clerk_id } => Some(clerk_id),

@@ -23,6 +23,9 @@ struct DeletedObject {
 pub(super) fn parse(body: &[u8]) -> Result<(String, ClerkEvent), String> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|err| format!("the body is not a Clerk event: {err}"))?;
+    if envelope.kind.trim().is_empty() {
+        return Err("the body is not a Clerk event: its `type` is empty".to_owned());
+    }
     let event = match envelope.kind.as_str() {
         "user.created" | "user.updated" => {
             let user: ClerkUser = serde_json::from_value(envelope.data)
