@@ -44,6 +44,11 @@ pub struct Config {
     #[arg(long, env = "USERHUB_MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
 
+    /// Most fields a GraphQL document may select (aliases included; each fragment counted
+    /// once). An operation may also declare at most 100 variables.
+    #[arg(long, env = "USERHUB_MAX_QUERY_FIELDS", default_value_t = 1000)]
+    pub max_query_fields: usize,
+
     /// Highest complexity a GraphQL operation may have (a field costs 1; a connection field
     /// multiplies its selection by the page size asked for).
     #[arg(long, env = "USERHUB_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
@@ -199,6 +204,7 @@ impl Config {
             migrate_on_start: true,
             max_body_bytes: 256 * 1024,
             max_query_depth: 12,
+            max_query_fields: 1000,
             max_query_complexity: 5000,
             introspection: true,
             clerk_secret_key: None,

@@ -14,6 +14,7 @@ pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod schema;
+pub mod size;
 pub mod subscription;
 pub mod types;
 pub mod ws;

@@ -7,8 +7,9 @@
 //!
 //! - the document is parsed once and kept in the request, so async-graphql does not parse it
 //!   again: `GRAPHQL_PARSE_FAILED`;
-//! - the depth limit (sparing introspection, `depth.rs`) and, when introspection is off, its
-//!   refusal (`introspection.rs`): `GRAPHQL_VALIDATION_FAILED`;
+//! - the size limit (fields and variables, `size.rs`), the depth limit (sparing
+//!   introspection, `depth.rs`) and, when introspection is off, its refusal
+//!   (`introspection.rs`): `GRAPHQL_VALIDATION_FAILED`;
 //! - the operation is selected: `BAD_REQUEST` when the request names none of several, or one
 //!   the document does not have;
 //!
@@ -21,13 +22,14 @@ use futures_util::stream::BoxStream;
 
 use super::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED, assign_codes, with_code};
 use super::schema::AppSchema;
-use super::{depth, introspection};
+use super::{depth, introspection, size};
 
 /// The schema, with the checks every operation passes before it runs.
 #[derive(Clone)]
 pub struct Executor {
     schema: AppSchema,
     max_depth: usize,
+    max_fields: usize,
     introspection: bool,
 }
 
@@ -49,10 +51,16 @@ impl Prepared {
 }
 
 impl Executor {
-    pub fn new(schema: AppSchema, max_depth: usize, introspection: bool) -> Executor {
+    pub fn new(
+        schema: AppSchema,
+        max_depth: usize,
+        max_fields: usize,
+        introspection: bool,
+    ) -> Executor {
         Executor {
             schema,
             max_depth,
+            max_fields,
             introspection,
         }
     }
@@ -60,9 +68,14 @@ impl Executor {
     /// Parses and checks a request; the errors, with their codes, when it cannot run.
     pub fn prepare(&self, mut request: Request) -> Result<Prepared, Vec<ServerError>> {
         let operation_name = request.operation_name.clone();
-        let document = request
-            .parsed_query()
-            .map_err(|error| vec![with_code(error, PARSE_FAILED)])?;
+        let document = request.parsed_query().map_err(|mut error| {
+            if error.message.starts_with("recursion limit exceeded") {
+                error.message = "Query is nested too deep to be parsed: it is over the \
+                                     parser's recursion limit"
+                    .to_owned();
+            }
+            vec![with_code(error, PARSE_FAILED)]
+        })?;
         let operation = match (&document.operations, operation_name.as_deref()) {
             (DocumentOperations::Single(operation), _) => Ok(operation),
             (DocumentOperations::Multiple(operations), Some(name)) => operations
@@ -85,11 +98,13 @@ impl Executor {
             },
             None => "none".to_owned(),
         };
-        let refusal = depth::check(document, self.max_depth).or_else(|| {
-            (!self.introspection)
-                .then(|| introspection::check(document))
-                .flatten()
-        });
+        let refusal = size::check(document, self.max_fields)
+            .or_else(|| depth::check(document, self.max_depth))
+            .or_else(|| {
+                (!self.introspection)
+                    .then(|| introspection::check(document))
+                    .flatten()
+            });
         if let Some(message) = refusal {
             return Err(vec![with_code(
                 ServerError::new(message, None),

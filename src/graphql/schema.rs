@@ -54,6 +54,7 @@ pub fn build_schema(
     Executor::new(
         builder.finish(),
         config.max_query_depth,
+        config.max_query_fields,
         config.introspection,
     )
 }

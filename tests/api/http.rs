@@ -498,7 +498,7 @@ async fn an_internal_failure_is_logged_and_answered_without_its_details(app: Tes
 }
 
 /// graphql-js's `getIntrospectionQuery()`, as GraphiQL sends it.
-const INTROSPECTION_QUERY: &str = r#"
+pub(crate) const INTROSPECTION_QUERY: &str = r#"
 query IntrospectionQuery {
   __schema {
     queryType { name } mutationType { name } subscriptionType { name }

@@ -8,6 +8,7 @@
 mod helpers;
 mod live;
 
+mod abuse;
 mod access;
 mod audit;
 mod auth;
