@@ -11,8 +11,6 @@
 //!
 //! Run through `bench/live.sh`, which builds it and writes BENCHMARKS.md.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +19,10 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+use common::Server;
+
+#[path = "common.rs"]
+mod common;
 
 struct Options {
     server: String,
@@ -63,107 +64,8 @@ fn options() -> Options {
     options
 }
 
-struct Server {
-    child: Child,
-    address: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(options: &Options) -> Server {
-    let mut child = Command::new(&options.server)
-        .env("DATABASE_URL", &options.database_url)
-        .env("CLERK_WEBHOOK_SECRET", SECRET)
-        .env("USERHUB_DEMO_DATA", "false")
-        .env("USERHUB_LISTEN", "127.0.0.1:0")
-        .env("USERHUB_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn,userhub::cli=info")
-        .env_remove("CLERK_SECRET_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut address, mut token) = (None, None);
-    while address.is_none() || token.is_none() {
-        let line = lines.next().expect("the server prints").expect("a line");
-        if line.contains("Admin token:") {
-            token = line.split_whitespace().last().map(str::to_owned);
-        }
-        if line.contains("listening")
-            && let Some(at) = line.find("http://")
-        {
-            let rest = &line[at..];
-            let end = rest[7..]
-                .find(|c: char| c == '/' || c == '"' || c.is_whitespace())
-                .map_or(rest.len(), |end| end + 7);
-            address = Some(rest[..end].to_owned());
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        address: address.expect("an address"),
-        token: token.expect("a token"),
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn delivery(index: usize, tag: &str) -> (String, Vec<(&'static str, String)>) {
-    let id = format!("user_bench_{tag}_{index}");
-    let body = json!({
-        "type": "user.created",
-        "object": "event",
-        "data": {
-            "id": id,
-            "email_addresses": [{ "id": format!("idn_{index}"), "email_address": format!("{tag}{index}@bench.test") }],
-            "primary_email_address_id": format!("idn_{index}"),
-            "first_name": "Bench",
-            "last_name": format!("User{index}"),
-            "public_metadata": { "role": "member" },
-            "updated_at": 1_700_000_000_000i64 + index as i64,
-        },
-    })
-    .to_string();
-    let svix_id = format!("msg_{tag}_{index}");
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = svix::webhooks::Webhook::new(SECRET)
-        .expect("secret")
-        .sign(&svix_id, timestamp, body.as_bytes())
-        .expect("signature");
-    (
-        body,
-        vec![
-            ("svix-id", svix_id),
-            ("svix-timestamp", timestamp.to_string()),
-            ("svix-signature", signature),
-            ("content-type", "application/json".to_owned()),
-        ],
-    )
-}
-
 async fn post(client: &reqwest::Client, address: &str, index: usize, tag: &str) -> bool {
-    let (body, headers) = delivery(index, tag);
+    let (body, headers) = common::delivery(index, tag);
     let mut request = client
         .post(format!("{address}/api/webhooks/clerk"))
         .body(body);
@@ -276,7 +178,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_kib(pid);
+    let idle_rss = common::rss_kib(pid);
     let mut sockets = Vec::with_capacity(subscribers);
     let mut opening = futures_util::stream::iter(0..subscribers)
         .map(|_| connect(&server.address, &server.token))
@@ -286,12 +188,12 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
     }
     // Connections first, then their subscriptions: the two costs measured apart.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let connected_rss = rss_kib(pid);
+    let connected_rss = common::rss_kib(pid);
     for socket in &mut sockets {
         subscribe(socket).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let loaded_rss = rss_kib(pid);
+    let loaded_rss = common::rss_kib(pid);
     let per = |from: u64, to: u64| to.saturating_sub(from) as f64 / subscribers as f64;
     let per_subscriber = per(idle_rss, loaded_rss) * 1024.0;
 
@@ -359,7 +261,7 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
 async fn main() {
     let options = options();
     if options.events > 0 {
-        let server = start(&options);
+        let server = common::start(&options.server, &options.database_url, false);
         if !ingest(&options, &server).await {
             eprintln!("W2 FAILED: every delivery must be accepted and written");
             // Exiting skips destructors: stop the server first.
@@ -369,7 +271,7 @@ async fn main() {
     }
     for &subscribers in &options.subscribers {
         // A fresh server for each size, so RSS is measured from the same start.
-        let server = start(&options);
+        let server = common::start(&options.server, &options.database_url, false);
         fan_out(&options, &server, subscribers).await;
     }
 }

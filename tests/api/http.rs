@@ -418,6 +418,90 @@ async fn metrics_count_requests_and_statements(app: TestApp) {
     assert!(value("userhub_http_requests_total") >= 2);
     assert_eq!(value("userhub_graphql_operations_total"), 1);
     assert!(value("userhub_db_statements_total") >= 1);
+    assert_eq!(
+        value("userhub_graphql_requests_total{type=\"query\",operation=\"users\",outcome=\"ok\"}"),
+        1
+    );
+    assert_eq!(
+        value("userhub_graphql_request_duration_seconds_count{type=\"query\",operation=\"users\"}"),
+        1
+    );
+    assert_eq!(
+        value("userhub_http_responses_total{route=\"graphql\",status=\"2xx\"}"),
+        1
+    );
+    assert_eq!(
+        value("userhub_http_request_duration_seconds_bucket{route=\"graphql\",le=\"+Inf\"}"),
+        1
+    );
+    assert!(value("userhub_db_statement_duration_seconds_count") >= 1);
+    assert_eq!(value("userhub_subscriptions"), 0);
+    assert_eq!(value("userhub_websocket_connections"), 0);
+
+    // A mutation that calls Clerk, refused once by a rate limit: its call, outcome and retry.
+    let user = app
+        .create_user(crate::helpers::TestUser::new("counted@uni.test"))
+        .await;
+    app.clerk.emulator.inject(
+        userhub::clerk::emulator::Fault::RateLimited {
+            retry_after_seconds: 0,
+        },
+        1,
+    );
+    app.query(
+        r#"mutation($id: ID!) { updateUser(id: $id, input: { role: LECTURER }) { role } }"#,
+        json!({ "id": user.id }),
+    )
+    .await;
+    let forbidden = app
+        .graphql_as(
+            Some(&app.token_for(&user)),
+            "{ auditLog(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert_eq!(
+        value(
+            "userhub_graphql_requests_total{type=\"mutation\",operation=\"updateUser\",outcome=\"ok\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        value(
+            "userhub_graphql_requests_total{type=\"query\",operation=\"auditLog\",outcome=\"FORBIDDEN\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        value(
+            "userhub_clerk_retries_total{call=\"PATCH /users/{id}/metadata\",reason=\"rate_limited\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        value("userhub_clerk_requests_total{call=\"PATCH /users/{id}/metadata\",outcome=\"ok\"}"),
+        1
+    );
+    assert_eq!(
+        value("userhub_clerk_request_duration_seconds_count{call=\"PATCH /users/{id}/metadata\"}"),
+        1
+    );
 }
 
 async fn unknown_routes_answer_json(app: TestApp) {
@@ -428,8 +512,31 @@ async fn unknown_routes_answer_json(app: TestApp) {
         .await
         .expect("answer");
     assert_eq!(response.status(), 404);
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .expect("a request id")
+        .to_owned();
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "NOT_FOUND");
+    assert_eq!(
+        body["error"]["requestId"], request_id,
+        "the error names its request"
+    );
+    // A client's own id is kept, in the header and the error.
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-request-id", "trace-me-42")
+        .header("content-type", "application/json")
+        .body(r#"{"query": "{ nope }"}"#)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["errors"][0]["extensions"]["requestId"], "trace-me-42");
     let response = app
         .client
         .delete(app.url("/graphql"))

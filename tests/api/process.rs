@@ -602,6 +602,20 @@ async fn secrets_never_reach_the_logs_the_answers_or_the_metrics() {
         logs.iter().any(|line| line.contains("\"level\":\"DEBUG\"")),
         "the server logged at debug level"
     );
+    // A request's log lines carry its id.
+    for message in ["webhook handled", "webhook refused"] {
+        let line = logs
+            .iter()
+            .find(|line| line.contains(message))
+            .unwrap_or_else(|| panic!("`{message}` was logged"));
+        let logged: Value = serde_json::from_str(line).expect("a JSON log line");
+        let request_id = logged["spans"].as_array().and_then(|spans| {
+            spans
+                .iter()
+                .find_map(|span| span["request_id"].as_str().filter(|id| !id.is_empty()))
+        });
+        assert!(request_id.is_some(), "{message} names its request: {line}");
+    }
     eprintln!(
         "searched {} log lines ({} at debug level) and {} answers for 4 secrets",
         logs.len(),
