@@ -322,7 +322,7 @@ async fn execute(
         .metrics
         .graphql_errors
         .fetch_add(response.errors.len() as u64, Ordering::Relaxed);
-    let first_code = response.errors.first().map(|error| code_of(error));
+    let first_code = response.errors.first().map(code_of);
     // A field that failed validation may be any name a client made up: not a label.
     let outcome = match &first_code {
         None => "ok".to_owned(),

@@ -372,7 +372,7 @@ async fn every_mutation_that_calls_clerk_fails_cleanly_when_clerk_is_down_slow_o
                 _ => ("mutation { syncUsers(wait: true) { id } }", json!({})),
             };
             let before = snapshot(&app).await;
-            app.clerk.emulator.inject(fault.clone(), 100);
+            app.clerk.emulator.inject(fault, 100);
             let started = Instant::now();
             let body = app.graphql(operation, variables).await;
             let took = started.elapsed();

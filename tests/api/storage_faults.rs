@@ -82,6 +82,9 @@ enum Answer {
     Unclear(String),
 }
 
+/// What kind of request, when it was answered, and how.
+type Timed = (&'static str, Instant, Answer);
+
 fn classify_graphql(status: u16, body: &Value) -> Answer {
     match body["errors"][0]["extensions"]["code"].as_str() {
         None if body["data"]["users"]["edges"].is_array() => Answer::Ok,
@@ -114,7 +117,7 @@ async fn postgres_restarted_under_load_fails_cleanly_and_recovers_by_itself() {
     };
     let app = Arc::new(app);
     let running = Arc::new(AtomicBool::new(true));
-    let answers: Arc<Mutex<Vec<(&'static str, Instant, Answer)>>> = Arc::default();
+    let answers: Arc<Mutex<Vec<Timed>>> = Arc::default();
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut clients = Vec::new();
     for client in 0..8 {
