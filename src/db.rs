@@ -25,12 +25,12 @@ pub async fn connect(
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
-        // A connection taken from the pool must not be inside a transaction. One can be after
-        // a statement failed on a full disk: SQLite rolled the transaction back itself, the
-        // ROLLBACK sqlx then sent failed, and sqlx still counts one open. Reused, its next
-        // transaction opens as a savepoint and its COMMIT commits nothing: writes
-        // acknowledged through it vanish (storage_faults.rs caught that). Such a connection
-        // is closed instead. (One whose rollback is still queued is closed too: rare, cheap.)
+        // A connection taken from the pool must not be inside a transaction. One was, after a
+        // statement failed on a full disk: sqlx still counted a transaction open on it, and so
+        // did SQLite. Reused, its next transaction opened as a savepoint of that one and its
+        // commit committed nothing: writes acknowledged through it were seen by it alone
+        // (storage_faults.rs caught that). Such a connection is closed instead, which rolls
+        // it back. (One whose rollback is merely still queued is closed too: rare, cheap.)
         .map_sqlx_sqlite_before_acquire(|connection, _| {
             Box::pin(async move {
                 use sea_orm::sqlx::Connection as _;

@@ -149,12 +149,14 @@ async fn a_sync_killed_midway_is_failed_on_restart_and_a_rerun_converges(app: Te
     app.clerk.emulator.clear_faults();
 
     let (_second, address) = start_replica_with(&app, &[STALE_AFTER]).await;
+    let restarted = Instant::now();
     wait_until(
         Duration::from_secs(15),
         "the restarted server fails the dead run",
         || async { sync_run(&app, &run_id).await["status"] == "FAILED" },
     )
     .await;
+    let noticed = restarted.elapsed();
     let failed = sync_run(&app, &run_id).await;
     assert!(
         failed["error"]
@@ -188,6 +190,14 @@ async fn a_sync_killed_midway_is_failed_on_restart_and_a_rerun_converges(app: Te
         json!({ "inSync": true, "clerkCount": USERS + 1, "databaseCount": USERS + 1 })
     );
     assert_database_matches_clerk(&app).await;
+    eprintln!(
+        "sync killed after {} of {} users; marked failed {:.1} s after the restart; the rerun \
+         saw {}, and the database equals Clerk",
+        killed["seen"],
+        USERS + 1,
+        noticed.as_secs_f64(),
+        rerun["data"]["syncUsers"]["seen"]
+    );
 
     let metrics = reqwest::get(format!("{address}/metrics"))
         .await
@@ -229,6 +239,9 @@ async fn a_server_killed_during_webhook_delivery_loses_nothing_once_clerk_redeli
         .filter(|delivery| (200..300).contains(&delivery.status))
         .count();
 
+    // Down long enough that some deliveries exhaust the emulator's quick retries, as Clerk's
+    // first retries can be exhausted during a longer outage.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     // The same address, as a restarted server has.
     let listen = address.trim_start_matches("http://").to_owned();
     let (_second, again) = start_replica_with(&app, &[("USERHUB_LISTEN", &listen)]).await;
@@ -240,6 +253,10 @@ async fn a_server_killed_during_webhook_delivery_loses_nothing_once_clerk_redeli
     )
     .await;
     let failed = app.clerk.emulator.recover_webhooks();
+    assert!(
+        failed > 0,
+        "some deliveries failed while the server was down"
+    );
     wait_until(
         Duration::from_secs(60),
         "the failed ones were sent again",

@@ -453,9 +453,9 @@ async fn the_webhook_echo_of_a_mutation_on_one_replica_waits_for_it_on_another()
         .await;
 }
 
-/// The server run at debug level through a full round of work — reads, a mutation that calls
-/// Clerk, a refused token, a signed and a forged webhook, `/metrics`, a stop — never writes the
-/// Clerk secret key, the webhook secret or a session token to its logs, its answers or
+/// The server run at trace level (everything it can log) through a full round of work —
+/// reads, a mutation that calls Clerk, a refused token, a signed and a forged webhook,
+/// `/metrics`, a stop — never writes the Clerk secret key, the webhook secret or a session token to its logs, its answers or
 /// `/metrics`.
 #[tokio::test]
 async fn secrets_never_reach_the_logs_the_answers_or_the_metrics() {
@@ -474,7 +474,7 @@ async fn secrets_never_reach_the_logs_the_answers_or_the_metrics() {
             .env("CLERK_WEBHOOK_SECRET", crate::helpers::WEBHOOK_SECRET)
             .env("USERHUB_LISTEN", "127.0.0.1:0")
             .env("USERHUB_LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "trace")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -617,10 +617,12 @@ async fn secrets_never_reach_the_logs_the_answers_or_the_metrics() {
         assert!(request_id.is_some(), "{message} names its request: {line}");
     }
     eprintln!(
-        "searched {} log lines ({} at debug level) and {} answers for 4 secrets",
+        "searched {} log lines ({} at debug or trace level) and {} answers for 4 secrets",
         logs.len(),
         logs.iter()
-            .filter(|line| line.contains("\"level\":\"DEBUG\""))
+            .filter(|line| {
+                line.contains("\"level\":\"DEBUG\"") || line.contains("\"level\":\"TRACE\"")
+            })
             .count(),
         answers.len()
     );
