@@ -455,8 +455,8 @@ async fn the_webhook_echo_of_a_mutation_on_one_replica_waits_for_it_on_another()
 
 /// The server run at trace level (everything it can log) through a full round of work —
 /// reads, a mutation that calls Clerk, a refused token, a signed and a forged webhook,
-/// `/metrics`, a stop — never writes the Clerk secret key, the webhook secret or a session token to its logs, its answers or
-/// `/metrics`.
+/// `/metrics`, a stop — never writes the Clerk secret key, the webhook secret or a session
+/// token to its logs, its answers or `/metrics`.
 #[tokio::test]
 async fn secrets_never_reach_the_logs_the_answers_or_the_metrics() {
     let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, |_| {})
