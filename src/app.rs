@@ -374,7 +374,7 @@ impl Server {
         // Any replica notices a sync whose process died, so its run does not stay `running`.
         let db = self.state.db.clone();
         let metrics = self.state.metrics.clone();
-        let stale_after = Duration::from_secs(self.state.config.sync_stale_after_seconds.max(1));
+        let stale_after = self.state.config.sync_stale_after();
         let sweeping = tokio::spawn(async move {
             let mut ticks =
                 tokio::time::interval((stale_after / 2).max(Duration::from_millis(500)));

@@ -177,7 +177,7 @@ async fn sync(config: Config) -> anyhow::Result<()> {
     };
     let clerk = ClerkClient::new(&config.clerk_api_url, secret, RetryPolicy::default());
     let db = open_database(&config).await?;
-    let stale_after = std::time::Duration::from_secs(config.sync_stale_after_seconds.max(1));
+    let stale_after = config.sync_stale_after();
     let started = match sync::start(&db, "cli", stale_after).await? {
         Started::New(run) => run,
         Started::AlreadyRunning(run) => anyhow::bail!(

@@ -230,6 +230,11 @@ impl Config {
     }
 
     /// Local mode: no Clerk account configured, so the embedded emulator stands in for it.
+    /// How long a running sync may go without a heartbeat (at least a second).
+    pub fn sync_stale_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.sync_stale_after_seconds.max(1))
+    }
+
     pub fn is_local_mode(&self) -> bool {
         self.clerk_secret_key.is_none()
     }

@@ -289,7 +289,8 @@ pub async fn stamp_request_id(response: Response, request_id: &str) -> Response 
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    // Error answers are small; anything larger is passed on as it was.
+    // userhub's error answers are small (the size limit bounds a GraphQL one); a larger body
+    // cannot be one of them, and is replaced by a generic error rather than held in memory.
     let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
         return json_error(
             StatusCode::INTERNAL_SERVER_ERROR,

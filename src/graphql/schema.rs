@@ -41,9 +41,7 @@ pub fn build_schema(
         .data(events)
         .data(loader)
         .data(metrics)
-        .data(crate::service::sync::StaleAfter(Duration::from_secs(
-            config.sync_stale_after_seconds.max(1),
-        )))
+        .data(crate::service::sync::StaleAfter(config.sync_stale_after()))
         .limit_complexity(config.max_query_complexity)
         // async-graphql's parser recursion guard; well above any depth the limit allows.
         .limit_recursive_depth(64)
