@@ -278,10 +278,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         None
     };
-    let ready = database_ok && migrations_current == Some(true);
+    // A replica that cannot hear changes would serve subscriptions that stay silent.
+    let listening = state.events.is_listening();
+    let ready = database_ok && migrations_current == Some(true) && listening;
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": if database_ok { "ok" } else { "unreachable" },
+        "events": if listening { "listening" } else { "reconnecting" },
         "migrations": match migrations_current {
             Some(true) => "current",
             Some(false) => "pending",

@@ -16,6 +16,7 @@
 mod postgres;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use entity::{sync_run, user};
@@ -117,6 +118,9 @@ pub struct EventBus {
 struct Inner {
     local: broadcast::Sender<Event>,
     transport: Transport,
+    /// False while a replica's `LISTEN` connection is being made again: changes committed
+    /// then reach no subscriber here.
+    listening: Arc<AtomicBool>,
 }
 
 enum Transport {
@@ -145,6 +149,7 @@ impl EventBus {
             inner: Arc::new(Inner {
                 local,
                 transport: Transport::InProcess,
+                listening: Arc::new(AtomicBool::new(true)),
             }),
         }
     }
@@ -157,11 +162,13 @@ impl EventBus {
         capacity: usize,
     ) -> Result<EventBus, DbErr> {
         let (local, _) = broadcast::channel(capacity.max(16));
-        let stop = postgres::listen(database_url, db, local.clone()).await?;
+        let listening = Arc::new(AtomicBool::new(false));
+        let stop = postgres::listen(database_url, db, local.clone(), listening.clone()).await?;
         Ok(EventBus {
             inner: Arc::new(Inner {
                 local,
                 transport: Transport::Postgres { _stop: Some(stop) },
+                listening,
             }),
         })
     }
@@ -189,12 +196,22 @@ impl EventBus {
             _ => Transport::InProcess,
         };
         EventBus {
-            inner: Arc::new(Inner { local, transport }),
+            inner: Arc::new(Inner {
+                local,
+                transport,
+                listening: Arc::new(AtomicBool::new(true)),
+            }),
         }
     }
 
     fn is_postgres(&self) -> bool {
         matches!(self.inner.transport, Transport::Postgres { .. })
+    }
+
+    /// Whether changes committed now reach this replica's subscribers: false only while a
+    /// lost `LISTEN` connection is being made again.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening.load(Ordering::Acquire)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -2,11 +2,12 @@
 //! per replica.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
@@ -91,31 +92,52 @@ pub(super) async fn notify<C: ConnectionTrait>(
 }
 
 async fn connect(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
-    let mut listener = PgListener::connect(url).await?;
+    // `PgListener::connect` waits up to 30 s for a connection, with back-offs growing to 6 s;
+    // a bounded wait lets the replica listen again within a moment of PostgreSQL's return.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.ignore_pool_close_event(true);
+    // Otherwise a lost connection is made again inside `try_recv`, unseen, for as long as
+    // PostgreSQL is away; `run` makes it again itself and knows when it is deaf.
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
 
 /// Listens on this replica's connection and hands what arrives to `local`. Returns once the
-/// `LISTEN` is in place; the task stops when the returned sender is dropped.
+/// `LISTEN` is in place; the task stops when the returned sender is dropped. `listening` says
+/// whether the connection is up.
 pub(super) async fn listen(
     url: &str,
     db: DatabaseConnection,
     local: broadcast::Sender<Event>,
+    listening: Arc<AtomicBool>,
 ) -> Result<oneshot::Sender<()>, DbErr> {
     let listener = connect(url)
         .await
         .map_err(|err| DbErr::Custom(format!("cannot LISTEN for change events: {err}")))?;
+    listening.store(true, Ordering::Release);
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(run(url.to_owned(), listener, db, local, stopped));
+    tokio::spawn(run(url.to_owned(), listener, db, local, listening, stopped));
     Ok(stop)
 }
+
+/// Connection attempts back off to this: refused connections cost little, and every second
+/// the replica is deaf is a second of changes its subscribers are told they missed.
+const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(1);
 
 async fn run(
     url: String,
     mut listener: PgListener,
     db: DatabaseConnection,
     local: broadcast::Sender<Event>,
+    listening: Arc<AtomicBool>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     loop {
@@ -123,35 +145,36 @@ async fn run(
             _ = &mut stopped => return,
             received = listener.try_recv() => received,
         };
-        match received {
-            Ok(Some(notification)) => deliver(&db, &local, notification.payload()).await,
-            Ok(None) => {
-                tracing::warn!(
-                    "the change-event connection to PostgreSQL was lost and made again; live subscribers are told they may have missed events"
-                );
-                let _ = local.send(Event::Missed);
+        let lost = match received {
+            Ok(Some(notification)) => {
+                deliver(&db, &local, notification.payload()).await;
+                continue;
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "the change-event connection to PostgreSQL failed; reconnecting");
-                let _ = local.send(Event::Missed);
-                let mut wait = Duration::from_millis(100);
-                listener = loop {
-                    tokio::select! {
-                        _ = &mut stopped => return,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    match connect(&url).await {
-                        Ok(listener) => break listener,
-                        Err(err) => {
-                            tracing::warn!(error = %err, "cannot LISTEN for change events yet");
-                            wait = (wait * 2).min(Duration::from_secs(5));
-                        }
-                    }
-                };
-                // Changes committed while the connection was down were never heard.
-                let _ = local.send(Event::Missed);
+            Ok(None) => "the connection was closed".to_owned(),
+            Err(err) => err.to_string(),
+        };
+        listening.store(false, Ordering::Release);
+        tracing::warn!(error = %lost, "the change-event connection to PostgreSQL was lost; reconnecting, and telling live subscribers they may have missed events");
+        let _ = local.send(Event::Missed);
+        let mut wait = Duration::from_millis(100);
+        listener = loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(wait) => {}
             }
-        }
+            match connect(&url).await {
+                Ok(listener) => break listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for change events yet");
+                    wait = (wait * 2).min(MAX_RECONNECT_WAIT);
+                }
+            }
+        };
+        // Changes committed while the connection was down were never heard; a subscriber that
+        // came since is told so too, before the replica says it listens again.
+        let _ = local.send(Event::Missed);
+        listening.store(true, Ordering::Release);
+        tracing::info!("listening for change events again");
     }
 }
 

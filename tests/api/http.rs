@@ -394,7 +394,7 @@ async fn health_and_readiness_report_the_database(app: TestApp) {
     let ready: Value = ready.json().await.expect("JSON");
     assert_eq!(
         ready,
-        json!({ "status": "ready", "database": "ok", "migrations": "current" })
+        json!({ "status": "ready", "database": "ok", "events": "listening", "migrations": "current" })
     );
 }
 
