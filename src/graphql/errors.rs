@@ -34,6 +34,16 @@ pub(crate) fn assign_codes(response: &mut Response) {
     }
 }
 
+/// Names, in every error of `response`, the request it answers, as the logs do.
+pub fn stamp_request_id(response: &mut Response, request_id: &str) {
+    for error in &mut response.errors {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("requestId", request_id);
+    }
+}
+
 pub fn code_of(error: &ServerError) -> Option<String> {
     error
         .extensions

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::errors::{code_of, is_request_error_code};
+use super::errors::{code_of, is_request_error_code, stamp_request_id};
 use super::execute::Prepared;
 use super::graphiql;
 use crate::app::AppState;
@@ -109,7 +109,8 @@ fn error_response(status: StatusCode, code: &str, message: &str, format: Format)
         .into_response()
 }
 
-fn request_id(headers: &HeaderMap) -> Option<String> {
+/// The id the request-id middleware gave this request (or the client sent).
+pub(super) fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
@@ -342,12 +343,7 @@ async fn execute(
         .metrics
         .observe_operation(kind, label, &outcome, started.elapsed());
     if let Some(request_id) = &request_id {
-        for error in &mut response.errors {
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("requestId", request_id.as_str());
-        }
+        stamp_request_id(&mut response, request_id);
     }
 
     let request_error = response.data == async_graphql::Value::Null

@@ -22,9 +22,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
-use super::errors::{code_of, is_request_error_code};
-use super::http::RequestId;
+use super::errors::{code_of, is_request_error_code, stamp_request_id};
+use super::http::{RequestId, request_id};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::{bearer_token, session_token};
@@ -62,10 +63,13 @@ pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) 
         .and_then(|protocol| protocol.to_str().ok())
         .map(str::to_owned);
     let cookie_token = session_token(headers);
-    upgrade.on_upgrade(move |socket| async move {
+    let upgrade_id = request_id(headers).unwrap_or_else(|| "ws".to_owned());
+    // The connection outlives the upgrade's response; its log lines still name the request.
+    let span = tracing::Span::current();
+    let connection = move |socket: WebSocket| async move {
         if let Some(protocol) = selected {
             let legacy = protocol == LEGACY_PROTOCOL;
-            Connection::new(state, cookie_token, legacy)
+            Connection::new(state, cookie_token, legacy, upgrade_id)
                 .run(socket)
                 .await;
         } else {
@@ -77,7 +81,8 @@ pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) 
                 ))
                 .await;
         }
-    })
+    };
+    upgrade.on_upgrade(move |socket| connection(socket).instrument(span))
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +169,8 @@ fn text(value: Value) -> Message {
 
 struct Connection {
     state: AppState,
+    /// The upgrade's request id: an operation's is this and its own id.
+    upgrade_id: String,
     cookie_token: Option<String>,
     /// Speaking subscriptions-transport-ws's `graphql-ws`.
     legacy: bool,
@@ -176,9 +183,15 @@ struct Connection {
 struct Close(u16, String);
 
 impl Connection {
-    fn new(state: AppState, cookie_token: Option<String>, legacy: bool) -> Connection {
+    fn new(
+        state: AppState,
+        cookie_token: Option<String>,
+        legacy: bool,
+        upgrade_id: String,
+    ) -> Connection {
         Connection {
             state,
+            upgrade_id,
             cookie_token,
             legacy,
             init_received: false,
@@ -356,16 +369,21 @@ impl Connection {
                         }
                     }
                 }
+                let request_id = format!("{}:{id}", self.upgrade_id);
                 let request = request
                     .data(caller)
-                    .data(RequestId(Some(format!("ws:{id}"))));
-                let operation = tokio::spawn(run_operation(
-                    self.state.clone(),
-                    id.clone(),
-                    request,
-                    outgoing.clone(),
-                    self.legacy,
-                ));
+                    .data(RequestId(Some(request_id.clone())));
+                let operation = tokio::spawn(
+                    run_operation(
+                        self.state.clone(),
+                        id.clone(),
+                        request_id,
+                        request,
+                        outgoing.clone(),
+                        self.legacy,
+                    )
+                    .instrument(tracing::info_span!("operation", id = %id)),
+                );
                 self.operations.insert(id, operation);
             }
             ClientMessage::Complete { id } => {
@@ -386,6 +404,7 @@ async fn send(outgoing: &mpsc::Sender<Message>, message: Value) {
 async fn run_operation(
     state: AppState,
     id: String,
+    request_id: String,
     request: async_graphql::Request,
     outgoing: mpsc::Sender<Message>,
     legacy: bool,
@@ -394,7 +413,8 @@ async fn run_operation(
     let _running = crate::metrics::GaugeGuard::hold(&state.metrics.subscriptions);
     let mut responses = state.schema.execute_stream(request);
     let mut first = true;
-    while let Some(response) = responses.next().await {
+    while let Some(mut response) = responses.next().await {
+        stamp_request_id(&mut response, &request_id);
         let never_ran = first
             && response.data == async_graphql::Value::Null
             && response

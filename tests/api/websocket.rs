@@ -182,7 +182,21 @@ async fn the_session_cookie_of_the_upgrade_authenticates_the_socket(app: TestApp
 }
 
 async fn anonymous_sockets_are_acknowledged_but_see_no_data(app: TestApp) {
-    let mut socket = connect(&app).await;
+    let mut request = app
+        .url("/graphql")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("a header"),
+    );
+    request
+        .headers_mut()
+        .insert("x-request-id", "upgrade-7".parse().expect("a header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade succeeds");
     send(&mut socket, json!({ "type": "connection_init" })).await;
     assert_eq!(
         receive(&mut socket).await.expect("ack")["type"],
@@ -194,6 +208,11 @@ async fn anonymous_sockets_are_acknowledged_but_see_no_data(app: TestApp) {
         messages[0]["payload"]["errors"][0]["extensions"]["code"],
         "UNAUTHENTICATED"
     );
+    // Each error names the upgrade's request and the operation, as the logs do.
+    assert_eq!(
+        messages[0]["payload"]["errors"][0]["extensions"]["requestId"],
+        "upgrade-7:1"
+    );
     assert_eq!(messages[1]["type"], "complete");
     // An operation that cannot run at all is an `error` message, with nothing after it.
     let messages = operation(&mut socket, "2", "{ nope }").await;
@@ -202,6 +221,10 @@ async fn anonymous_sockets_are_acknowledged_but_see_no_data(app: TestApp) {
     assert_eq!(
         messages[0]["payload"][0]["extensions"]["code"],
         "GRAPHQL_VALIDATION_FAILED"
+    );
+    assert_eq!(
+        messages[0]["payload"][0]["extensions"]["requestId"],
+        "upgrade-7:2"
     );
 }
 
