@@ -17,7 +17,9 @@ use userhub::clerk::emulator::Fault;
 use userhub::clerk::emulator::webhooks::Endpoint;
 use userhub::config::Config;
 
-use crate::helpers::{TestApp, TestUser, WEBHOOK_SECRET, error_code, on_both_databases};
+use crate::helpers::{
+    TestApp, TestUser, WEBHOOK_SECRET, error_code, metric, on_both_databases, scrape_metrics,
+};
 use crate::process::start_replica_with;
 
 on_both_databases!(
@@ -103,13 +105,6 @@ async fn assert_database_matches_clerk(app: &TestApp) {
     for (clerk_id, expected) in &clerk {
         assert_eq!(here.get(clerk_id), Some(expected), "{clerk_id}");
     }
-}
-
-fn metric(text: &str, line_start: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(line_start))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 async fn a_sync_killed_midway_is_failed_on_restart_and_a_rerun_converges(app: TestApp) {
@@ -199,12 +194,7 @@ async fn a_sync_killed_midway_is_failed_on_restart_and_a_rerun_converges(app: Te
         rerun["data"]["syncUsers"]["seen"]
     );
 
-    let metrics = reqwest::get(format!("{address}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape_metrics(&address).await;
     assert_eq!(
         metric(&metrics, "userhub_sync_runs_total{outcome=\"interrupted\"}"),
         1

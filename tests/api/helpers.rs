@@ -492,6 +492,25 @@ impl<'a> TestUser<'a> {
 }
 
 /// The `extensions.code` of the first error of a response.
+/// The text `GET /metrics` at `address` answers now.
+pub(crate) async fn scrape_metrics(address: &str) -> String {
+    reqwest::get(format!("{address}/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of one sample of a scrape, named with its labels; panics, showing the scrape, when
+/// it is not there.
+pub(crate) fn metric(text: &str, sample: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{sample} in {text}"))
+}
+
 pub(crate) fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, on_both_databases, spawn_app};
+use crate::helpers::{TestApp, metric, on_both_databases, scrape_metrics, spawn_app};
 
 on_both_databases!(
     malformed_json_is_a_400_with_a_code,
@@ -349,22 +349,14 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after(app: TestApp) {
     let body: Value = refused.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("userhub_rate_limited_total{route=\"graphql\"} 2"),
-        "{metrics}"
+    let metrics = scrape_metrics(&app.address).await;
+    assert_eq!(
+        metric(&metrics, "userhub_rate_limited_total{route=\"graphql\"}"),
+        2
     );
-    assert!(
-        metrics.contains("userhub_rate_limited_total{route=\"webhooks\"} 1"),
-        "{metrics}"
+    assert_eq!(
+        metric(&metrics, "userhub_rate_limited_total{route=\"webhooks\"}"),
+        1
     );
 
     // A second later the bucket holds one token again.
@@ -400,21 +392,8 @@ async fn health_and_readiness_report_the_database(app: TestApp) {
 
 async fn metrics_count_requests_and_statements(app: TestApp) {
     app.query("{ users { totalCount } }", json!({})).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
-    let value = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
+    let text = scrape_metrics(&app.address).await;
+    let value = |name: &str| metric(&text, name);
     assert!(value("userhub_http_requests_total") >= 2);
     assert_eq!(value("userhub_graphql_operations_total"), 1);
     assert!(value("userhub_db_statements_total") >= 1);
@@ -461,21 +440,8 @@ async fn metrics_count_requests_and_statements(app: TestApp) {
         )
         .await;
     assert_eq!(forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN");
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
-    let value = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
+    let text = scrape_metrics(&app.address).await;
+    let value = |name: &str| metric(&text, name);
     assert_eq!(
         value(
             "userhub_graphql_requests_total{type=\"mutation\",operation=\"updateUser\",outcome=\"ok\"}"

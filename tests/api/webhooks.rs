@@ -549,18 +549,10 @@ async fn unknown_event_types_are_acknowledged_and_ignored(app: TestApp) {
         before.2 + 4,
         "each is recorded, so a retry is a no-op"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("userhub_webhooks_total{outcome=\"ignored\"} 4"),
-        "{metrics}"
+    let metrics = crate::helpers::scrape_metrics(&app.address).await;
+    assert_eq!(
+        crate::helpers::metric(&metrics, "userhub_webhooks_total{outcome=\"ignored\"}"),
+        4
     );
 }
 
