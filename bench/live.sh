@@ -79,16 +79,4 @@ echo "$table"
 if [ "${WRITE:-1}" = 0 ]; then
   exit 0
 fi
-python3 - "$table" <<'PY'
-import sys, pathlib
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text()
-start, end = "<!-- live:start -->", "<!-- live:end -->"
-block = f"{start}\n{sys.argv[1]}\n{end}"
-if start in text and end in text:
-    text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip() + "\n\n" + block + "\n"
-path.write_text(text)
-PY
-echo "BENCHMARKS.md updated"
+python3 bench/section.py live 'W2 and W3: webhook ingest and live fan-out (`bench/live.sh`)' "$table"

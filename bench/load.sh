@@ -71,16 +71,4 @@ PY
 )"
 echo
 echo "$table"
-python3 - "$table" <<'PY'
-import sys, pathlib
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text()
-start, end = "<!-- load:start -->", "<!-- load:end -->"
-block = f"{start}\n{sys.argv[1]}\n{end}"
-if start in text and end in text:
-    text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip() + "\n\n" + block + "\n"
-path.write_text(text)
-PY
-echo "BENCHMARKS.md updated"
+python3 bench/section.py load 'Mixed load (`bench/load.sh`)' "$table"

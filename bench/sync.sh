@@ -115,16 +115,4 @@ if [ "${WRITE:-1}" = 0 ]; then
   printf '%s\n' "$table"
   exit 0
 fi
-python3 - "$table" <<'PY'
-import sys, pathlib
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text() if path.exists() else "# Benchmarks\n"
-start, end = "<!-- sync:start -->", "<!-- sync:end -->"
-block = f"{start}\n{sys.argv[1]}\n{end}"
-if start in text and end in text:
-    text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip() + "\n\n## W4: sync of Clerk users (`bench/sync.sh`)\n\n" + block + "\n"
-path.write_text(text)
-PY
-echo "BENCHMARKS.md updated"
+python3 bench/section.py sync 'W4: sync of Clerk users (`bench/sync.sh`)' "$table"

@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+import section
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -490,15 +492,7 @@ def write_report(results, per_request, idle, peak, statements, ceiling, starts) 
         lines += ["```", "", "</details>"]
     block = "\n".join(lines)
     print(block)
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    start, end = "<!-- w1:start -->", "<!-- w1:end -->"
-    section = f"{start}\n{block}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n## W1: a page of users, side by side with PostGraphile (`bench/w1.sh`)\n\n" + section + "\n"
-    path.write_text(text)
+    section.write("w1", "W1: a page of users, side by side with PostGraphile (`bench/w1.sh`)", block)
     log("BENCHMARKS.md updated")
 
 
