@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, on_both_databases};
 
-on_both_databases!(hostile_documents_are_refused_by_a_limit_and_the_server_carries_on);
+on_both_databases!(
+    hostile_documents_are_refused_by_a_limit_and_the_server_carries_on,
+    fragment_fan_out_is_refused_in_time_linear_in_the_document,
+);
 
 /// Posts a raw body as the test's admin: the status, the answer and its size.
 async fn post(app: &TestApp, body: String) -> (u16, Value, usize) {
@@ -183,4 +186,95 @@ async fn hostile_documents_are_refused_by_a_limit_and_the_server_carries_on(app:
         )
         .await;
     assert_eq!(data["users"]["totalCount"], 1);
+}
+
+/// `{ ...F0 } fragment F0 { ...F1 ...F1 } … fragment F{levels} { leaf }`: `width` spreads of
+/// the next fragment at every level, so `width^levels` fields from a document of a few KB.
+fn fan_out(levels: usize, width: usize, on: &str, leaf: &str) -> String {
+    let mut document = format!("{{ ...F0 }}\n");
+    for level in 0..levels {
+        let spreads = vec![format!("...F{}", level + 1); width].join(" ");
+        document.push_str(&format!("fragment F{level} on {on} {{ {spreads} }}\n"));
+    }
+    document.push_str(&format!("fragment F{levels} on {on} {{ {leaf} }}\n"));
+    document
+}
+
+/// The checks before authentication cost time linear in the document, however its fragments
+/// multiply: each fan-out is refused for the fields it would execute, before anything runs
+/// and without a token. (They were walked again at every spread: 2^40 steps for the first.)
+async fn fragment_fan_out_is_refused_in_time_linear_in_the_document(app: TestApp) {
+    let mut family = vec![
+        (
+            "2^40 from 41 fragments",
+            fan_out(40, 2, "Query", "__typename"),
+        ),
+        ("3^30", fan_out(30, 3, "Query", "__typename")),
+        ("10^12", fan_out(12, 10, "Query", "__typename")),
+        ("2^64, saturating", fan_out(64, 2, "Query", "__typename")),
+        ("2^200, saturating", fan_out(200, 2, "Query", "__typename")),
+        (
+            "2^40 of fields with selections",
+            fan_out(40, 2, "Query", "me { id email }"),
+        ),
+    ];
+    // Depth multiplied instead of width: each level nests the next inside a field.
+    let mut nested = String::from("{ ...N0 }\n");
+    for level in 0..40 {
+        nested.push_str(&format!(
+            "fragment N{level} on Query {{ a: __typename ...N{next} b: __typename ...N{next} }}\n",
+            next = level + 1
+        ));
+    }
+    nested.push_str("fragment N40 on Query { me { organisation { users { nodes { id } } } } }\n");
+    family.push(("2^40 with deep leaves", nested));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    for (name, document) in family {
+        assert!(document.len() < 16 * 1024, "{name}: a small document");
+        // The fastest of three tries, so a busy test machine does not decide the result.
+        let mut fastest = std::time::Duration::MAX;
+        let mut last = Value::Null;
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let response = client
+                .post(app.url("/graphql"))
+                .header("content-type", "application/json")
+                .header("accept", "application/graphql-response+json")
+                .body(query(document.clone()))
+                .send()
+                .await
+                .unwrap_or_else(|error| panic!("{name}: the server answers in time: {error}"));
+            let status = response.status().as_u16();
+            last = response.json().await.expect("a JSON answer");
+            fastest = fastest.min(started.elapsed());
+            assert_eq!(status, 400, "{name}: {last}");
+        }
+        let error = &last["errors"][0];
+        assert_eq!(
+            error["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{name}: {last}"
+        );
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("too many fields"),
+            "{name}: {last}"
+        );
+        assert!(
+            fastest < std::time::Duration::from_millis(50),
+            "{name}: refused in {fastest:?}"
+        );
+    }
+    // A document that spreads fragments sensibly is still served.
+    let data = app
+        .query(
+            "{ ...A ...A } fragment A on Query { me { ...B } } fragment B on User { id email }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["me"]["email"], app.admin.email.as_str());
 }
