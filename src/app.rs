@@ -49,6 +49,8 @@ pub struct AppState {
     /// Per-client limits on `/graphql` and on the webhook route; `None` when off.
     pub graphql_limit: Option<Arc<RateLimiter>>,
     pub webhook_limit: Option<Arc<RateLimiter>>,
+    /// WebSockets open per client.
+    pub sockets: Arc<graphql::ws::OpenSockets>,
 }
 
 impl AppState {
@@ -158,14 +160,14 @@ impl AppState {
                     Guarded::Graphql,
                     config.rate_limit_per_minute,
                     config.rate_limit_burst,
-                    config.trust_forwarded_for,
+                    config.proxy_hops(),
                     metrics.clone(),
                 ),
                 RateLimiter::new(
                     Guarded::Webhooks,
                     config.webhook_rate_limit_per_minute,
                     config.webhook_rate_limit_burst,
-                    config.trust_forwarded_for,
+                    config.proxy_hops(),
                     metrics.clone(),
                 ),
             )
@@ -182,6 +184,7 @@ impl AppState {
             local,
             graphql_limit,
             webhook_limit,
+            sockets: Arc::default(),
         })
     }
 }
@@ -229,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_time))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -261,6 +265,80 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
             crate::error::stamp_request_id(response, request_id).await
         }
         _ => response,
+    }
+}
+
+/// Bounds a request in time: its body must arrive within `USERHUB_BODY_TIMEOUT_MS` (408), and
+/// its answer be ready within `USERHUB_REQUEST_TIMEOUT_MS` (503), so a client that trickles
+/// its body, or a request stuck on a dependency, does not hold a connection and a worker.
+async fn limit_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let body_timeout = Duration::from_millis(state.config.body_timeout_ms.max(1));
+    let request_timeout = Duration::from_millis(state.config.request_timeout_ms.max(1));
+    let late = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let request = request.map(|body| {
+        axum::body::Body::new(DeadlineBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep(body_timeout)),
+            late: late.clone(),
+        })
+    });
+    let answered = tokio::time::timeout(request_timeout, next.run(request)).await;
+    if late.load(Ordering::Relaxed) {
+        return json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!(
+                "the request body did not arrive within {} ms",
+                body_timeout.as_millis()
+            ),
+        );
+    }
+    answered.unwrap_or_else(|_| {
+        json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TIMEOUT",
+            format!(
+                "the request was not answered within {} ms; try again later",
+                request_timeout.as_millis()
+            ),
+        )
+    })
+}
+
+/// A request body that fails, and says so in `late`, once its deadline passes.
+struct DeadlineBody {
+    inner: axum::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    late: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.late.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive in time",
+            ))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -395,17 +473,95 @@ impl Server {
                 }
             }
         });
-        // The peer's address is what the rate limits key on.
-        let served = axum::serve(
-            self.listener,
-            router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let header_timeout = Duration::from_millis(self.state.config.header_timeout_ms.max(1));
+        let served =
+            serve_connections(self.listener, router(self.state), header_timeout, shutdown).await;
         pruning.abort();
         sweeping.abort();
         served
     }
+}
+
+/// Accepts connections and serves `router` on each until `shutdown`, then lets each finish the
+/// request it is answering. It does what `axum::serve` does not: every connection gets
+/// `TCP_NODELAY` (without it a WebSocket answer sent as `next` then `complete` waits for the
+/// client's delayed ACK, 40 ms an operation) and hyper's header-read timer, so a client that
+/// sends its headers slowly is disconnected. The peer's address is put in each request, as
+/// `ConnectInfo`, for the rate and connection limits.
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .enable_connect_protocol();
+    let builder = Arc::new(builder);
+    // Dropped at shutdown: each connection then finishes gracefully. Each holds a clone of
+    // `open`, so the receiver's `closed` completes when the last one is gone.
+    let (stop, stopping) = tokio::sync::watch::channel(());
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, for example: wait instead of spinning.
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+        let service = router.clone().map_request(
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let builder = builder.clone();
+        let mut stopping = stopping.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = result {
+                tracing::trace!(error = %err, "connection ended with an error");
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    drop(open);
+    while all_closed.recv().await.is_some() {}
+    Ok(())
 }
 
 /// Completes on Ctrl+C or SIGTERM.

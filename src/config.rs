@@ -99,6 +99,65 @@ pub struct Config {
     #[arg(long, env = "USERHUB_WS_INIT_TIMEOUT_MS", default_value_t = 3000)]
     pub ws_init_timeout_ms: u64,
 
+    /// Most operations (queries, mutations, subscriptions) one WebSocket may run at once; one
+    /// more is answered with an `error` (`RATE_LIMITED`) and the socket stays open.
+    #[arg(long, env = "USERHUB_WS_MAX_OPERATIONS", default_value_t = 100)]
+    pub ws_max_operations: usize,
+
+    /// Operations a minute one WebSocket may start, after a burst of
+    /// `USERHUB_WS_OPERATIONS_BURST`; 0 turns the limit off. One over it is answered with an
+    /// `error` (`RATE_LIMITED`). Always off in local mode.
+    #[arg(long, env = "USERHUB_WS_OPERATIONS_PER_MINUTE", default_value_t = 600)]
+    pub ws_operations_per_minute: u32,
+
+    /// How many operations a WebSocket may start at once before its per-minute limit applies.
+    #[arg(long, env = "USERHUB_WS_OPERATIONS_BURST", default_value_t = 100)]
+    pub ws_operations_burst: u32,
+
+    /// How long a WebSocket whose `connection_init` carried no credentials stays open: an
+    /// anonymous caller sees no data, so the socket closes then (4401).
+    #[arg(long, env = "USERHUB_WS_ANONYMOUS_SECONDS", default_value_t = 30)]
+    pub ws_anonymous_seconds: u64,
+
+    /// Most WebSockets one client (address, or IPv6 /64) may hold open at once; one more
+    /// upgrade is answered 429. 0 turns the limit off; always off in local mode.
+    #[arg(
+        long,
+        env = "USERHUB_WS_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 256
+    )]
+    pub ws_max_connections_per_client: usize,
+
+    /// How long a client may take to send a request's headers, in milliseconds (slow-header
+    /// clients are disconnected).
+    #[arg(long, env = "USERHUB_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// How long a request's body may take to arrive after its headers, in milliseconds; a
+    /// slower one is answered 408 (`REQUEST_TIMEOUT`).
+    #[arg(long, env = "USERHUB_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
+    /// How long a request may take from the end of its headers to its answer, in
+    /// milliseconds; a slower one is answered 503 (`TIMEOUT`). A WebSocket is exempt once
+    /// upgraded; a sync asked to `wait` goes on when its request gives up.
+    #[arg(long, env = "USERHUB_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
+    pub request_timeout_ms: u64,
+
+    /// Origins (`scheme://host[:port]`, comma-separated) whose browser pages may call the API
+    /// (CORS, and cookie-authenticated WebSockets); `CLERK_AUTHORIZED_PARTIES` when unset.
+    #[arg(long, env = "USERHUB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Serve `/metrics` on this address instead of the main one (for example `127.0.0.1:9100`,
+    /// reachable only from the host); the main listener then answers it 404.
+    #[arg(long, env = "USERHUB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// A bearer token `/metrics` requires (`Authorization: Bearer <token>`); open when unset.
+    #[arg(long, env = "USERHUB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// After fetching Clerk's keys, a token naming an unknown key id triggers another fetch
     /// no sooner than this, so forged key ids cannot make userhub hammer Clerk.
     #[arg(long, env = "USERHUB_JWKS_REFETCH_SECONDS", default_value_t = 10)]
@@ -149,10 +208,16 @@ pub struct Config {
     #[arg(long, env = "USERHUB_WEBHOOK_RATE_LIMIT_BURST", default_value_t = 1000)]
     pub webhook_rate_limit_burst: u32,
 
-    /// Take the client of a rate limit from the first address of `X-Forwarded-For` (set this
-    /// behind a proxy that writes it; otherwise every client is the proxy).
+    /// Same as `USERHUB_TRUSTED_PROXY_HOPS=1` (kept for existing deployments).
     #[arg(long, env = "USERHUB_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
+
+    /// How many proxies in front of userhub append to `X-Forwarded-For`. The client of the
+    /// rate and connection limits is the address the outermost trusted proxy appended (that
+    /// many entries from the right); entries left of it are the client's own words and are
+    /// ignored. 0: the peer address. IPv6 clients are keyed by their /64.
+    #[arg(long, env = "USERHUB_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
 
     /// In local mode, fill the embedded Clerk emulator with a small demo directory.
     #[arg(long, env = "USERHUB_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set)]
@@ -226,6 +291,18 @@ impl Config {
             webhook_rate_limit_per_minute: 30000,
             webhook_rate_limit_burst: 1000,
             trust_forwarded_for: false,
+            trusted_proxy_hops: 0,
+            ws_max_operations: 100,
+            ws_operations_per_minute: 600,
+            ws_operations_burst: 100,
+            ws_anonymous_seconds: 30,
+            ws_max_connections_per_client: 256,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            cors_origins: Vec::new(),
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
 
@@ -243,6 +320,30 @@ impl Config {
         self.clerk_jwks_url
             .clone()
             .unwrap_or_else(|| format!("{}/jwks", self.clerk_api_url.trim_end_matches('/')))
+    }
+
+    /// Proxies trusted to append to `X-Forwarded-For`.
+    pub fn proxy_hops(&self) -> usize {
+        if self.trusted_proxy_hops == 0 && self.trust_forwarded_for {
+            1
+        } else {
+            self.trusted_proxy_hops
+        }
+    }
+
+    /// The browser origins allowed to call the API: `USERHUB_CORS_ORIGINS`, else
+    /// `CLERK_AUTHORIZED_PARTIES`.
+    pub fn browser_origins(&self) -> Vec<String> {
+        let origins = if self.cors_origins.is_empty() {
+            &self.clerk_authorized_parties
+        } else {
+            &self.cors_origins
+        };
+        origins
+            .iter()
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect()
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -1,18 +1,20 @@
 //! Per-client rate limits for `/graphql` and the webhook route: a token bucket per client
 //! address, answered with 429 and `Retry-After` when empty.
 //!
-//! A client is its peer address, or with `USERHUB_TRUST_FORWARDED_FOR` the first address of
-//! `X-Forwarded-For` (behind a proxy every peer is the proxy). The buckets live in this process:
-//! with several replicas a client may make up to the limit at each of them.
+//! A client is its peer address, or behind `USERHUB_TRUSTED_PROXY_HOPS` proxies the address the
+//! outermost of them appended to `X-Forwarded-For` (`client_of`): entries further left were
+//! written by the client and prove nothing. An IPv6 client is its /64, which one host is
+//! usually given whole. The buckets live in this process: with several replicas a client may
+//! make up to the limit at each of them.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -36,7 +38,7 @@ pub struct RateLimiter {
     guarded: Guarded,
     per_second: f64,
     burst: f64,
-    trust_forwarded_for: bool,
+    proxy_hops: usize,
     buckets: Mutex<Buckets>,
     metrics: Arc<Metrics>,
 }
@@ -58,7 +60,7 @@ impl RateLimiter {
         guarded: Guarded,
         per_minute: u32,
         burst: u32,
-        trust_forwarded_for: bool,
+        proxy_hops: usize,
         metrics: Arc<Metrics>,
     ) -> Option<Arc<RateLimiter>> {
         (per_minute > 0).then(|| {
@@ -66,7 +68,7 @@ impl RateLimiter {
                 guarded,
                 per_second: f64::from(per_minute) / 60.0,
                 burst: f64::from(burst.max(1)),
-                trust_forwarded_for,
+                proxy_hops,
                 buckets: Mutex::new(Buckets {
                     clients: HashMap::new(),
                     pruned: Instant::now(),
@@ -115,20 +117,11 @@ impl RateLimiter {
     }
 
     fn client(&self, request: &Request) -> Option<IpAddr> {
-        if self.trust_forwarded_for
-            && let Some(forwarded) = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split(',').next())
-                .and_then(|first| first.trim().parse::<IpAddr>().ok())
-        {
-            return Some(forwarded);
-        }
-        request
+        let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip())
+            .map(|ConnectInfo(address)| *address);
+        client_of(request.headers(), peer, self.proxy_hops)
     }
 
     fn refusal(&self, wait: Duration) -> Response {
@@ -146,6 +139,61 @@ impl RateLimiter {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// The client a request comes from, as limits key it: the peer, or behind `proxy_hops`
+/// trusted proxies the address the outermost one appended to `X-Forwarded-For` (the
+/// `proxy_hops`-th entry from the right, every header line read in order); IPv6 as its /64.
+/// `None` without a peer (an in-process call). A list shorter than the hops (a request that
+/// did not pass every proxy) keys on its left-most entry, the furthest address known.
+pub fn client_of(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    proxy_hops: usize,
+) -> Option<IpAddr> {
+    let peer = peer?.ip();
+    if proxy_hops == 0 {
+        return Some(key(peer));
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let appended = forwarded
+        .len()
+        .checked_sub(proxy_hops)
+        .and_then(|index| forwarded.get(index))
+        .or(forwarded.first());
+    let client = appended
+        .and_then(|entry| parse_forwarded(entry))
+        .unwrap_or(peer);
+    Some(key(client))
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|address| address.ip()))
+}
+
+/// IPv4 as it is (IPv4-mapped IPv6 included); IPv6 by its /64.
+fn key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -177,7 +225,7 @@ mod tests {
             Guarded::Graphql,
             per_minute,
             burst,
-            false,
+            0,
             Arc::new(Metrics::default()),
         )
         .expect("a limiter")
@@ -216,16 +264,53 @@ mod tests {
     }
 
     #[test]
+    fn the_client_is_what_the_trusted_proxy_appended_and_ipv6_is_keyed_by_its_64() {
+        let peer: SocketAddr = "10.0.0.9:40000".parse().expect("an address");
+        let headers = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append("x-forwarded-for", value.parse().expect("a header"));
+            }
+            headers
+        };
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
+        // No proxy trusted: the header is the client's word, ignored.
+        assert_eq!(
+            client_of(&headers(&["203.0.113.7"]), Some(peer), 0),
+            Some(ip("10.0.0.9"))
+        );
+        // One proxy: it appended the real client last; the client forged the first entry.
+        let forged = headers(&["1.1.1.1, 198.51.100.4"]);
+        assert_eq!(client_of(&forged, Some(peer), 1), Some(ip("198.51.100.4")));
+        // Two proxies, over two header lines.
+        let two = headers(&["1.1.1.1, 198.51.100.4", "172.16.0.2"]);
+        assert_eq!(client_of(&two, Some(peer), 2), Some(ip("198.51.100.4")));
+        // Fewer entries than hops: the furthest one known; none: the peer.
+        assert_eq!(
+            client_of(&headers(&["198.51.100.4"]), Some(peer), 3),
+            Some(ip("198.51.100.4"))
+        );
+        assert_eq!(
+            client_of(&HeaderMap::new(), Some(peer), 1),
+            Some(ip("10.0.0.9"))
+        );
+        // IPv6: every address of one /64 is one client; a port is allowed; mapped IPv4 is IPv4.
+        let v6 = |text: &str| client_of(&headers(&[text]), Some(peer), 1);
+        assert_eq!(
+            v6("2001:db8:1:2::1"),
+            v6("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(v6("2001:db8:1:2::1"), Some(ip("2001:db8:1:2::")));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+        assert_eq!(v6("[2001:db8:1:2::1]:443"), Some(ip("2001:db8:1:2::")));
+        assert_eq!(v6("::ffff:192.0.2.1"), Some(ip("192.0.2.1")));
+        assert_eq!(v6("not an address"), Some(ip("10.0.0.9")));
+    }
+
+    #[test]
     fn no_limit_is_none() {
         assert!(
-            RateLimiter::new(
-                Guarded::Webhooks,
-                0,
-                10,
-                false,
-                Arc::new(Metrics::default())
-            )
-            .is_none()
+            RateLimiter::new(Guarded::Webhooks, 0, 10, 0, Arc::new(Metrics::default())).is_none()
         );
     }
 }

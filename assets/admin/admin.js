@@ -237,6 +237,12 @@
       socket.onclose = (event) => {
         if (this.socket !== socket) return;
         this.socket = null;
+        // The server closes a socket whose caller's role or organisation changed: what this
+        // page shows and allows was drawn for who they were, so it starts again.
+        if (event.code === 4403 && /role or organisation changed/.test(event.reason)) {
+          location.reload();
+          return;
+        }
         if (event.code === 4401 || event.code === 4403) {
           this.setStatus('refused', event.reason);
           return;

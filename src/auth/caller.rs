@@ -70,8 +70,17 @@ impl Authenticator {
 
     /// No credentials make an anonymous caller; bad ones are an error, never anonymity.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, AppError> {
+        Ok(self.authenticate_session(token).await?.0)
+    }
+
+    /// `authenticate`, with the moment the token expires (Unix seconds) for a signed-in caller:
+    /// a WebSocket outlives the request that opened it, and closes then.
+    pub async fn authenticate_session(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(Caller, Option<u64>), AppError> {
         let Some(token) = token else {
-            return Ok(Caller::Anonymous);
+            return Ok((Caller::Anonymous, None));
         };
         let claims = self.verifier.verify(token).await.map_err(|err| match err {
             TokenError::KeysUnavailable(reason) => AppError::Upstream(reason),
@@ -89,10 +98,11 @@ impl Authenticator {
         if user.banned {
             return Err(AppError::Forbidden("this account is suspended".to_owned()));
         }
-        Ok(Caller::User(Box::new(Actor {
+        let caller = Caller::User(Box::new(Actor {
             user,
             session_id: claims.sid,
-        })))
+        }));
+        Ok((caller, Some(claims.exp)))
     }
 
     async fn fetch_from_clerk(&self, clerk_id: &str) -> Result<user::Model, AppError> {

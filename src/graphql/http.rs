@@ -205,11 +205,13 @@ pub async fn post(
 pub async fn get(
     State(state): State<AppState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Ok(upgrade) = upgrade {
-        return super::ws::upgrade(upgrade, &headers, state);
+        let peer = peer.map(|axum::Extension(axum::extract::ConnectInfo(address))| address);
+        return super::ws::upgrade(upgrade, &headers, peer, state);
     }
     let query = query.unwrap_or_default();
     if query.is_empty() {

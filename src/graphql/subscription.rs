@@ -1,14 +1,17 @@
 //! The root `Subscription` type: live changes from the event bus (`events`), filtered to what
 //! the subscriber may see.
 //!
-//! A subscription watches its own subscriber too: when a change removes or suspends them it
-//! ends, and when it changes their role or organisation what they see follows.
+//! A subscription watches its own subscriber too: when a change removes or suspends them, or
+//! changes their role or organisation, it ends, since its payloads are resolved for the
+//! subscriber as they were; over a WebSocket the socket then closes (`AccessChanged`) and the
+//! client connects again as who they are now.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, ID, Result, Subscription as SubscriptionObject};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::caller;
@@ -40,15 +43,21 @@ impl Subscription {
             actor.require_organisation_readable(id)?;
         }
         let receiver = ctx.data_unchecked::<EventBus>().subscribe();
-        Ok(watch(receiver, actor, move |actor, event| match event {
-            Event::User(change)
-                if actor.may_see_change(change)
-                    && organisation_id.is_none_or(|id| change.concerns_organisation(id)) =>
-            {
-                Some(UserChange(change.clone()))
-            }
-            _ => None,
-        }))
+        let access = ctx.data_opt::<AccessChanged>().cloned();
+        Ok(watch(
+            receiver,
+            actor,
+            access,
+            move |actor, event| match event {
+                Event::User(change)
+                    if actor.may_see_change(change)
+                        && organisation_id.is_none_or(|id| change.concerns_organisation(id)) =>
+                {
+                    Some(UserChange(change.clone()))
+                }
+                _ => None,
+            },
+        ))
     }
 
     /// The progress of syncs, from any replica: the latest run at once (when there is one),
@@ -69,7 +78,8 @@ impl Subscription {
                     total: None,
                 })))
             });
-        let live = watch(receiver, actor, |actor, event| match event {
+        let access = ctx.data_opt::<AccessChanged>().cloned();
+        let live = watch(receiver, actor, access, |actor, event| match event {
             Event::Sync(progress) if actor.is_admin() => Some(SyncProgress(progress.clone())),
             _ => None,
         });
@@ -80,9 +90,60 @@ impl Subscription {
     }
 }
 
+/// Shared by a WebSocket and its operations: a subscription that ends because its subscriber
+/// lost access sets the reason, and once its last message is out (`release`) the socket closes.
+#[derive(Clone, Default)]
+pub struct AccessChanged(Arc<AccessChangedInner>);
+
+#[derive(Default)]
+pub struct AccessChangedInner {
+    reason: Mutex<Option<String>>,
+    released: Notify,
+}
+
+impl AccessChanged {
+    pub const ROLE_OR_ORGANISATION: &str = "your role or organisation changed; connect again";
+    pub const REMOVED_OR_SUSPENDED: &str = "this account was removed or suspended";
+
+    fn set(&self, reason: &str) {
+        let mut held = self
+            .0
+            .reason
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.get_or_insert_with(|| reason.to_owned());
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.0
+            .reason
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// An operation has sent its last message: wakes `wait` if access was lost.
+    pub fn release(&self) {
+        if self.reason().is_some() {
+            self.0.released.notify_one();
+        }
+    }
+
+    /// Completes, with the reason, once an operation that lost access has finished.
+    pub async fn wait(&self) -> String {
+        loop {
+            self.0.released.notified().await;
+            if let Some(reason) = self.reason() {
+                return reason;
+            }
+        }
+    }
+}
+
 struct Watch<F> {
     receiver: broadcast::Receiver<Event>,
     actor: Actor,
+    access: Option<AccessChanged>,
     select: F,
     ended: bool,
 }
@@ -92,6 +153,7 @@ struct Watch<F> {
 fn watch<T, F>(
     receiver: broadcast::Receiver<Event>,
     actor: Actor,
+    access: Option<AccessChanged>,
     select: F,
 ) -> impl Stream<Item = Result<T>>
 where
@@ -101,6 +163,7 @@ where
     let state = Watch {
         receiver,
         actor,
+        access,
         select,
         ended: false,
     };
@@ -128,9 +191,12 @@ where
                 return Some((Err(error.into()), state));
             }
             if let Event::User(change) = &event
-                && let Some(ended) = follow_subscriber(&mut state.actor, change)
+                && let Some((ended, reason)) = follow_subscriber(&mut state.actor, change)
             {
                 state.ended = true;
+                if let Some(access) = &state.access {
+                    access.set(reason);
+                }
                 return Some((Err(ended.into()), state));
             }
             if let Some(item) = (state.select)(&state.actor, &event) {
@@ -140,14 +206,32 @@ where
     })
 }
 
-/// Keeps the subscriber's own row current; an error when the change takes their access away.
-fn follow_subscriber(actor: &mut Actor, change: &events::UserChange) -> Option<AppError> {
+/// Keeps the subscriber's own row current; an error, and why, when the change alters their
+/// access (their role or organisation, or whether they may sign in at all).
+fn follow_subscriber(
+    actor: &mut Actor,
+    change: &events::UserChange,
+) -> Option<(AppError, &'static str)> {
     if change.user.id != actor.user.id {
         return None;
     }
     if !change.user.is_active || change.user.banned {
-        return Some(AppError::Unauthenticated(
-            "your account was removed or suspended; the subscription has ended".to_owned(),
+        return Some((
+            AppError::Unauthenticated(
+                "your account was removed or suspended; the subscription has ended".to_owned(),
+            ),
+            AccessChanged::REMOVED_OR_SUSPENDED,
+        ));
+    }
+    if change.user.role != actor.user.role
+        || change.user.organisation_id != actor.user.organisation_id
+    {
+        return Some((
+            AppError::Forbidden(
+                "your role or organisation changed; the subscription has ended: subscribe again"
+                    .to_owned(),
+            ),
+            AccessChanged::ROLE_OR_ORGANISATION,
         ));
     }
     actor.user = change.user.clone();

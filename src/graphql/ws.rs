@@ -7,15 +7,29 @@
 //! spoken too, mapped onto the same operations: `start`/`stop` for `subscribe`/`complete`,
 //! `data` for `next`, `connection_error` for a refused `connection_init`, `ka` keep-alives.
 //!
-//! The caller is authenticated once, from the `connection_init` payload
-//! (`{"authorization": "Bearer ..."}`, any case of the key) or else the `__session` cookie of
-//! the upgrade request; refused credentials close the socket with 4403.
+//! The caller authenticates in `connection_init` (`{"authorization": "Bearer ..."}`, any case
+//! of the key) or else with the `__session` cookie of the upgrade request, which a browser
+//! sends from any page: the cookie counts only from the server's own origin and the allowed
+//! browser origins (`Config::browser_origins`), so another site cannot open a socket as its
+//! visitor. Refused credentials close the socket with 4403.
+//!
+//! A socket outlives its credentials' check, so every operation acts for the caller as the
+//! database says now: each `subscribe` authenticates the token again (the verified-token cache
+//! makes that one read of the user), and a caller whose role or organisation changed, or who
+//! was removed or suspended, is refused and the socket closed with 4403; so is a socket whose
+//! token expires. A running subscription that sees such a change to its own subscriber ends,
+//! and the socket closes after its last message.
+//!
+//! Everything a socket holds is bounded (`Config`): operations running at once, operations
+//! started a minute, the lifetime of an anonymous socket, and sockets per client.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -26,9 +40,11 @@ use tracing::Instrument;
 
 use super::errors::{code_of, is_request_error_code, stamp_request_id};
 use super::http::{RequestId, request_id};
+use super::subscription::AccessChanged;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::{bearer_token, session_token};
+use crate::error::{AppError, json_error};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// subscriptions-transport-ws, which named its protocol `graphql-ws`.
@@ -47,8 +63,100 @@ pub mod close {
     pub const TOO_MANY_INIT_REQUESTS: u16 = 4429;
 }
 
+/// The WebSockets open per client, for `USERHUB_WS_MAX_CONNECTIONS_PER_CLIENT`.
+#[derive(Default)]
+pub struct OpenSockets {
+    clients: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open socket of a client; dropping it counts it closed.
+struct SocketSlot {
+    sockets: Arc<OpenSockets>,
+    client: IpAddr,
+}
+
+impl OpenSockets {
+    fn open(self: &Arc<Self>, client: IpAddr, limit: usize) -> Option<SocketSlot> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = clients.entry(client).or_insert(0);
+        if *open >= limit {
+            return None;
+        }
+        *open += 1;
+        Some(SocketSlot {
+            sockets: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut clients = self
+            .sockets
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = clients.get_mut(&self.client) {
+            *open -= 1;
+            if *open == 0 {
+                clients.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Whether a browser page of `Origin` may use the `__session` cookie: no `Origin` (not a
+/// browser), the server's own origin (its `Host`), or an allowed browser origin.
+fn cookie_allowed_from(headers: &HeaderMap, allowed: &[String]) -> Result<(), String> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_default();
+    let own = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host));
+    if own
+        || allowed
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    {
+        Ok(())
+    } else {
+        Err(origin.to_owned())
+    }
+}
+
 /// Upgrades `GET /graphql` to a WebSocket speaking graphql-transport-ws.
-pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) -> Response {
+pub fn upgrade(
+    upgrade: WebSocketUpgrade,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    state: AppState,
+) -> Response {
+    let limit = state.config.ws_max_connections_per_client;
+    let slot = match crate::rate_limit::client_of(headers, peer, state.config.proxy_hops()) {
+        Some(client) if limit > 0 && state.local.is_none() => {
+            match state.sockets.open(client, limit) {
+                Some(slot) => Some(slot),
+                None => {
+                    return json_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "RATE_LIMITED",
+                        format!("this client already has {limit} WebSockets open: close one first"),
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
     // tungstenite's default buffers are 128 KiB each way, allocated per connection: most of
     // the memory of an idle subscriber. Messages here are small; larger ones still work, the
     // buffer grows for them.
@@ -62,11 +170,16 @@ pub fn upgrade(upgrade: WebSocketUpgrade, headers: &HeaderMap, state: AppState) 
         .selected_protocol()
         .and_then(|protocol| protocol.to_str().ok())
         .map(str::to_owned);
-    let cookie_token = session_token(headers);
+    // A bearer header is not something another site's page can make a browser send.
+    let cookie_token = match cookie_allowed_from(headers, &state.config.browser_origins()) {
+        Ok(()) => session_token(headers).map(CookieToken::Usable),
+        Err(origin) => session_token(headers).map(|_| CookieToken::FromForeignOrigin(origin)),
+    };
     let upgrade_id = request_id(headers).unwrap_or_else(|| "ws".to_owned());
     // The connection outlives the upgrade's response; its log lines still name the request.
     let span = tracing::Span::current();
     let connection = move |socket: WebSocket| async move {
+        let _slot = slot;
         if let Some(protocol) = selected {
             let legacy = protocol == LEGACY_PROTOCOL;
             Connection::new(state, cookie_token, legacy, upgrade_id)
@@ -167,16 +280,95 @@ fn text(value: Value) -> Message {
     Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
+/// The `__session` cookie of the upgrade request.
+enum CookieToken {
+    Usable(String),
+    /// Sent by a page of another origin, which may not act with it.
+    FromForeignOrigin(String),
+}
+
 struct Connection {
     state: AppState,
     /// The upgrade's request id: an operation's is this and its own id.
     upgrade_id: String,
-    cookie_token: Option<String>,
+    cookie_token: Option<CookieToken>,
     /// Speaking subscriptions-transport-ws's `graphql-ws`.
     legacy: bool,
     init_received: bool,
     caller: Option<Caller>,
+    /// The credential the caller signed in with, checked again at every operation.
+    token: Option<String>,
+    /// When the token expires: the socket closes then.
+    expires_at: Option<tokio::time::Instant>,
+    /// When an anonymous socket closes.
+    anonymous_until: Option<tokio::time::Instant>,
     operations: HashMap<String, JoinHandle<()>>,
+    /// Operations started recently, for `USERHUB_WS_OPERATIONS_PER_MINUTE`.
+    budget: Option<OperationBudget>,
+    /// A subscription sets this when its subscriber lost access; the socket then closes.
+    access_changed: AccessChanged,
+}
+
+/// A token bucket of operations for one socket.
+struct OperationBudget {
+    tokens: f64,
+    burst: f64,
+    per_second: f64,
+    updated: std::time::Instant,
+}
+
+impl OperationBudget {
+    fn new(per_minute: u32, burst: u32) -> Option<OperationBudget> {
+        (per_minute > 0).then(|| OperationBudget {
+            tokens: f64::from(burst.max(1)),
+            burst: f64::from(burst.max(1)),
+            per_second: f64::from(per_minute) / 60.0,
+            updated: std::time::Instant::now(),
+        })
+    }
+
+    /// Takes one, or says how many seconds until one is there.
+    fn take(&mut self) -> Result<(), u64> {
+        let now = std::time::Instant::now();
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Whether two views of one user grant the same access.
+fn same_access(held: &Caller, now: &Caller) -> bool {
+    match (held, now) {
+        (Caller::User(held), Caller::User(now)) => {
+            held.user.id == now.user.id
+                && held.user.role == now.user.role
+                && held.user.organisation_id == now.user.organisation_id
+        }
+        (Caller::Anonymous, Caller::Anonymous) => true,
+        _ => false,
+    }
+}
+
+/// A moment given in Unix seconds, on tokio's clock.
+fn instant_of(unix_seconds: u64) -> tokio::time::Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    tokio::time::Instant::now() + Duration::from_secs(unix_seconds.saturating_sub(now))
+}
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Why the connection ends.
@@ -185,10 +377,19 @@ struct Close(u16, String);
 impl Connection {
     fn new(
         state: AppState,
-        cookie_token: Option<String>,
+        cookie_token: Option<CookieToken>,
         legacy: bool,
         upgrade_id: String,
     ) -> Connection {
+        // Local mode is one person on loopback, as for the HTTP limits.
+        let budget = if state.local.is_some() {
+            None
+        } else {
+            OperationBudget::new(
+                state.config.ws_operations_per_minute,
+                state.config.ws_operations_burst,
+            )
+        };
         Connection {
             state,
             upgrade_id,
@@ -196,7 +397,12 @@ impl Connection {
             legacy,
             init_received: false,
             caller: None,
+            token: None,
+            expires_at: None,
+            anonymous_until: None,
             operations: HashMap::new(),
+            budget,
+            access_changed: AccessChanged::default(),
         }
     }
 
@@ -224,6 +430,15 @@ impl Connection {
             tokio::select! {
                 () = &mut init_timeout, if !self.init_received => {
                     break Some(Close(close::INIT_TIMEOUT, "Connection initialisation timeout".to_owned()));
+                }
+                () = sleep_until_some(self.expires_at) => {
+                    break Some(Close(close::FORBIDDEN, "Forbidden: the session token has expired; connect again with a fresh one".to_owned()));
+                }
+                () = sleep_until_some(self.anonymous_until) => {
+                    break Some(Close(close::UNAUTHORIZED, "Unauthorized: an anonymous socket sees no data and closes; sign in".to_owned()));
+                }
+                reason = self.access_changed.wait() => {
+                    break Some(Close(close::FORBIDDEN, format!("Forbidden: {reason}")));
                 }
                 _ = keep_alive.tick(), if self.legacy && self.caller.is_some() => {
                     send(&outgoing, json!({ "type": "ka" })).await;
@@ -302,9 +517,25 @@ impl Connection {
                         return Err(Close(close::BAD_REQUEST, "Invalid message received: the connection_init payload must be an object".to_owned()));
                     }
                 };
-                let token = token.or_else(|| self.cookie_token.clone());
-                let caller = match self.state.auth.authenticate(token.as_deref()).await {
-                    Ok(caller) => caller,
+                let token = match (token, self.cookie_token.take()) {
+                    (Some(token), _) => Some(token),
+                    (None, Some(CookieToken::Usable(token))) => Some(token),
+                    (None, Some(CookieToken::FromForeignOrigin(origin))) => {
+                        return Err(Close(
+                            close::FORBIDDEN,
+                            format!(
+                                "Forbidden: the session cookie is not accepted from {origin}; send the token in connection_init"
+                            ),
+                        ));
+                    }
+                    (None, None) => None,
+                };
+                let session = self.state.auth.authenticate_session(token.as_deref()).await;
+                let caller = match session {
+                    Ok((caller, expires_at)) => {
+                        self.expires_at = expires_at.map(instant_of);
+                        caller
+                    }
                     Err(err) => {
                         if self.legacy {
                             send(
@@ -319,7 +550,14 @@ impl Connection {
                         ));
                     }
                 };
+                if matches!(caller, Caller::Anonymous) {
+                    self.anonymous_until = Some(
+                        tokio::time::Instant::now()
+                            + Duration::from_secs(self.state.config.ws_anonymous_seconds),
+                    );
+                }
                 self.caller = Some(caller);
+                self.token = token;
                 send(outgoing, json!({ "type": "connection_ack" })).await;
             }
             ClientMessage::Ping { payload } => {
@@ -331,9 +569,9 @@ impl Connection {
             }
             ClientMessage::Pong => {}
             ClientMessage::Subscribe { id, payload } => {
-                let Some(caller) = self.caller.clone() else {
+                if self.caller.is_none() {
                     return Err(Close(close::UNAUTHORIZED, "Unauthorized".to_owned()));
-                };
+                }
                 if self.legacy {
                     // subscriptions-transport-ws reuses an id once its operation has ended,
                     // and a `start` with a live id restarts it.
@@ -357,6 +595,36 @@ impl Connection {
                         format!("Subscriber for {id} already exists"),
                     ));
                 }
+                // Finished operations leave the map, so it holds only what is running.
+                self.operations
+                    .retain(|_, operation| !operation.is_finished());
+                let request_id = format!("{}:{id}", self.upgrade_id);
+                if let Some(refusal) = self.refuse_over_limits() {
+                    send(
+                        outgoing,
+                        json!({ "id": id, "type": "error", "payload": [{
+                            "message": refusal,
+                            "extensions": { "code": "RATE_LIMITED", "requestId": request_id },
+                        }] }),
+                    )
+                    .await;
+                    return Ok(());
+                }
+                let caller = match self.caller_now().await {
+                    Ok(caller) => caller,
+                    Err(Refusal::Close(close)) => return Err(close),
+                    Err(Refusal::Operation(err)) => {
+                        send(
+                            outgoing,
+                            json!({ "id": id, "type": "error", "payload": [{
+                                "message": err.public_message(),
+                                "extensions": { "code": err.code(), "requestId": request_id },
+                            }] }),
+                        )
+                        .await;
+                        return Ok(());
+                    }
+                };
                 let mut request = async_graphql::Request::new(payload.query);
                 request.operation_name = payload.operation_name;
                 if let Some(variables) = payload.variables {
@@ -369,9 +637,9 @@ impl Connection {
                         }
                     }
                 }
-                let request_id = format!("{}:{id}", self.upgrade_id);
                 let request = request
                     .data(caller)
+                    .data(self.access_changed.clone())
                     .data(RequestId(Some(request_id.clone())));
                 let operation = tokio::spawn(
                     run_operation(
@@ -381,6 +649,7 @@ impl Connection {
                         request,
                         outgoing.clone(),
                         self.legacy,
+                        self.access_changed.clone(),
                     )
                     .instrument(tracing::info_span!("operation", id = %id)),
                 );
@@ -396,6 +665,55 @@ impl Connection {
     }
 }
 
+/// Why an operation does not run: the socket closes, or only this operation is refused.
+enum Refusal {
+    Close(Close),
+    Operation(AppError),
+}
+
+impl Connection {
+    /// Why one more operation may not start now: too many running, or too many started.
+    fn refuse_over_limits(&mut self) -> Option<String> {
+        let most = self.state.config.ws_max_operations;
+        if self.operations.len() >= most {
+            return Some(format!(
+                "this socket already runs {most} operations: complete one first"
+            ));
+        }
+        let budget = self.budget.as_mut()?;
+        budget
+            .take()
+            .err()
+            .map(|seconds| format!("too many operations on this socket: try again in {seconds} s"))
+    }
+
+    /// The caller as the database says now: the token is verified again (expiry included) and
+    /// the user read again. A change of access, a removal or a suspension closes the socket;
+    /// a failure to check (Clerk's keys, the database) refuses this operation only.
+    async fn caller_now(&mut self) -> Result<Caller, Refusal> {
+        let Some(held) = &self.caller else {
+            return Err(Refusal::Close(Close(
+                close::UNAUTHORIZED,
+                "Unauthorized".to_owned(),
+            )));
+        };
+        if matches!(held, Caller::Anonymous) {
+            return Ok(Caller::Anonymous);
+        }
+        match self.state.auth.authenticate(self.token.as_deref()).await {
+            Ok(now) if same_access(held, &now) => Ok(now),
+            Ok(_) => Err(Refusal::Close(Close(
+                close::FORBIDDEN,
+                format!("Forbidden: {}", AccessChanged::ROLE_OR_ORGANISATION),
+            ))),
+            Err(err @ (AppError::Unauthenticated(_) | AppError::Forbidden(_))) => Err(
+                Refusal::Close(Close(close::FORBIDDEN, format!("Forbidden: {err}"))),
+            ),
+            Err(err) => Err(Refusal::Operation(err)),
+        }
+    }
+}
+
 async fn send(outgoing: &mpsc::Sender<Message>, message: Value) {
     let _ = outgoing.send(text(message)).await;
 }
@@ -408,6 +726,7 @@ async fn run_operation(
     request: async_graphql::Request,
     outgoing: mpsc::Sender<Message>,
     legacy: bool,
+    access_changed: AccessChanged,
 ) {
     let next = if legacy { "data" } else { "next" };
     let _running = crate::metrics::GaugeGuard::hold(&state.metrics.subscriptions);
@@ -441,4 +760,7 @@ async fn run_operation(
         .await;
     }
     send(&outgoing, json!({ "id": id, "type": "complete" })).await;
+    // After its last message: a subscription that ended because its subscriber lost access
+    // closes the socket.
+    access_changed.release();
 }

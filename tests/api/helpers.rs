@@ -134,6 +134,7 @@ pub(crate) async fn spawn_app(
     // Every test is one client on loopback; the rate-limit tests turn the limits on.
     config.rate_limit_per_minute = 0;
     config.webhook_rate_limit_per_minute = 0;
+    config.ws_operations_per_minute = 0;
     config.clerk_api_url = clerk.api_url();
     config.clerk_secret_key = Some(Secret::new(clerk.emulator.secret()));
     // As in production: tokens must come from this Clerk, for this origin.

@@ -17,6 +17,8 @@ on_both_databases!(
     graphiql_is_served_to_browsers_from_the_binary,
     the_admin_console_is_served_from_the_binary_with_a_strict_policy,
     a_client_over_its_rate_limit_gets_429_with_retry_after => with_tight_rate_limits,
+    a_forged_forwarded_for_buys_no_new_bucket => with_tight_rate_limits_behind_a_proxy,
+    a_client_that_sends_a_byte_a_second_is_cut_off => with_short_timeouts,
     health_and_readiness_report_the_database,
     metrics_count_requests_and_statements,
     unknown_routes_answer_json,
@@ -292,6 +294,120 @@ fn with_tight_rate_limits(config: &mut userhub::config::Config) {
     config.rate_limit_burst = 3;
     config.webhook_rate_limit_per_minute = 60;
     config.webhook_rate_limit_burst = 2;
+}
+
+fn with_short_timeouts(config: &mut userhub::config::Config) {
+    config.header_timeout_ms = 1000;
+    config.body_timeout_ms = 1000;
+}
+
+/// Sends `head` at once, then `trickle` one byte a second; returns what the server said and
+/// how long until it closed the connection (at most 8 s).
+async fn trickle(app: &TestApp, head: &str, trickle: &str) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("a connection");
+    let (mut reader, mut writer) = stream.into_split();
+    let started = std::time::Instant::now();
+    let head = head.to_owned();
+    let trickle = trickle.to_owned();
+    let writing = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        for byte in trickle.bytes() {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            writer.write_all(&[byte]).await?;
+        }
+        std::io::Result::Ok(writer)
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        reader.read_to_end(&mut answer),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    writing.abort();
+    assert!(
+        read.is_ok(),
+        "still connected after 8 s: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    (String::from_utf8_lossy(&answer).into_owned(), elapsed)
+}
+
+/// Slow-header and slow-body clients do not hold a connection.
+async fn a_client_that_sends_a_byte_a_second_is_cut_off(app: TestApp) {
+    let (answer, elapsed) = trickle(
+        &app,
+        "POST /graphql HTTP/1.1\r\nhost: userhub\r\n",
+        &"x-slow: aaaaaaaaaaaaaaaaaaaa".repeat(2),
+    )
+    .await;
+    assert!(
+        elapsed < std::time::Duration::from_secs(4),
+        "headers: closed after {elapsed:?}"
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+    let body = r#"{"query":"{ __typename }"}"#;
+    let (answer, elapsed) = trickle(
+        &app,
+        &format!(
+            "POST /graphql HTTP/1.1\r\nhost: userhub\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{{",
+            body.len()
+        ),
+        &body[1..],
+    )
+    .await;
+    assert!(
+        elapsed < std::time::Duration::from_secs(4),
+        "body: closed after {elapsed:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
+    // A client at normal speed is served.
+    let response = app.post_raw(body, &[]).await;
+    assert_eq!(response.status(), 200);
+}
+
+fn with_tight_rate_limits_behind_a_proxy(config: &mut userhub::config::Config) {
+    with_tight_rate_limits(config);
+    config.trust_forwarded_for = true;
+}
+
+/// Behind one proxy the client is the address the proxy appended, whatever the client wrote
+/// before it; and every address of an IPv6 /64 is one client.
+async fn a_forged_forwarded_for_buys_no_new_bucket(app: TestApp) {
+    let post = |forwarded: String| {
+        let app = &app;
+        async move {
+            app.post_raw(
+                r#"{"query":"{ __typename }"}"#,
+                &[("x-forwarded-for", forwarded.as_str())],
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    let mut statuses = Vec::new();
+    for forged in 0..5 {
+        statuses.push(post(format!("10.66.0.{forged}, 198.51.100.4")).await);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429, 429],
+        "one client, one bucket"
+    );
+    // Another client behind the same proxy has its own bucket.
+    assert_eq!(post("10.66.0.1, 198.51.100.5".to_owned()).await, 200);
+    let mut statuses = Vec::new();
+    for host in 1..6 {
+        statuses.push(post(format!("2001:db8:7:7::{host}")).await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429], "one /64, one bucket");
+    assert_eq!(post("2001:db8:7:8::1".to_owned()).await, 200);
 }
 
 async fn a_client_over_its_rate_limit_gets_429_with_retry_after(app: TestApp) {

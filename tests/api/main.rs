@@ -28,3 +28,4 @@ mod sync;
 mod users;
 mod webhooks;
 mod websocket;
+mod websocket_access;

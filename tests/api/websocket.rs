@@ -10,7 +10,7 @@ use userhub::config::Config;
 
 use crate::helpers::{TestApp, TestUser, on_both_databases};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 on_both_databases!(
@@ -26,7 +26,11 @@ fn short_init_timeout(config: &mut Config) {
     config.ws_init_timeout_ms = 200;
 }
 
-async fn connect_with(app: &TestApp, protocol: Option<&str>, cookie: Option<&str>) -> Socket {
+pub(crate) async fn connect_with(
+    app: &TestApp,
+    protocol: Option<&str>,
+    cookie: Option<&str>,
+) -> Socket {
     let url = app.url("/graphql").replace("http://", "ws://");
     let mut request = url.into_client_request().expect("a request");
     if let Some(protocol) = protocol {
@@ -52,11 +56,11 @@ async fn connect_with(app: &TestApp, protocol: Option<&str>, cookie: Option<&str
     socket
 }
 
-async fn connect(app: &TestApp) -> Socket {
+pub(crate) async fn connect(app: &TestApp) -> Socket {
     connect_with(app, Some("graphql-transport-ws"), None).await
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -64,7 +68,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next protocol message, or the close frame's code and reason.
-async fn receive(socket: &mut Socket) -> Result<Value, (u16, String)> {
+pub(crate) async fn receive(socket: &mut Socket) -> Result<Value, (u16, String)> {
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await
@@ -80,7 +84,7 @@ async fn receive(socket: &mut Socket) -> Result<Value, (u16, String)> {
     }
 }
 
-async fn init(socket: &mut Socket, payload: Value) -> Result<Value, (u16, String)> {
+pub(crate) async fn init(socket: &mut Socket, payload: Value) -> Result<Value, (u16, String)> {
     send(
         socket,
         json!({ "type": "connection_init", "payload": payload }),
@@ -90,7 +94,7 @@ async fn init(socket: &mut Socket, payload: Value) -> Result<Value, (u16, String
 }
 
 /// Runs one operation and returns every message about it, up to `complete` or `error`.
-async fn operation(socket: &mut Socket, id: &str, query: &str) -> Vec<Value> {
+pub(crate) async fn operation(socket: &mut Socket, id: &str, query: &str) -> Vec<Value> {
     send(
         socket,
         json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
