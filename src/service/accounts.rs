@@ -95,6 +95,23 @@ async fn apply(
         .map_err(|err| AppError::Unrecorded(Box::new(err)))
 }
 
+/// The lock a change to `target` holds from its Clerk call to its commit. One that could leave
+/// no admin (`drops_admin` on an active admin) holds the set of admins too, and checks the
+/// last-admin rule under it: the check before it may have raced another such change.
+async fn lock_for(
+    db: &DatabaseConnection,
+    target: &user::Model,
+    drops_admin: bool,
+) -> Result<UserLock, AppError> {
+    if drops_admin && target.role == Role::Admin {
+        let lock = UserLock::acquire_guarding_admins(db, &target.clerk_id).await?;
+        lock.ensure_not_last_admin(db, target.id).await?;
+        Ok(lock)
+    } else {
+        UserLock::acquire(db, &target.clerk_id).await
+    }
+}
+
 /// Changes a user's role, organisation and names.
 pub async fn update(
     db: &DatabaseConnection,
@@ -118,7 +135,9 @@ pub async fn update(
     if let Some(Some(organisation_id)) = update.organisation_id {
         assignable_organisation(db, "organisationId", organisation_id).await?;
     }
-    if update.role.is_some_and(|role| role != Role::Admin) {
+    // Checked early for a quick answer, and again under the lock on the admins.
+    let demotes = update.role.is_some_and(|role| role != Role::Admin);
+    if demotes {
         users::ensure_not_last_admin(db, &target).await?;
     }
 
@@ -136,7 +155,7 @@ pub async fn update(
     if metadata.is_empty() && first_name.is_none() && last_name.is_none() {
         return Ok(target);
     }
-    let lock = UserLock::acquire(db, &target.clerk_id).await?;
+    let lock = lock_for(db, &target, demotes).await?;
     let mut latest = None;
     if !metadata.is_empty() {
         latest = Some(
@@ -177,7 +196,7 @@ pub async fn remove(
         return Ok(target);
     }
     users::ensure_not_last_admin(db, &target).await?;
-    let lock = UserLock::acquire(db, &target.clerk_id).await?;
+    let lock = lock_for(db, &target, true).await?;
     clerk.delete_user(&target.clerk_id).await?;
     let stored = async {
         let write = lock.write(db).await?;
@@ -212,7 +231,7 @@ pub async fn set_suspended(
     if suspend {
         users::ensure_not_last_admin(db, &target).await?;
     }
-    let lock = UserLock::acquire(db, &target.clerk_id).await?;
+    let lock = lock_for(db, &target, suspend).await?;
     let clerk_user = clerk.set_banned(&target.clerk_id, suspend).await?;
     apply(db, events, origin, lock, &clerk_user).await
 }

@@ -198,6 +198,17 @@ async fn reconcile(
         progress.run_id = Some(run_id);
         progress.total = total;
     });
+    // Only users that existed before the pass began can be missing from it: one created while
+    // it ran (a sign-up's `user.created`) may come after the page that would have listed it.
+    let existing: HashSet<Uuid> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::IsActive.eq(true))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut pages = ClerkPages::new(clerk);
     let mut next_page = pages.next().await?;
@@ -233,14 +244,15 @@ async fn reconcile(
             .await;
     }
 
-    // Only now, after a complete pass, is "not in Clerk" known to mean "deleted in Clerk".
+    // Only now, after a complete pass, is "not in Clerk" known to mean "deleted in Clerk", and
+    // only for users that were here when it began.
     let gone: Vec<user::Model> = user::Entity::find()
         .filter(user::Column::IsActive.eq(true))
         .order_by_asc(user::Column::Id)
         .all(db)
         .await?
         .into_iter()
-        .filter(|user| !seen.contains(&user.clerk_id))
+        .filter(|user| existing.contains(&user.id) && !seen.contains(&user.clerk_id))
         .collect();
     let deactivated = gone.len() as i64;
     if !gone.is_empty() {

@@ -18,6 +18,12 @@
 //!   never starve while Clerk is slow.
 //! - SQLite has one process, so the mutex is all it needs (a write transaction held over a
 //!   Clerk call would stop every other writer).
+//!
+//! A change that could leave no admin (demoting, suspending or removing an admin) also holds
+//! the lock on "the set of admins" (`UserLock::acquire_guarding_admins`), taken before the
+//! user's, and checks the rule under it: two admins demoting each other at once, on one
+//! replica or two, take turns, and the second sees the first's change. Webhooks never take it
+//! (Clerk is the truth), so the order admins-then-user cannot deadlock with them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
@@ -27,12 +33,19 @@ use sea_orm::{
 };
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
+use entity::user;
+
 use crate::error::AppError;
 use crate::events::{Changes, EventBus};
 
 /// Names these locks among PostgreSQL's advisory locks (the two-key form: this, then the hash
 /// of the Clerk id), apart from the migration and sync locks.
 const USER_LOCK_CLASS: i32 = 0x7573_6572;
+
+/// The advisory lock on the set of admins (`ADMINS_LOCK_CLASS`, 0), and its in-process key (no
+/// Clerk id starts with a NUL).
+const ADMINS_LOCK_CLASS: i32 = 0x6164_6d6e;
+const ADMINS_KEY: &str = "\0admins";
 
 /// The mutexes of the users being written now. Entries are weak: a mutex lives as long as
 /// someone holds or waits for it, and dead entries are swept as the map grows.
@@ -100,6 +113,8 @@ fn holders(db: &DatabaseConnection) -> Arc<Semaphore> {
 /// A mutation's hold on a user, taken before it calls Clerk.
 pub(crate) struct UserLock {
     _local: OwnedMutexGuard<()>,
+    /// Held by a change that could leave no admin, before `_local`.
+    _admins: Option<OwnedMutexGuard<()>>,
     /// On PostgreSQL, the transaction that holds the advisory lock (the write goes in it), and
     /// its turn among the transactions that hold a connection over a Clerk call.
     held: Option<(DatabaseTransaction, OwnedSemaphorePermit)>,
@@ -123,8 +138,51 @@ impl UserLock {
         };
         Ok(UserLock {
             _local: local,
+            _admins: None,
             held,
         })
+    }
+
+    /// `acquire`, holding the set of admins too, for a change that could leave none: call
+    /// `ensure_not_last_admin` on the lock before calling Clerk.
+    pub(crate) async fn acquire_guarding_admins(
+        db: &DatabaseConnection,
+        clerk_id: &str,
+    ) -> Result<UserLock, AppError> {
+        let admins = local(ADMINS_KEY).await;
+        let mut lock = UserLock::acquire(db, clerk_id).await?;
+        if let Some((txn, _)) = &lock.held {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1, 0)",
+                [ADMINS_LOCK_CLASS.into()],
+            ))
+            .await?;
+        }
+        lock._admins = Some(admins);
+        Ok(lock)
+    }
+
+    /// The last-admin rule, read under this lock (in its transaction on PostgreSQL, which
+    /// sees every admin change committed before the lock was granted).
+    pub(crate) async fn ensure_not_last_admin(
+        &self,
+        db: &DatabaseConnection,
+        id: uuid::Uuid,
+    ) -> Result<user::Model, AppError> {
+        let target = match &self.held {
+            Some((txn, _)) => {
+                let target = super::users::get(txn, id).await?;
+                super::users::ensure_not_last_admin(txn, &target).await?;
+                target
+            }
+            None => {
+                let target = super::users::get(db, id).await?;
+                super::users::ensure_not_last_admin(db, &target).await?;
+                target
+            }
+        };
+        Ok(target)
     }
 
     /// The transaction to write the user in, still under the lock until it ends.
@@ -136,6 +194,7 @@ impl UserLock {
         Ok(UserWrite {
             txn,
             _local: self._local,
+            _admins: self._admins,
             _turn: turn,
         })
     }
@@ -145,6 +204,7 @@ impl UserLock {
 pub(crate) struct UserWrite {
     pub(crate) txn: DatabaseTransaction,
     _local: OwnedMutexGuard<()>,
+    _admins: Option<OwnedMutexGuard<()>>,
     _turn: Option<OwnedSemaphorePermit>,
 }
 

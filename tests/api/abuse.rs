@@ -191,7 +191,7 @@ async fn hostile_documents_are_refused_by_a_limit_and_the_server_carries_on(app:
 /// `{ ...F0 } fragment F0 { ...F1 ...F1 } … fragment F{levels} { leaf }`: `width` spreads of
 /// the next fragment at every level, so `width^levels` fields from a document of a few KB.
 fn fan_out(levels: usize, width: usize, on: &str, leaf: &str) -> String {
-    let mut document = format!("{{ ...F0 }}\n");
+    let mut document = String::from("{ ...F0 }\n");
     for level in 0..levels {
         let spreads = vec![format!("...F{}", level + 1); width].join(" ");
         document.push_str(&format!("fragment F{level} on {on} {{ {spreads} }}\n"));

@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, TestUser, on_both_databases};
 on_both_databases!(every_field_answers_each_caller_as_the_access_rules_say);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Caller {
+pub(crate) enum Caller {
     Anonymous,
     Member,
     Lecturer,
@@ -23,7 +23,7 @@ enum Caller {
     Deactivated,
 }
 
-const CALLERS: [Caller; 7] = [
+pub(crate) const CALLERS: [Caller; 7] = [
     Caller::Anonymous,
     Caller::Member,
     Caller::Lecturer,
@@ -41,19 +41,20 @@ enum Outcome {
     Allowed(Option<BTreeSet<String>>),
 }
 
-struct World {
-    tokens: BTreeMap<Caller, Option<String>>,
+pub(crate) struct World {
+    pub(crate) tokens: BTreeMap<Caller, Option<String>>,
     target: entity::user::Model,
-    org_a: Uuid,
-    users_of_a: BTreeSet<String>,
-    users_of_b: BTreeSet<String>,
-    all_users: BTreeSet<String>,
+    pub(crate) org_a: Uuid,
+    pub(crate) org_b: Uuid,
+    pub(crate) users_of_a: BTreeSet<String>,
+    pub(crate) users_of_b: BTreeSet<String>,
+    pub(crate) all_users: BTreeSet<String>,
     invitation_in_a: String,
     invitation_in_b: String,
-    sync_run: String,
+    pub(crate) sync_run: String,
 }
 
-async fn world(app: &TestApp) -> World {
+pub(crate) async fn world(app: &TestApp) -> World {
     let a = app.create_organisation("Organisation A").await;
     let b = app.create_organisation("Organisation B").await;
     let in_a =
@@ -111,6 +112,7 @@ async fn world(app: &TestApp) -> World {
         ]),
         target,
         org_a: a.id,
+        org_b: b.id,
         users_of_a,
         users_of_b,
         all_users,

@@ -10,6 +10,7 @@ mod live;
 
 mod abuse;
 mod access;
+mod access_nested;
 mod audit;
 mod auth;
 mod contract;
@@ -17,6 +18,7 @@ mod emulator_webhooks;
 mod faults;
 mod http;
 mod invitations;
+mod last_admin;
 mod mutations;
 mod organisations;
 mod process;

@@ -12,6 +12,7 @@ on_both_databases!(
     a_second_sync_request_gets_the_running_one_and_a_dead_run_is_failed,
     sync_status_reports_the_drift_and_a_sync_repairs_it,
     a_change_clerk_accepted_but_the_database_missed_is_repaired_by_the_next_sync,
+    a_user_who_signs_up_during_a_sync_is_not_deactivated_by_it,
 );
 
 const SYNC: &str =
@@ -224,4 +225,65 @@ async fn role_of(app: &TestApp, id: uuid::Uuid) -> Value {
     )
     .await["user"]["role"]
         .clone()
+}
+
+/// Clerk lists its users; a person signs up after the last page was read and their
+/// `user.created` is stored before the sync ends. They were never "missing" from Clerk: the
+/// sync leaves them active.
+async fn a_user_who_signs_up_during_a_sync_is_not_deactivated_by_it(app: TestApp) {
+    app.create_user(TestUser::new("before@sync.test")).await;
+    // The count and the page are computed at once and answered 1.5 s later.
+    let hold = std::time::Duration::from_millis(1500);
+    app.clerk
+        .emulator
+        .inject(userhub::clerk::emulator::Fault::SlowAnswer(hold), 2);
+    let run = app.query("mutation { syncUsers { id } }", json!({})).await["syncUsers"]["id"]
+        .as_str()
+        .expect("a run")
+        .to_owned();
+    // Once Clerk has made the page (and before the sync has it), the person signs up.
+    let listed = || {
+        app.clerk
+            .emulator
+            .requests()
+            .iter()
+            .any(|(method, path, _)| {
+                method == "GET" && path.starts_with("/users") && !path.starts_with("/users/count")
+            })
+    };
+    let waited = std::time::Instant::now();
+    while !listed() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "the sync lists Clerk's users"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let newcomer = app.create_user(TestUser::new("newcomer@sync.test")).await;
+    let finished = loop {
+        let run = app
+            .query(
+                "query($id: ID!) { syncRun(id: $id) { status seen deactivated } }",
+                json!({ "id": run }),
+            )
+            .await["syncRun"]
+            .clone();
+        if run["status"] != "RUNNING" {
+            break run;
+        }
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(20),
+            "the sync ends"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    assert_eq!(finished["deactivated"], 0, "{finished}");
+    let user = app
+        .query(
+            "query($id: ID!) { user(id: $id) { isActive } }",
+            json!({ "id": newcomer.id.to_string() }),
+        )
+        .await;
+    assert_eq!(user["user"]["isActive"], true, "{user}");
 }

@@ -33,6 +33,15 @@ impl Organisation {
         let set = OrganisationSet::of([&model]);
         Organisation { model, set }
     }
+
+    /// Its members are the caller's to read, wherever this organisation was reached from (a
+    /// query, a mutation's result, a subscription's payload about a user who moved).
+    fn require_members_readable(&self, ctx: &Context<'_>) -> Result<()> {
+        crate::graphql::caller(ctx)
+            .actor()?
+            .require_organisation_readable(self.model.id)?;
+        Ok(())
+    }
 }
 
 #[Object]
@@ -68,6 +77,7 @@ impl Organisation {
 
     /// How many active users belong to it. Batched across a page.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        self.require_members_readable(ctx)?;
         let active = UserFilter {
             is_active: Some(true),
             ..UserFilter::default()
@@ -86,6 +96,7 @@ impl Organisation {
         filter: Option<UsersInOrganisationFilter>,
         #[graphql(default)] order_by: UserOrderBy,
     ) -> Result<UserConnection> {
+        self.require_members_readable(ctx)?;
         let order: UserOrder = order_by.into();
         let request = PageRequest::parse(first, after.as_deref(), order.tag())?;
         let filter = filter.map(UserFilter::from).unwrap_or_default();

@@ -88,11 +88,15 @@ impl User {
         self.model.organisation_id.map(|id| ID(id.to_string()))
     }
 
-    /// The organisation the user belongs to, if any. Batched across a page.
+    /// The organisation the user belongs to, if any. Batched across a page. `FORBIDDEN` for
+    /// an organisation outside the caller's (a subscriber sees a user leave for another).
     async fn organisation(&self, ctx: &Context<'_>) -> Result<Option<Organisation>> {
         let Some(organisation_id) = self.model.organisation_id else {
             return Ok(None);
         };
+        crate::graphql::caller(ctx)
+            .actor()?
+            .require_organisation_readable(organisation_id)?;
         Ok(self
             .set
             .organisation(ctx, organisation_id)
