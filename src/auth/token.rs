@@ -1,13 +1,18 @@
 //! Verifying Clerk session tokens: RS256 (or RS384/RS512) JWTs, with the key from
 //! `CLERK_JWT_KEY` (no network) or from Clerk's JWKS, cached and refetched when a token names
-//! a key id the cache does not hold (no more often than `REFETCH_FLOOR`).
+//! a key id the cache does not hold: one fetch at a time, which concurrent callers share, and
+//! no attempt, failed or not, sooner than the refetch floor after the last. No lock is held
+//! while Clerk answers, so tokens whose keys are cached never wait for a fetch, and during a
+//! Clerk outage an unknown key id is refused at once, not after another 5 s attempt.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
-use tokio::sync::RwLock;
 
 use crate::clerk::model::Jwks;
 use crate::config::Secret;
@@ -77,7 +82,7 @@ enum Keys {
     Jwks {
         source: JwksSource,
         http: reqwest::Client,
-        cache: RwLock<KeyCache>,
+        cache: std::sync::Mutex<KeyCache>,
     },
 }
 
@@ -174,7 +179,38 @@ impl VerifiedTokens {
 
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
+    /// The last successful fetch.
     fetched_at: Option<Instant>,
+    /// The last attempt, successful or not, and its error if it failed.
+    attempted_at: Option<Instant>,
+    last_error: Option<String>,
+    /// The fetch under way, shared by every caller that needs it.
+    fetching: Option<KeyFetch>,
+}
+
+type KeyFetch = Shared<BoxFuture<'static, Result<Arc<Jwks>, String>>>;
+
+impl KeyCache {
+    fn store(&mut self, result: &Result<Arc<Jwks>, String>) {
+        match result {
+            Ok(jwks) => {
+                self.keys = jwks
+                    .keys
+                    .iter()
+                    .filter(|jwk| jwk.kty == "RSA")
+                    .filter_map(|jwk| {
+                        let key =
+                            DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?)
+                                .ok()?;
+                        Some((jwk.kid.clone()?, key))
+                    })
+                    .collect();
+                self.fetched_at = Some(Instant::now());
+                self.last_error = None;
+            }
+            Err(err) => self.last_error = Some(err.clone()),
+        }
+    }
 }
 
 impl TokenVerifier {
@@ -198,9 +234,12 @@ impl TokenVerifier {
                     .timeout(Duration::from_secs(5))
                     .build()
                     .unwrap_or_default(),
-                cache: RwLock::new(KeyCache {
+                cache: std::sync::Mutex::new(KeyCache {
                     keys: HashMap::new(),
                     fetched_at: None,
+                    attempted_at: None,
+                    last_error: None,
+                    fetching: None,
                 }),
             },
             verified: VerifiedTokens::default(),
@@ -290,45 +329,59 @@ impl TokenVerifier {
             } => (source, http, cache),
         };
         let kid = kid.ok_or(TokenError::UnknownKey)?;
-        {
-            let cached = cache.read().await;
+        let lock = || {
+            // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
+            cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let fetch = {
+            let mut cached = lock();
             let fresh = cached.fetched_at.is_some_and(|at| at.elapsed() < KEYS_TTL);
-            if let Some(key) = cached.keys.get(kid).filter(|_| fresh) {
-                return Ok(key.clone());
+            let known = cached.keys.get(kid).cloned();
+            match (known, &cached.fetching) {
+                (Some(key), _) if fresh => return Ok(key),
+                (_, Some(fetching)) => fetching.clone(),
+                (known, None) => {
+                    let recently = cached
+                        .attempted_at
+                        .is_some_and(|at| at.elapsed() < self.refetch_floor);
+                    if recently {
+                        // Stale keys are better than none while Clerk is unreachable.
+                        return match (known, &cached.last_error) {
+                            (Some(key), _) => Ok(key),
+                            (None, Some(err)) => Err(TokenError::KeysUnavailable(err.clone())),
+                            (None, None) => Err(TokenError::UnknownKey),
+                        };
+                    }
+                    let (source, http) = (source.clone(), http.clone());
+                    let fetch: KeyFetch = async move { source.fetch(&http).await.map(Arc::new) }
+                        .boxed()
+                        .shared();
+                    cached.fetching = Some(fetch.clone());
+                    cached.attempted_at = Some(Instant::now());
+                    fetch
+                }
             }
-        }
-        let mut cached = cache.write().await;
-        let age = cached.fetched_at.map(|at| at.elapsed());
-        // Another request may have refreshed the keys while this one waited for the lock.
-        if let Some(key) = cached.keys.get(kid)
-            && age.is_some_and(|age| age < KEYS_TTL)
+        };
+        let result = fetch.clone().await;
+        let mut cached = lock();
+        if cached
+            .fetching
+            .as_ref()
+            .is_some_and(|fetching| fetching.ptr_eq(&fetch))
         {
-            return Ok(key.clone());
+            cached.fetching = None;
+            cached.store(&result);
         }
-        if !cached.keys.contains_key(kid) && age.is_some_and(|age| age < self.refetch_floor) {
-            return Err(TokenError::UnknownKey);
-        }
-        match source.fetch(http).await {
-            Ok(jwks) => {
-                cached.keys = jwks
-                    .keys
-                    .iter()
-                    .filter(|jwk| jwk.kty == "RSA")
-                    .filter_map(|jwk| {
-                        let key =
-                            DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?)
-                                .ok()?;
-                        Some((jwk.kid.clone()?, key))
-                    })
-                    .collect();
-                cached.fetched_at = Some(Instant::now());
-            }
-            // Stale keys are better than none while Clerk is unreachable.
-            Err(err) if cached.keys.contains_key(kid) => {
+        match (cached.keys.get(kid), result) {
+            (Some(key), Ok(_)) => Ok(key.clone()),
+            (Some(key), Err(err)) => {
                 tracing::warn!(error = %err, "cannot refresh Clerk's signing keys; using the cached ones");
+                Ok(key.clone())
             }
-            Err(err) => return Err(TokenError::KeysUnavailable(err)),
+            (None, Ok(_)) => Err(TokenError::UnknownKey),
+            (None, Err(err)) => Err(TokenError::KeysUnavailable(err)),
         }
-        cached.keys.get(kid).cloned().ok_or(TokenError::UnknownKey)
     }
 }

@@ -435,3 +435,130 @@ async fn a_remembered_token_is_refused_once_it_expires() {
         Some(TokenError::Expired)
     );
 }
+
+/// A JWKS endpoint whose answers can be made to fail or to wait, counting its requests.
+struct JwksEndpoint {
+    url: String,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+async fn jwks_endpoint(key: &SigningKey) -> JwksEndpoint {
+    use std::sync::atomic::Ordering;
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let jwks = json!({ "keys": [key.jwk()] });
+    let (h, f, d) = (hits.clone(), failing.clone(), delay_ms.clone());
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let (h, f, d, jwks) = (h.clone(), f.clone(), d.clone(), jwks.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
+                if f.load(Ordering::SeqCst) {
+                    (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(json!({})),
+                    )
+                } else {
+                    (axum::http::StatusCode::OK, axum::Json(jwks))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("http://{}/jwks", listener.local_addr().expect("an address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    JwksEndpoint {
+        url,
+        hits,
+        failing,
+        delay_ms,
+    }
+}
+
+fn token_with_kid(key: &SigningKey, kid: &str, subject: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    key.sign_as(kid, &json!({ "sub": subject, "iat": now, "exp": now + 60 }))
+        .expect("a token")
+}
+
+/// During a Clerk outage a failed fetch counts against the floor like a successful one, so
+/// tokens naming unknown keys are refused at once instead of each trying again; and a fetch in
+/// progress holds no lock, so tokens whose keys are cached do not wait for it.
+#[tokio::test]
+async fn a_failed_jwks_fetch_is_not_retried_within_the_floor_and_no_lock_is_held_across_a_fetch() {
+    use std::sync::atomic::Ordering;
+    use userhub::auth::token::{JwksSource, TokenError, TokenVerifier};
+
+    let key = signing_key();
+    let endpoint = jwks_endpoint(&key).await;
+    endpoint.failing.store(true, Ordering::SeqCst);
+    let verifier = TokenVerifier::from_jwks(JwksSource {
+        url: endpoint.url.clone(),
+        bearer: None,
+    })
+    .with_refetch_floor(Duration::from_secs(3600));
+    let started = std::time::Instant::now();
+    for attempt in 0..20 {
+        let token = token_with_kid(&key, &format!("unknown-{attempt}"), "user_outage");
+        assert!(
+            matches!(
+                verifier.verify(&token).await,
+                Err(TokenError::KeysUnavailable(_))
+            ),
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(
+        endpoint.hits.load(Ordering::SeqCst),
+        1,
+        "one fetch in the floor"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Keys refetched at every unknown key id (floor 0), one fetch slow: a token with a cached
+    // key is verified meanwhile.
+    let endpoint = jwks_endpoint(&key).await;
+    let verifier = Arc::new(
+        TokenVerifier::from_jwks(JwksSource {
+            url: endpoint.url.clone(),
+            bearer: None,
+        })
+        .with_refetch_floor(Duration::ZERO),
+    );
+    verifier
+        .verify(&token_with_kid(&key, key.kid(), "user_first"))
+        .await
+        .expect("valid");
+    endpoint.delay_ms.store(2_000, Ordering::SeqCst);
+    let slow = {
+        let verifier = verifier.clone();
+        let token = token_with_kid(&key, "rotated-away", "user_slow");
+        tokio::spawn(async move { verifier.verify(&token).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    verifier
+        .verify(&token_with_kid(&key, key.kid(), "user_second"))
+        .await
+        .expect("valid");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a cached key waited {:?} for a fetch",
+        started.elapsed()
+    );
+    assert_eq!(
+        slow.await.expect("the slow one").err(),
+        Some(TokenError::UnknownKey)
+    );
+}
