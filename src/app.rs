@@ -233,6 +233,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), limit_time))
+        .layer(middleware::from_fn_with_state(state.clone(), local_host_only))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -265,6 +266,45 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
             crate::error::stamp_request_id(response, request_id).await
         }
         _ => response,
+    }
+}
+
+/// In local mode, answers only requests addressed to loopback by name (`Host: 127.0.0.1`,
+/// `localhost` or `[::1]`, any port). The server listens on loopback, but a page of any site can
+/// point its own domain name at 127.0.0.1 (DNS rebinding) and read the answers as same-origin:
+/// GraphiQL's and the console's pages carry the admin token.
+async fn local_host_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.local.is_none() {
+        return next.run(request).await;
+    }
+    let host = request
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .map(|host| match host.rsplit_once(':') {
+                    Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                        name.to_owned()
+                    }
+                    _ => host.to_owned(),
+                })
+        })
+        .unwrap_or_default();
+    if matches!(
+        host.to_ascii_lowercase().as_str(),
+        "127.0.0.1" | "localhost" | "[::1]" | "::1"
+    ) {
+        next.run(request).await
+    } else {
+        json_error(
+            StatusCode::FORBIDDEN,
+            "HOST_NOT_ALLOWED",
+            "local mode answers only requests to 127.0.0.1, localhost or [::1]",
+        )
     }
 }
 

@@ -200,6 +200,32 @@ async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigt
         json!({ "email": "invitee@uni.test", "role": "LECTURER" })
     );
 
+    // DNS rebinding: a page of another site, its name pointed at 127.0.0.1, asks for the pages
+    // that carry the admin token. Only loopback names are answered.
+    for path in ["/graphql", "/admin/users", "/healthz"] {
+        let rebound = client
+            .get(format!("{address}{path}"))
+            .header("host", "rebind.attacker.example:8000")
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(rebound.status(), 403, "{path}");
+        let body = rebound.text().await.expect("text");
+        assert!(body.contains("HOST_NOT_ALLOWED"), "{path}: {body}");
+        assert!(!body.contains(&token), "{path}: the token stays home");
+    }
+    let port = address.rsplit(':').next().expect("a port");
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let page = client
+            .get(format!("{address}/healthz"))
+            .header("host", host.as_str())
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(page.status(), 200, "{host}");
+    }
+
     let killed = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
         .status()
