@@ -221,7 +221,8 @@ pub fn router(state: AppState) -> Router {
             crate::rate_limit::limit,
         ));
     }
-    Router::new()
+    let cors = cors(&state);
+    let router = Router::new()
         .route("/graphql", graphql)
         .route("/graphql/assets/{name}", get(graphql::graphiql::asset))
         .route("/api/webhooks/clerk", webhooks)
@@ -244,8 +245,55 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or("");
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    // Outermost, so a preflight is answered before any limit and every answer (errors, 429s)
+    // carries the headers a browser needs to read it.
+    match cors {
+        Some(cors) => router.layer(cors).with_state(state),
+        None => router.with_state(state),
+    }
+}
+
+/// CORS for browser frontends on other origins (a Next.js app on `localhost:3000` calling
+/// `:8000`): the allowed origins are `USERHUB_CORS_ORIGINS`, else `CLERK_AUTHORIZED_PARTIES`
+/// (in local mode, the emulator's `http://localhost:3000` when neither is set). Only they get
+/// `Access-Control-Allow-Origin`, with credentials (the `__session` cookie); any other origin
+/// gets no CORS header, so its pages cannot read an answer. `None` when no origin is allowed.
+fn cors(state: &AppState) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+
+    let mut origins = state.config.browser_origins();
+    if origins.is_empty() && state.local.is_some() {
+        origins.push(crate::clerk::emulator::DEFAULT_AUTHORIZED_PARTY.to_owned());
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| match HeaderValue::from_str(origin) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin, "not a valid origin; left out of CORS");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                REQUEST_ID,
+            ])
+            .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Counts and times every request, and gives every error answer the request's id, so that a

@@ -19,6 +19,7 @@ on_both_databases!(
     a_client_over_its_rate_limit_gets_429_with_retry_after => with_tight_rate_limits,
     a_forged_forwarded_for_buys_no_new_bucket => with_tight_rate_limits_behind_a_proxy,
     a_client_that_sends_a_byte_a_second_is_cut_off => with_short_timeouts,
+    browser_pages_of_allowed_origins_may_call_the_api_and_others_may_not,
     health_and_readiness_report_the_database,
     metrics_count_requests_and_statements,
     unknown_routes_answer_json,
@@ -294,6 +295,83 @@ fn with_tight_rate_limits(config: &mut userhub::config::Config) {
     config.rate_limit_burst = 3;
     config.webhook_rate_limit_per_minute = 60;
     config.webhook_rate_limit_burst = 2;
+}
+
+/// CORS: a page of an allowed origin (here `CLERK_AUTHORIZED_PARTIES`) passes the preflight
+/// and reads the answers, with credentials; a page of any other origin is given nothing that
+/// lets its browser read an answer.
+async fn browser_pages_of_allowed_origins_may_call_the_api_and_others_may_not(app: TestApp) {
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("http://localhost:3000").await.expect("an answer");
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    let allowed_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("text")
+        .to_lowercase();
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
+    );
+    assert!(
+        allowed_headers.contains("content-type"),
+        "{allowed_headers}"
+    );
+    assert!(
+        headers["access-control-allow-methods"]
+            .to_str()
+            .expect("text")
+            .contains("POST")
+    );
+
+    let refused = preflight("https://evil.example").await.expect("an answer");
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        refused.headers()
+    );
+
+    // The request itself, and an error answer too, carry the header for the allowed origin.
+    for (query, origin, readable) in [
+        ("{ me { email } }", "http://localhost:3000", true),
+        ("{ nope }", "http://localhost:3000", true),
+        ("{ me { email } }", "https://evil.example", false),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.admin_token)
+            .header("origin", origin)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|value| value.to_str().unwrap_or_default().to_owned()),
+            readable.then(|| origin.to_owned()),
+            "{query} from {origin}"
+        );
+    }
 }
 
 fn with_short_timeouts(config: &mut userhub::config::Config) {
