@@ -9,8 +9,12 @@
 //   USERHUB_BIN        the userhub binary (default ../target/debug/userhub)
 //   TEST_DATABASE_URL  a PostgreSQL server to create the database on (default: SQLite)
 //   KEEP_LOGS=1        print the servers' logs even when the tests pass
+//
+// userhub allows one browser origin (USERHUB_CORS_ORIGINS), on a port free at start, which the
+// CORS test serves its frontend from (FRONTEND_ORIGIN).
 
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,7 +99,21 @@ async function emulatorCall(emulator, secret, method, path, body) {
   return response.json();
 }
 
+/** A port free now, for a server a test starts later. */
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
 async function main() {
+  // The browser frontend of the CORS test: its origin is the one userhub allows.
+  const frontendOrigin = `http://localhost:${await freePort()}`;
   const secret = `sk_test_conformance_${randomBytes(12).toString('hex')}`;
   const webhookSecret = `whsec_${randomBytes(24).toString('base64')}`;
   const databaseUrl = database();
@@ -116,6 +134,7 @@ async function main() {
       CLERK_SECRET_KEY: secret,
       CLERK_API_URL: api,
       CLERK_WEBHOOK_SECRET: webhookSecret,
+      USERHUB_CORS_ORIGINS: frontendOrigin,
     },
     /userhub listening on (http:\/\/127\.0\.0\.1:\d+)/,
   );
@@ -155,6 +174,7 @@ async function main() {
       CLERK_SECRET_KEY: secret,
       ADMIN_TOKEN: jwt,
       ADMIN_CLERK_ID: admin.id,
+      FRONTEND_ORIGIN: frontendOrigin,
     },
   });
   const code = await new Promise((done) => runner.on('exit', (exitCode) => done(exitCode ?? 1)));
