@@ -222,13 +222,17 @@ pub fn router(state: AppState) -> Router {
         ));
     }
     let cors = cors(&state);
-    let router = Router::new()
+    let mut router = Router::new();
+    // With a listener of its own, `/metrics` is not on this one.
+    if state.config.metrics_listen.is_none() {
+        router = router.route("/metrics", get(metrics));
+    }
+    let router = router
         .route("/graphql", graphql)
         .route("/graphql/assets/{name}", get(graphql::graphiql::asset))
         .route("/api/webhooks/clerk", webhooks)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -456,6 +460,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             Some(false) => "pending",
             None => "unknown",
         },
+        "warnings": state.config.warnings(),
     });
     let status = if ready {
         StatusCode::OK
@@ -465,7 +470,29 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(crate::auth::caller::bearer_token);
+        // Compared in constant time: the answer's timing says nothing of the token.
+        let matches = presented.is_some_and(|presented| {
+            presented.len() == token.expose().len()
+                && presented
+                    .bytes()
+                    .zip(token.expose().bytes())
+                    .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+                    == 0
+        });
+        if !matches {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "/metrics needs `Authorization: Bearer <USERHUB_METRICS_TOKEN>`",
+            );
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -491,6 +518,8 @@ async fn method_not_allowed() -> Response {
 /// A server bound to its port, not yet serving.
 pub struct Server {
     listener: TcpListener,
+    /// `USERHUB_METRICS_LISTEN`: `/metrics` alone.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -510,7 +539,29 @@ impl Server {
                     switches: Default::default(),
                 });
         }
-        Ok(Server { listener, state })
+        let metrics_listener = match state.config.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen for /metrics on {address}"))?,
+            ),
+            None => None,
+        };
+        for warning in state.config.warnings() {
+            tracing::warn!("{warning}");
+        }
+        Ok(Server {
+            listener,
+            metrics_listener,
+            state,
+        })
+    }
+
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -561,11 +612,21 @@ impl Server {
                 }
             }
         });
+        let metrics_serving = self.metrics_listener.map(|listener| {
+            let router = Router::new()
+                .route("/metrics", get(self::metrics))
+                .fallback(not_found)
+                .with_state(self.state.clone());
+            tokio::spawn(async move { axum::serve(listener, router).await })
+        });
         let header_timeout = Duration::from_millis(self.state.config.header_timeout_ms.max(1));
         let served =
             serve_connections(self.listener, router(self.state), header_timeout, shutdown).await;
         pruning.abort();
         sweeping.abort();
+        if let Some(metrics_serving) = metrics_serving {
+            metrics_serving.abort();
+        }
         served
     }
 }

@@ -322,6 +322,37 @@ impl Config {
             .unwrap_or_else(|| format!("{}/jwks", self.clerk_api_url.trim_end_matches('/')))
     }
 
+    /// What this configuration leaves open that production should not, said at start-up and in
+    /// `/readyz`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.is_local_mode() {
+            return warnings;
+        }
+        if self.clerk_issuer.is_none() {
+            warnings.push(
+                "CLERK_ISSUER is not set: a token's `iss` is not checked (set it to your Clerk \
+                 Frontend API URL)"
+                    .to_owned(),
+            );
+        }
+        if self.clerk_authorized_parties.is_empty() {
+            warnings.push(
+                "CLERK_AUTHORIZED_PARTIES is not set: a token made for any origin is accepted \
+                 (set it to your frontends' origins)"
+                    .to_owned(),
+            );
+        }
+        if self.metrics_listen.is_none() && self.metrics_token.is_none() {
+            warnings.push(
+                "/metrics is open on the main listener: set USERHUB_METRICS_LISTEN or \
+                 USERHUB_METRICS_TOKEN"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+
     /// Proxies trusted to append to `X-Forwarded-For`.
     pub fn proxy_hops(&self) -> usize {
         if self.trusted_proxy_hops == 0 && self.trust_forwarded_for {

@@ -100,6 +100,8 @@ test('Apollo Client on an allowed origin reads over HTTP and the WebSocket; anot
       await new Promise((done) => setTimeout(done, 100));
       change = await page.evaluate(() => window.changes.find((c) => c.user?.firstName?.startsWith('Cors')) ?? null);
     }
+    // Other tests know the admin by name.
+    await graphql('mutation ($id: ID!) { updateUser(id: $id, input: { firstName: "Conformance" }) { id } }', { id });
     assert.ok(change, 'the page heard the change over the WebSocket');
     assert.equal(change.user.email, 'conformance.admin@userhub.test');
 

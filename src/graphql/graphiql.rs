@@ -16,14 +16,14 @@ const PAGE: &str = r#"<!doctype html>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>userhub · GraphiQL</title>
   <link rel="stylesheet" href="/graphql/assets/graphiql.min.css">
-  <style>html, body, #graphiql { height: 100%; margin: 0; }</style>
+  <style nonce="__NONCE__">html, body, #graphiql { height: 100%; margin: 0; }</style>
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL…</div>
   <script src="/graphql/assets/react.production.min.js"></script>
   <script src="/graphql/assets/react-dom.production.min.js"></script>
   <script src="/graphql/assets/graphiql.min.js"></script>
-  <script>
+  <script nonce="__NONCE__">
     const endpoint = new URL('/graphql', window.location.href);
     const socket = new URL(endpoint);
     socket.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -66,10 +66,37 @@ pub fn page(admin_token: Option<&str>) -> Response {
     let literal = serde_json::to_string(&headers)
         .unwrap_or_else(|_| "\"\"".to_owned())
         .replace('<', "\\u003c");
-    let mut response = Html(PAGE.replace("__DEFAULT_HEADERS__", &literal)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The page's one inline script runs by a nonce made for this answer, so no script a
+    // query result or header could smuggle in runs; styles stay open because GraphiQL's editor
+    // sets style attributes. No other site may frame it (its buttons act with the token).
+    let nonce = {
+        use base64::Engine as _;
+        let bytes: [u8; 16] = rand::random();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let html = PAGE
+        .replace("__DEFAULT_HEADERS__", &literal)
+        .replace("__NONCE__", &nonce);
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    let mut response = Html(html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 

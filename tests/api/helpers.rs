@@ -66,6 +66,8 @@ pub(crate) const WEBHOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 
 pub(crate) struct TestApp {
     pub(crate) address: String,
+    /// Where `/metrics` is served when `USERHUB_METRICS_LISTEN` gives it a listener of its own.
+    pub(crate) metrics_address: Option<String>,
     pub(crate) client: reqwest::Client,
     pub(crate) db: DatabaseConnection,
     /// The server's change-event bus: changes made through it reach its subscribers.
@@ -150,6 +152,9 @@ pub(crate) async fn spawn_app(
     let listen = state.config.listen;
     let server = Server::bind(state, listen).await.expect("bind port 0");
     let address = format!("http://{}", server.local_addr().expect("a local address"));
+    let metrics_address = server
+        .metrics_addr()
+        .map(|address| format!("http://{address}"));
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(server.serve(async move {
         let _ = stopped.await;
@@ -164,6 +169,7 @@ pub(crate) async fn spawn_app(
     let admin_token = token_for(&clerk.emulator, &admin);
     Some(TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         db,
         events,

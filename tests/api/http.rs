@@ -20,6 +20,8 @@ on_both_databases!(
     a_forged_forwarded_for_buys_no_new_bucket => with_tight_rate_limits_behind_a_proxy,
     a_client_that_sends_a_byte_a_second_is_cut_off => with_short_timeouts,
     browser_pages_of_allowed_origins_may_call_the_api_and_others_may_not,
+    permissive_settings_are_warned_of_and_metrics_can_require_a_token => open_settings,
+    metrics_can_have_a_listener_of_their_own => metrics_apart,
     health_and_readiness_report_the_database,
     metrics_count_requests_and_statements,
     unknown_routes_answer_json,
@@ -209,6 +211,7 @@ async fn graphiql_is_served_to_browsers_from_the_binary(app: TestApp) {
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("text");
     assert!(html.contains("GraphiQL.createFetcher"));
+    graphiql_has_a_strict_policy(&app).await;
     // Every script and stylesheet comes from this server, none from a CDN.
     for asset in [
         "/graphql/assets/graphiql.min.js",
@@ -225,6 +228,39 @@ async fn graphiql_is_served_to_browsers_from_the_binary(app: TestApp) {
         );
     }
     assert!(!html.contains("https://"), "the page names no remote host");
+}
+
+/// GraphiQL's page carries the admin token in local mode: only its own scripts run, and no
+/// other site may frame it.
+async fn graphiql_has_a_strict_policy(app: &TestApp) {
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("answer");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.expect("text");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("default-src 'self'"), "{policy}");
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a script nonce");
+    assert!(
+        html.contains(&format!("<script nonce=\"{nonce}\">")),
+        "{html}"
+    );
+    assert!(
+        !policy.contains("script-src 'self' 'unsafe-inline'"),
+        "{policy}"
+    );
 }
 
 async fn the_admin_console_is_served_from_the_binary_with_a_strict_policy(app: TestApp) {
@@ -372,6 +408,96 @@ async fn browser_pages_of_allowed_origins_may_call_the_api_and_others_may_not(ap
             "{query} from {origin}"
         );
     }
+}
+
+fn open_settings(config: &mut userhub::config::Config) {
+    config.clerk_issuer = None;
+    config.clerk_authorized_parties = Vec::new();
+    config.metrics_token = Some(userhub::config::Secret::new("metrics-secret"));
+}
+
+async fn permissive_settings_are_warned_of_and_metrics_can_require_a_token(app: TestApp) {
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let warnings = ready["warnings"].to_string();
+    assert!(warnings.contains("CLERK_ISSUER"), "{warnings}");
+    assert!(warnings.contains("CLERK_AUTHORIZED_PARTIES"), "{warnings}");
+    assert!(
+        !warnings.contains("/metrics"),
+        "the token closes it: {warnings}"
+    );
+    for (token, status) in [
+        (None, 401),
+        (Some("wrong"), 401),
+        (Some("metrics-secret"), 200),
+    ] {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("answer");
+        assert_eq!(response.status(), status, "{token:?}");
+        let text = response.text().await.expect("text");
+        if status == 200 {
+            assert!(text.contains("userhub_http_requests_total"), "{text}");
+        } else {
+            assert!(text.contains("UNAUTHENTICATED"), "{text}");
+        }
+    }
+}
+
+fn metrics_apart(config: &mut userhub::config::Config) {
+    config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+}
+
+async fn metrics_can_have_a_listener_of_their_own(app: TestApp) {
+    let main = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(main.status(), 404);
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(ready["warnings"], json!([]), "{ready}");
+    let apart = app.metrics_address.as_deref().expect("a metrics listener");
+    let metrics = app
+        .client
+        .get(format!("{apart}/metrics"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics
+            .text()
+            .await
+            .expect("text")
+            .contains("userhub_http_requests_total")
+    );
+    let other = app
+        .client
+        .get(format!("{apart}/graphql"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(other.status(), 404, "only /metrics there");
 }
 
 fn with_short_timeouts(config: &mut userhub::config::Config) {
@@ -580,7 +706,11 @@ async fn health_and_readiness_report_the_database(app: TestApp) {
     let ready: Value = ready.json().await.expect("JSON");
     assert_eq!(
         ready,
-        json!({ "status": "ready", "database": "ok", "events": "listening", "migrations": "current" })
+        json!({
+            "status": "ready", "database": "ok", "events": "listening", "migrations": "current",
+            // The tests' servers check issuer and origins, and leave /metrics open.
+            "warnings": ["/metrics is open on the main listener: set USERHUB_METRICS_LISTEN or USERHUB_METRICS_TOKEN"],
+        })
     );
 }
 
