@@ -12,11 +12,57 @@ use crate::helpers::signing_key;
 
 const SPEC: &str = include_str!("../contract/bapi-2026-05-12.yml");
 
-/// The spec with OpenAPI 3.0's `nullable: true` rewritten as JSON Schema understands it.
+/// The spec with OpenAPI 3.0's `nullable: true` and `discriminator` rewritten as JSON Schema
+/// understands them.
 fn spec() -> Value {
     let mut spec: Value = serde_yaml::from_str(SPEC).expect("the spec is YAML");
+    rewrite_discriminators(&mut spec);
     rewrite_nullable(&mut spec);
     spec
+}
+
+/// `oneOf` with a `discriminator` names its branch by a property: the `jsonschema` crate
+/// ignores `discriminator`, so an object without that property could still match a branch
+/// that leaves it optional (as the emulator's email verifications did, without `object`,
+/// which real Clerk always sends). Rewritten: the property is required, is one of the
+/// mapping's names, and its value selects the branch.
+fn rewrite_discriminators(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            for child in object.values_mut() {
+                rewrite_discriminators(child);
+            }
+            let Some(discriminator) = object.get("discriminator").cloned() else {
+                return;
+            };
+            let (Some(property), Some(mapping)) = (
+                discriminator["propertyName"].as_str(),
+                discriminator["mapping"].as_object(),
+            ) else {
+                return;
+            };
+            let branches: Vec<Value> = mapping
+                .iter()
+                .map(|(name, target)| {
+                    json!({
+                        "if": { "properties": { property: { "const": name } }, "required": [property] },
+                        "then": { "$ref": target },
+                    })
+                })
+                .collect();
+            let names: Vec<&String> = mapping.keys().collect();
+            object.remove("discriminator");
+            object.remove("oneOf");
+            object.insert("required".to_owned(), json!([property]));
+            object.insert(
+                "properties".to_owned(),
+                json!({ property: { "enum": names } }),
+            );
+            object.insert("allOf".to_owned(), Value::Array(branches));
+        }
+        Value::Array(items) => items.iter_mut().for_each(rewrite_discriminators),
+        _ => {}
+    }
 }
 
 fn rewrite_nullable(value: &mut Value) {
@@ -297,6 +343,28 @@ fn the_check_refuses_what_clerk_would_not_send() {
         errors(&spec, &user, &wrong).is_empty(),
         "null is allowed where the spec says nullable"
     );
+    // A `oneOf` with a discriminator: the discriminating property must be there and must
+    // name a branch the rest of the object matches.
+    let mut undiscriminated: Value = serde_json::from_str(SAMPLE_USER).expect("JSON");
+    let verification = &mut undiscriminated["email_addresses"][0]["verification"];
+    verification
+        .as_object_mut()
+        .expect("object")
+        .remove("object");
+    assert!(
+        !errors(&spec, &user, &undiscriminated).is_empty(),
+        "a verification without its `object` is caught"
+    );
+    undiscriminated["email_addresses"][0]["verification"]["object"] = json!("verification_otp");
+    assert!(
+        !errors(&spec, &user, &undiscriminated).is_empty(),
+        "a verification that names another branch than its shape is caught"
+    );
+    undiscriminated["email_addresses"][0]["verification"] = Value::Null;
+    assert!(
+        errors(&spec, &user, &undiscriminated).is_empty(),
+        "a null verification is still allowed"
+    );
 }
 
 /// A user as the emulator makes one (checked against the spec above).
@@ -306,7 +374,7 @@ const SAMPLE_USER: &str = r#"{
   "first_name": "Ada", "last_name": null, "image_url": "https://img.clerk.com/x", "has_image": false,
   "public_metadata": {}, "private_metadata": {}, "unsafe_metadata": {},
   "email_addresses": [{ "id": "idn_1", "object": "email_address", "email_address": "ada@uni.test",
-    "reserved": false, "verification": { "status": "verified", "strategy": "admin", "attempts": null, "expire_at": null },
+    "reserved": false, "verification": { "object": "verification_admin", "status": "verified", "strategy": "admin", "attempts": null, "expire_at": null },
     "linked_to": [], "created_at": 1, "updated_at": 1 }],
   "phone_numbers": [], "web3_wallets": [], "passkeys": [], "password_enabled": false,
   "two_factor_enabled": false, "totp_enabled": false, "backup_code_enabled": false,

@@ -152,7 +152,7 @@ impl Store {
                 "object": "email_address",
                 "email_address": email,
                 "reserved": false,
-                "verification": { "status": "verified", "strategy": "admin", "attempts": null, "expire_at": null },
+                "verification": { "object": "verification_admin", "status": "verified", "strategy": "admin", "attempts": null, "expire_at": null },
                 "linked_to": [],
                 "created_at": now,
                 "updated_at": now,
