@@ -54,6 +54,10 @@ pub enum ClerkFailure {
     /// Clerk answered with a body userhub cannot read.
     #[error("Clerk answered something unexpected: {0}")]
     Unreadable(String),
+    /// A call that is not safe to repeat timed out or met a server error: Clerk may or may not
+    /// have applied it. Its caller finds out (`create_invitation`) instead of sending it again.
+    #[error("Clerk may or may not have applied the request: {0}")]
+    Uncertain(String),
 }
 
 #[derive(Clone)]
@@ -214,12 +218,22 @@ impl ClerkClient {
 
     /// `POST /invitations` with `notify: true`: Clerk sends the email. `public_metadata` is
     /// copied to the user who accepts.
+    ///
+    /// Creating is not safe to repeat: after a timeout or a server error Clerk may already have
+    /// made the invitation (and sent its email), and a second `POST` would make another or be
+    /// refused as a duplicate. So such an attempt is followed by a look-up of the pending
+    /// invitations for the address, matched by `public_metadata[INVITATION_KEY]` (userhub's
+    /// own id, unique per invitation), and only if none is found is it sent again.
     pub async fn create_invitation(
         &self,
         email: &str,
         public_metadata: Value,
         redirect_url: Option<&str>,
     ) -> Result<ClerkInvitation, ClerkFailure> {
+        let key = public_metadata
+            .get(crate::clerk::model::INVITATION_KEY)
+            .cloned()
+            .filter(|key| !key.is_null());
         let mut body = json!({
             "email_address": email,
             "public_metadata": public_metadata,
@@ -228,8 +242,58 @@ impl ClerkClient {
         if let Some(redirect_url) = redirect_url {
             body["redirect_url"] = json!(redirect_url);
         }
-        self.send(Method::POST, "/invitations", &[], Some(&body))
-            .await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let failure = match self
+                .send_with(Method::POST, "/invitations", &[], Some(&body), false)
+                .await
+            {
+                Err(ClerkFailure::Uncertain(reason)) => reason,
+                done => return done,
+            };
+            // Without a key of ours there is no telling Clerk's invitation from another's.
+            let Some(key) = &key else {
+                return Err(ClerkFailure::Unavailable(failure));
+            };
+            if let Some(made) = self.pending_invitation(email, key).await? {
+                return Ok(made);
+            }
+            if attempt >= self.policy.max_attempts {
+                return Err(ClerkFailure::Unavailable(format!(
+                    "{failure}, {attempt} times"
+                )));
+            }
+            self.count_retry("POST /invitations", "uncertain");
+            tokio::time::sleep(self.backoff(attempt)).await;
+        }
+    }
+
+    /// The pending invitation to `email` that carries `key` in its public metadata.
+    async fn pending_invitation(
+        &self,
+        email: &str,
+        key: &Value,
+    ) -> Result<Option<ClerkInvitation>, ClerkFailure> {
+        const PAGE: usize = 500;
+        let mut offset = 0;
+        loop {
+            let page = self.list_invitations(Some("pending"), PAGE, offset).await?;
+            let found = page.iter().find(|invitation| {
+                invitation.email_address.eq_ignore_ascii_case(email)
+                    && invitation
+                        .public_metadata
+                        .get(crate::clerk::model::INVITATION_KEY)
+                        == Some(key)
+            });
+            if let Some(found) = found {
+                return Ok(Some(found.clone()));
+            }
+            if page.len() < PAGE {
+                return Ok(None);
+            }
+            offset += PAGE;
+        }
     }
 
     /// `GET /invitations`, newest first; `status` narrows to pending, accepted, revoked or
@@ -274,15 +338,32 @@ impl ClerkClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<T, ClerkFailure> {
+        self.send_with(method, path, query, body, true).await
+    }
+
+    /// `send`; a call that is not `safe_to_repeat` is not sent again once Clerk may have
+    /// received it (a timeout, a 5xx): it fails `Uncertain`. A refused connection or a 429
+    /// means Clerk did not act, so those are retried either way.
+    async fn send_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        safe_to_repeat: bool,
+    ) -> Result<T, ClerkFailure> {
         let started = std::time::Instant::now();
         let call = format!("{method} {}", path_template(path));
-        let result = self.send_retrying(&call, method, path, query, body).await;
+        let result = self
+            .send_retrying(&call, method, path, query, body, safe_to_repeat)
+            .await;
         if let Some(metrics) = &self.metrics {
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(ClerkFailure::Refused { .. }) => "refused",
                 Err(ClerkFailure::Unavailable(_)) => "unavailable",
                 Err(ClerkFailure::Unreadable(_)) => "unreadable",
+                Err(ClerkFailure::Uncertain(_)) => "uncertain",
             };
             metrics.observe_clerk(&call, outcome, started.elapsed());
         }
@@ -302,6 +383,7 @@ impl ClerkClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        safe_to_repeat: bool,
     ) -> Result<T, ClerkFailure> {
         let url = format!("{}{path}", self.base_url);
         let mut attempt = 0;
@@ -327,6 +409,9 @@ impl ClerkClient {
                     } else {
                         format!("cannot connect ({})", without_url(&err))
                     };
+                    if !safe_to_repeat && !err.is_connect() {
+                        return Err(ClerkFailure::Uncertain(format!("{method} {path} {reason}")));
+                    }
                     if last {
                         return Err(ClerkFailure::Unavailable(format!(
                             "{method} {path} {reason} after {attempt} attempts"
@@ -352,6 +437,11 @@ impl ClerkClient {
                     .map_err(|err| ClerkFailure::Unavailable(without_url(&err)))?;
                 return serde_json::from_slice(&bytes)
                     .map_err(|err| ClerkFailure::Unreadable(format!("{method} {path}: {err}")));
+            }
+            if status.is_server_error() && !safe_to_repeat {
+                return Err(ClerkFailure::Uncertain(format!(
+                    "{method} {path} answered {status}"
+                )));
             }
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 let retry_after = retry_after(response.headers());

@@ -54,6 +54,9 @@ fn empty_object() -> Value {
 /// The metadata keys userhub reads and writes, spelled as the original application does.
 pub const ROLE_KEY: &str = "role";
 pub const ORGANISATION_KEY: &str = "organisationId";
+/// The metadata key that ties a Clerk invitation, and the user made from it, to its row in
+/// userhub; unique per invitation, so it also tells whether an uncertain creation happened.
+pub const INVITATION_KEY: &str = "userhubInvitationId";
 
 impl ClerkUser {
     /// The primary email address, or the first one when none is marked primary.

@@ -17,11 +17,9 @@ use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page
 use super::{Origin, accounts, users};
 use crate::auth::Actor;
 use crate::clerk::ClerkClient;
+pub use crate::clerk::model::INVITATION_KEY;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::error::AppError;
-
-/// The metadata key that ties a Clerk invitation, and the user made from it, to its row here.
-pub const INVITATION_KEY: &str = "userhubInvitationId";
 
 #[derive(Debug, Clone)]
 pub struct NewInvitation {

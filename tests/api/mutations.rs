@@ -20,6 +20,7 @@ on_both_databases!(
     a_rate_limited_call_is_retried_after_the_wait_and_succeeds,
     clerk_failing_every_time_is_upstream_unavailable_and_changes_nothing,
     clerk_slower_than_the_timeout_is_upstream_unavailable => short_clerk_timeout,
+    calls_clerk_applied_before_timing_out_are_not_sent_again => short_clerk_timeout,
 );
 
 fn short_clerk_timeout(config: &mut Config) {
@@ -456,4 +457,58 @@ async fn clerk_slower_than_the_timeout_is_upstream_unavailable(app: TestApp) {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Clerk does what is asked, then its answer comes too late. An invitation is not sent again
+/// (a second email, or Clerk's "duplicate" refusal of an invitation that exists): userhub finds
+/// the one Clerk made, by the id it put in its metadata, and records it. A removal whose retry
+/// finds the user gone counts as done.
+async fn calls_clerk_applied_before_timing_out_are_not_sent_again(app: TestApp) {
+    app.clerk
+        .emulator
+        .inject(Fault::SlowAnswer(std::time::Duration::from_millis(600)), 1);
+    let invited = app
+        .graphql(
+            r#"mutation { inviteUser(input: { email: "late@uni.test", role: LECTURER }) { id clerkInvitationId email } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(invited.get("errors").is_none(), "{invited}");
+    let clerk_id = invited["data"]["inviteUser"]["clerkInvitationId"]
+        .as_str()
+        .expect("Clerk's id")
+        .to_owned();
+    let emails: Vec<_> = app
+        .clerk
+        .emulator
+        .sent_invitation_emails()
+        .into_iter()
+        .filter(|(email, _)| email == "late@uni.test")
+        .collect();
+    assert_eq!(emails.len(), 1, "one invitation, one email: {emails:?}");
+    assert!(app.clerk.emulator.invitation(&clerk_id).is_some());
+    let posts = app
+        .clerk
+        .emulator
+        .requests()
+        .iter()
+        .filter(|(method, path, _)| method == "POST" && path == "/invitations")
+        .count();
+    assert_eq!(posts, 1, "not sent again");
+
+    let user = app.create_user(TestUser::new("leaving@uni.test")).await;
+    app.clerk
+        .emulator
+        .inject(Fault::SlowAnswer(std::time::Duration::from_millis(600)), 1);
+    let removed = app
+        .graphql(
+            "mutation ($id: ID!) { removeUser(id: $id) { isActive } }",
+            json!({ "id": user.id.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        removed["data"]["removeUser"]["isActive"], false,
+        "{removed}"
+    );
+    assert!(app.clerk.emulator.user(&user.clerk_id).is_none());
 }

@@ -78,19 +78,34 @@ async fn subscribers_see_the_changes_they_may_read_from_every_source(app: TestAp
         json!({ "id": mover.id.to_string(), "org": b.id.to_string() }),
     )
     .await;
-    for subscriber in [&mut admin_all, &mut admin_beta, &mut alpha] {
-        let change = subscriber.next_data().await;
+    for (subscriber, sees_beta) in [
+        (&mut admin_all, true),
+        (&mut admin_beta, true),
+        (&mut alpha, false),
+    ] {
+        let payload = subscriber.next_payload().await;
+        let change = &payload["data"];
         assert_eq!(change["userChanged"]["kind"], "UPDATED");
         assert_eq!(change["userChanged"]["source"], "api");
         assert_eq!(change["userChanged"]["user"]["id"], mover.id.to_string());
         assert_eq!(
-            change["userChanged"]["user"]["organisation"]["name"],
-            "Beta"
-        );
-        assert_eq!(
             change["userChanged"]["previousOrganisationId"],
             a.id.to_string()
         );
+        if sees_beta {
+            assert!(payload.get("errors").is_none(), "{payload}");
+            assert_eq!(
+                change["userChanged"]["user"]["organisation"]["name"],
+                "Beta"
+            );
+        } else {
+            // Alpha's admin sees them leave, not where they went (issue 16.3).
+            assert!(change["userChanged"]["user"]["organisation"].is_null());
+            assert_eq!(
+                payload["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                "{payload}"
+            );
+        }
     }
 
     // A change in Beta only: Alpha's admin does not see it.
