@@ -7,6 +7,7 @@ pub mod batch;
 pub mod depth;
 pub mod errors;
 pub mod execute;
+mod fragments;
 pub mod graphiql;
 pub mod http;
 pub mod introspection;

@@ -7,12 +7,12 @@
 //! this refuses them in one pass, with one error.
 //!
 //! Fields are counted as executed: a fragment counts at every spread, so `F0 { ...F1 ...F1 }
-//! F1 { ...F2 ...F2 } …` selects 2^40 fields from 1.5 KB. Each fragment's count is computed
-//! once and remembered, and counts saturate, so the check stays linear in the document.
-
-use std::collections::HashMap;
+//! F1 { ...F2 ...F2 } …` selects 2^40 fields from 1.5 KB. Each fragment is counted once
+//! (`fragments.rs`) and counts saturate, so the check stays linear in the document.
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+use super::fragments::{Measure, Walk};
 
 /// Most variables one operation may declare.
 pub(crate) const MAX_VARIABLES: usize = 100;
@@ -21,10 +21,7 @@ pub(crate) const MAX_VARIABLES: usize = 100;
 /// fragments expanded where they are spread, every definition counted at least once), or an
 /// operation with more than `MAX_VARIABLES` variables.
 pub(crate) fn check(document: &ExecutableDocument, max_fields: usize) -> Option<String> {
-    let mut counter = Counter {
-        document,
-        fragments: HashMap::new(),
-    };
+    let mut counter = Walk::new(document, Executed);
     let mut executed: usize = 0;
     let mut written: usize = 0;
     for (_, operation) in document.operations.iter() {
@@ -35,7 +32,8 @@ pub(crate) fn check(document: &ExecutableDocument, max_fields: usize) -> Option<
                  {MAX_VARIABLES}"
             ));
         }
-        executed = executed.saturating_add(counter.count(&operation.node.selection_set.node));
+        executed =
+            executed.saturating_add(counter.selection_set(&operation.node.selection_set.node));
         written = written.saturating_add(written_fields(&operation.node.selection_set.node));
     }
     for fragment in document.fragments.values() {
@@ -66,43 +64,15 @@ fn written_fields(selection_set: &SelectionSet) -> usize {
         .fold(0, usize::saturating_add)
 }
 
-/// Fields as executed, with every spread expanded; a fragment's count is `None` while it is
-/// being counted, so a cycle (refused later by validation) counts as 0 instead of looping.
-struct Counter<'a> {
-    document: &'a ExecutableDocument,
-    fragments: HashMap<&'a str, Option<usize>>,
-}
+/// Fields as executed, with every spread expanded; counts saturate.
+struct Executed;
 
-impl<'a> Counter<'a> {
-    fn count(&mut self, selection_set: &'a SelectionSet) -> usize {
-        let mut total: usize = 0;
-        for item in &selection_set.items {
-            let fields = match &item.node {
-                Selection::Field(field) => {
-                    self.count(&field.node.selection_set.node).saturating_add(1)
-                }
-                Selection::InlineFragment(fragment) => {
-                    self.count(&fragment.node.selection_set.node)
-                }
-                Selection::FragmentSpread(spread) => {
-                    self.fragment(spread.node.fragment_name.node.as_str())
-                }
-            };
-            total = total.saturating_add(fields);
-        }
-        total
+impl Measure for Executed {
+    fn field(&self, _name: &str, selection: usize) -> usize {
+        selection.saturating_add(1)
     }
 
-    fn fragment(&mut self, name: &'a str) -> usize {
-        if let Some(known) = self.fragments.get(name) {
-            return known.unwrap_or(0);
-        }
-        let Some(fragment) = self.document.fragments.get(name) else {
-            return 0;
-        };
-        self.fragments.insert(name, None);
-        let fields = self.count(&fragment.node.selection_set.node);
-        self.fragments.insert(name, Some(fields));
-        fields
+    fn siblings(&self, left: usize, right: usize) -> usize {
+        left.saturating_add(right)
     }
 }

@@ -410,6 +410,18 @@ async fn browser_pages_of_allowed_origins_may_call_the_api_and_others_may_not(ap
     }
 }
 
+/// `/readyz`'s answer, which must be 200.
+async fn readyz(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
 fn open_settings(config: &mut userhub::config::Config) {
     config.clerk_issuer = None;
     config.clerk_authorized_parties = Vec::new();
@@ -417,15 +429,7 @@ fn open_settings(config: &mut userhub::config::Config) {
 }
 
 async fn permissive_settings_are_warned_of_and_metrics_can_require_a_token(app: TestApp) {
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let ready = readyz(&app).await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let warnings = ready["warnings"].to_string();
     assert!(warnings.contains("CLERK_ISSUER"), "{warnings}");
@@ -466,15 +470,7 @@ async fn metrics_can_have_a_listener_of_their_own(app: TestApp) {
         .await
         .expect("answer");
     assert_eq!(main.status(), 404);
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let ready = readyz(&app).await;
     assert_eq!(ready["warnings"], json!([]), "{ready}");
     let apart = app.metrics_address.as_deref().expect("a metrics listener");
     let metrics = app
