@@ -6,7 +6,8 @@
 //! Every path of data is a straight line, top to bottom:
 //!
 //! ```text
-//!  HTTP (axum)            app.rs: routes, limits, request ids, health, metrics, shutdown;
+//!  HTTP (axum, hyper)     app.rs: the accept loop, routes, size and time limits, CORS,
+//!    │                    request ids, health, metrics, shutdown;
 //!    │                    rate_limit.rs: per-client token buckets (429, Retry-After)
 //!    ├── graphql/         schema, resolvers, DataLoaders, GraphQL over HTTP and WebSocket,
 //!    │                    subscriptions, GraphiQL
