@@ -13,8 +13,8 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
@@ -62,22 +62,10 @@ async fn page(State(state): State<AppState>) -> Response {
     // The configuration is JSON inside a non-executable script element; `<` is escaped so no
     // `</script>` can end it early.
     let config = config.to_string().replace('<', "\\u003c");
-    let mut response = Html(PAGE.replace("__USERHUB_CONFIG__", &config)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    crate::assets::page(
+        PAGE.replace("__USERHUB_CONFIG__", &config),
+        CONTENT_SECURITY_POLICY,
+    )
 }
 
 const ASSETS: &[Asset] = &[

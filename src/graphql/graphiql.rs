@@ -4,8 +4,7 @@
 //! licences in `assets/graphiql/` (async-graphql's own page loads them from a CDN).
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
 use crate::assets::Asset;
 
@@ -82,22 +81,7 @@ pub fn page(admin_token: Option<&str>) -> Response {
          img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
-    let mut response = Html(html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(policy) = HeaderValue::from_str(&policy) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    crate::assets::page(html, &policy)
 }
 
 const ASSETS: &[Asset] = &[
