@@ -96,7 +96,7 @@ impl Subscription {
 pub struct AccessChanged(Arc<AccessChangedInner>);
 
 #[derive(Default)]
-pub struct AccessChangedInner {
+struct AccessChangedInner {
     reason: Mutex<Option<String>>,
     released: Notify,
 }

@@ -209,9 +209,10 @@ async fn graphiql_is_served_to_browsers_from_the_binary(app: TestApp) {
         .await
         .expect("answer");
     assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
     let html = page.text().await.expect("text");
     assert!(html.contains("GraphiQL.createFetcher"));
-    graphiql_has_a_strict_policy(&app).await;
+    graphiql_has_a_strict_policy(&headers, &html);
     // Every script and stylesheet comes from this server, none from a CDN.
     for asset in [
         "/graphql/assets/graphiql.min.js",
@@ -232,20 +233,9 @@ async fn graphiql_is_served_to_browsers_from_the_binary(app: TestApp) {
 
 /// GraphiQL's page carries the admin token in local mode: only its own scripts run, and no
 /// other site may frame it.
-async fn graphiql_has_a_strict_policy(app: &TestApp) {
-    let page = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("answer");
-    let policy = page.headers()["content-security-policy"]
-        .to_str()
-        .expect("text")
-        .to_owned();
-    assert_eq!(page.headers()["x-frame-options"], "DENY");
-    let html = page.text().await.expect("text");
+fn graphiql_has_a_strict_policy(headers: &reqwest::header::HeaderMap, html: &str) {
+    let policy = headers["content-security-policy"].to_str().expect("text");
+    assert_eq!(headers["x-frame-options"], "DENY");
     assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
     assert!(policy.contains("default-src 'self'"), "{policy}");
     let nonce = policy
@@ -278,6 +268,12 @@ async fn the_admin_console_is_served_from_the_binary_with_a_strict_policy(app: T
             .to_owned();
         assert!(policy.contains("default-src 'self'"), "{policy}");
         assert!(policy.contains("script-src 'self'"), "{policy}");
+        assert_eq!(page.headers()["x-frame-options"], "DENY", "{view}");
+        assert_eq!(
+            page.headers()["x-content-type-options"],
+            "nosniff",
+            "{view}"
+        );
         let html = page.text().await.expect("text");
         // Not local mode: the page is given no token.
         assert!(
