@@ -14,6 +14,7 @@ use entity::user;
 use uuid::Uuid;
 
 use super::caller::Actor;
+use crate::clerk::IfEmailTaken;
 use crate::error::AppError;
 use crate::service::invitations::InvitationFilter;
 use crate::service::organisations::OrganisationFilter;
@@ -211,6 +212,19 @@ impl Actor {
             _ => Err(forbidden(
                 "only admins and organisation admins invite users",
             )),
+        }
+    }
+
+    /// What Clerk is told to do with an invitation to an email it already knows (an account,
+    /// or another pending invitation). Invitations in the actor's scope were refused before
+    /// (`service::invitations::check`), so what Clerk would refuse now lies outside it. Only an
+    /// admin's scope is the whole directory; for anyone else Clerk's refusal would tell
+    /// whether the email is known in another organisation, so it is sent all the same.
+    pub fn invitation_if_email_taken(&self) -> IfEmailTaken {
+        if self.is_admin() {
+            IfEmailTaken::Refuse
+        } else {
+            IfEmailTaken::InviteAnyway
         }
     }
 

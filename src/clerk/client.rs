@@ -90,6 +90,17 @@ pub struct CreateUser {
     pub skip_password_requirement: bool,
 }
 
+/// What Clerk does with an invitation to an email that already has an account or a pending
+/// invitation (`ignore_existing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfEmailTaken {
+    /// Refuse it (`form_identifier_exists`, `duplicate_record`): Clerk's default.
+    Refuse,
+    /// Create and send it all the same. The invitation then stays pending: Clerk copies its
+    /// metadata only onto a user who signs up through it.
+    InviteAnyway,
+}
+
 impl ClerkClient {
     pub fn new(base_url: &str, secret: Secret, policy: RetryPolicy) -> ClerkClient {
         let http = reqwest::Client::builder()
@@ -229,6 +240,7 @@ impl ClerkClient {
         email: &str,
         public_metadata: Value,
         redirect_url: Option<&str>,
+        if_taken: IfEmailTaken,
     ) -> Result<ClerkInvitation, ClerkFailure> {
         let key = public_metadata
             .get(crate::clerk::model::INVITATION_KEY)
@@ -238,6 +250,7 @@ impl ClerkClient {
             "email_address": email,
             "public_metadata": public_metadata,
             "notify": true,
+            "ignore_existing": if_taken == IfEmailTaken::InviteAnyway,
         });
         if let Some(redirect_url) = redirect_url {
             body["redirect_url"] = json!(redirect_url);

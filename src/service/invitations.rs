@@ -64,6 +64,11 @@ fn snapshot(invitation: &invitation::Model) -> serde_json::Value {
 }
 
 /// Checks an invitation before anything is sent: who may send it, to whom, into where.
+///
+/// An email that already has an account, or a pending invitation, is refused only when the
+/// actor may see that account or invitation. Elsewhere the invitation goes ahead like any
+/// other (see `Actor::invitation_if_email_taken`), so an organisation admin cannot learn who
+/// is in another organisation by inviting them: they get a pending invitation either way.
 pub async fn check(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -74,14 +79,29 @@ pub async fn check(
     if let Some(organisation_id) = new.organisation_id {
         accounts::assignable_organisation(db, "organisationId", organisation_id).await?;
     }
-    let taken = entity::user::Entity::find()
+    let holder = entity::user::Entity::find()
         .filter(entity::user::Column::Email.eq(email.clone()))
         .filter(entity::user::Column::IsActive.eq(true))
-        .count(db)
+        .one(db)
         .await?;
-    if taken > 0 {
+    if holder.is_some_and(|holder| actor.may_read_user(&holder)) {
         return Err(AppError::Conflict(format!(
             "{email} already has an account"
+        )));
+    }
+    let mut pending = InvitationFilter {
+        status: Some(InvitationStatus::Pending),
+        ..InvitationFilter::default()
+    };
+    actor.scope_invitation_filter(&mut pending)?;
+    let already_invited = invitation::Entity::find()
+        .filter(pending.condition()?)
+        .filter(invitation::Column::Email.eq(email.clone()))
+        .count(db)
+        .await?;
+    if already_invited > 0 {
+        return Err(AppError::Conflict(format!(
+            "{email} already has a pending invitation; revoke it to send another"
         )));
     }
     Ok(email)
@@ -103,7 +123,12 @@ pub async fn invite(
         INVITATION_KEY: id.to_string(),
     });
     let sent = clerk
-        .create_invitation(&email, metadata, new.redirect_url.as_deref())
+        .create_invitation(
+            &email,
+            metadata,
+            new.redirect_url.as_deref(),
+            actor.invitation_if_email_taken(),
+        )
         .await?;
     let now = super::now();
     let row = invitation::ActiveModel {

@@ -3,9 +3,9 @@
 //! (Backend API 2026-05-12, vendored in tests/contract/ with its MIT licence).
 
 use serde_json::{Map, Value, json};
-use userhub::clerk::ClerkClient;
 use userhub::clerk::client::{CreateUser, RetryPolicy};
 use userhub::clerk::emulator::{Emulator, RunningEmulator};
+use userhub::clerk::{ClerkClient, IfEmailTaken};
 use userhub::config::Secret;
 
 use crate::helpers::signing_key;
@@ -190,6 +190,7 @@ async fn every_request_body_the_client_sends_matches_the_spec() {
             "new@uni.test",
             json!({ "role": "member" }),
             Some("https://app.test/welcome"),
+            IfEmailTaken::Refuse,
         )
         .await
         .expect("invited");
@@ -440,11 +441,11 @@ async fn the_client_lists_invitations_by_status() {
         RetryPolicy::default(),
     );
     let first = client
-        .create_invitation("a@uni.test", json!({}), None)
+        .create_invitation("a@uni.test", json!({}), None, IfEmailTaken::Refuse)
         .await
         .expect("invited");
     client
-        .create_invitation("b@uni.test", json!({}), None)
+        .create_invitation("b@uni.test", json!({}), None, IfEmailTaken::Refuse)
         .await
         .expect("invited");
     client.revoke_invitation(&first.id).await.expect("revoked");

@@ -13,6 +13,7 @@ on_both_databases!(
     bad_invitations_are_refused_before_clerk_is_called,
     invite_users_reports_each_item,
     a_sync_that_brings_an_invited_user_in_accepts_the_invitation,
+    an_organisation_admin_learns_nothing_of_emails_outside_their_organisation,
 );
 
 const INVITE: &str = r#"mutation($input: InviteUserInput!) { inviteUser(input: $input) {
@@ -185,7 +186,7 @@ async fn invite_users_reports_each_item(app: TestApp) {
         json!([
             { "email": "one@uni.test", "invitation": { "email": "one@uni.test" }, "error": null },
             { "email": "broken", "invitation": null, "error": { "code": "BAD_USER_INPUT", "field": "email" } },
-            { "email": "already@uni.test", "invitation": null, "error": { "code": "BAD_USER_INPUT", "field": "clerk" } },
+            { "email": "already@uni.test", "invitation": null, "error": { "code": "CONFLICT", "field": null } },
             { "email": "two@uni.test", "invitation": { "email": "two@uni.test" }, "error": null },
         ])
     );
@@ -247,4 +248,101 @@ async fn a_sync_that_brings_an_invited_user_in_accepts_the_invitation(app: TestA
         listed["users"]["nodes"],
         json!([{ "email": "clara@uni.test", "role": "LECTURER", "organisation": { "name": "Music" } }])
     );
+}
+
+/// Issue 16, item 11: inviting an email must not tell an organisation admin whether it has an
+/// account, or a pending invitation, in another organisation (or in none). Inside their own
+/// organisation they are told, as they can read it anyway.
+async fn an_organisation_admin_learns_nothing_of_emails_outside_their_organisation(app: TestApp) {
+    let ours = app.create_organisation("Ours").await;
+    let theirs = app.create_organisation("Theirs").await;
+    let org_admin = app
+        .create_user(
+            TestUser::new("head@ours.test")
+                .role(Role::OrgAdmin)
+                .in_organisation(ours.id),
+        )
+        .await;
+    let token = app.token_for(&org_admin);
+    app.create_user(TestUser::new("colleague@ours.test").in_organisation(ours.id))
+        .await;
+    app.create_user(
+        TestUser::new("elsewhere@theirs.test")
+            .role(Role::OrgAdmin)
+            .in_organisation(theirs.id),
+    )
+    .await;
+    app.create_user(TestUser::new("unattached@uni.test")).await;
+    app.invite("wanted@theirs.test", Role::Lecturer, Some(theirs.id))
+        .await;
+
+    let invite = |email: &str| {
+        let variables =
+            json!({ "input": { "email": email, "role": "LECTURER", "organisationId": ours.id } });
+        let token = token.clone();
+        let app = &app;
+        async move { app.graphql_as(Some(&token), INVITE, variables).await }
+    };
+    // What an answer says once its own email and ids are set aside.
+    let shape = |mut body: Value| {
+        let invitation = &mut body["data"]["inviteUser"];
+        if invitation.is_object() {
+            invitation["id"] = json!("…");
+            invitation["clerkInvitationId"] = json!("…");
+            invitation["email"] = json!("…");
+        }
+        body
+    };
+
+    let fresh = shape(invite("nobody@uni.test").await);
+    assert_eq!(
+        fresh["data"]["inviteUser"],
+        json!({ "id": "…", "clerkInvitationId": "…", "email": "…", "role": "LECTURER", "status": "PENDING", "organisation": { "name": "Ours" } }),
+        "{fresh}"
+    );
+    for email in [
+        "elsewhere@theirs.test",
+        "unattached@uni.test",
+        "wanted@theirs.test",
+    ] {
+        let answer = invite(email).await;
+        assert_eq!(shape(answer.clone()), fresh, "{email}: {answer}");
+        let clerk_id = answer["data"]["inviteUser"]["clerkInvitationId"]
+            .as_str()
+            .expect("a Clerk id");
+        assert!(
+            app.clerk
+                .emulator
+                .sent_invitation_emails()
+                .contains(&(email.to_owned(), clerk_id.to_owned())),
+            "{email}: Clerk sent the invitation like any other"
+        );
+    }
+
+    // Inside their own organisation there is nothing to hide.
+    for (email, reason) in [
+        ("colleague@ours.test", "already has an account"),
+        ("nobody@uni.test", "already has a pending invitation"),
+    ] {
+        let body = invite(email).await;
+        assert_eq!(error_code(&body), "CONFLICT", "{email}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "{email}: {body}");
+    }
+
+    // An admin reads the whole directory, so an admin is told.
+    let body = app
+        .graphql(
+            INVITE,
+            json!({ "input": { "email": "elsewhere@theirs.test", "organisationId": ours.id } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    let body = app
+        .graphql(
+            INVITE,
+            json!({ "input": { "email": "wanted@theirs.test", "organisationId": ours.id } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
 }
