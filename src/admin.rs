@@ -10,19 +10,22 @@
 //! the invitee: Clerk would email an invitation link; the embedded emulator accepts it instead,
 //! which creates the user and sends the signed `user.created` webhook a real sign-up would.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::assets::Asset;
 use crate::auth::caller::session_token;
 use crate::error::{AppError, json_error};
+use crate::local::LocalMode;
+use crate::service::sessions::Authenticator;
 
 /// The views of the console; each is a real path, so a reload or a shared link opens it.
 const VIEWS: [&str; 6] = [
@@ -34,7 +37,19 @@ const VIEWS: [&str; 6] = [
     "/admin/audit",
 ];
 
-pub fn routes() -> Router<AppState> {
+/// What the console's routes need; the server's state hands it over (`FromRef`).
+#[derive(Clone)]
+pub struct AdminState {
+    pub auth: Arc<Authenticator>,
+    /// Present in local mode.
+    pub local: Option<Arc<LocalMode>>,
+}
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AdminState: FromRef<S>,
+{
     let mut router = Router::new()
         .route("/admin/assets/{name}", get(asset))
         .route(
@@ -54,7 +69,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
-async fn page(State(state): State<AppState>) -> Response {
+async fn page(State(state): State<AdminState>) -> Response {
     let config = json!({
         "localMode": state.local.is_some(),
         "adminToken": state.local.as_ref().map(|local| local.admin_token.as_str()),
@@ -101,7 +116,7 @@ struct AcceptRequest {
 /// Local mode only: the invitee accepts invitation `id` (Clerk's `inv_...`) in the embedded
 /// emulator. Admins only, like everything that acts for someone else.
 async fn accept_invitation_locally(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Option<Json<AcceptRequest>>,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,27 +19,30 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::admin::AdminState;
+use crate::auth::TokenVerifier;
 use crate::auth::token::JwksSource;
-use crate::auth::{Authenticator, TokenVerifier};
 use crate::clerk::ClerkClient;
 use crate::clerk::client::RetryPolicy;
 use crate::config::{Config, Secret};
 use crate::error::json_error;
 use crate::events::EventBus;
-use crate::graphql::{self, Executor};
+use crate::graphql::{self, GraphqlState};
 use crate::local::LocalMode;
 use crate::metrics::Metrics;
 use crate::rate_limit::{Guarded, RateLimiter};
+use crate::service::sessions::Authenticator;
+use crate::webhooks::WebhookState;
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub schema: Executor,
+    /// What the GraphQL handlers share: the schema, the authenticator, the open sockets.
+    pub graphql: GraphqlState,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub clerk: ClerkClient,
-    pub auth: Arc<Authenticator>,
     /// Committed changes, to live subscribers on every replica.
     pub events: EventBus,
     /// Verifies Clerk's webhook deliveries; `None` when no webhook secret is configured.
@@ -49,8 +52,32 @@ pub struct AppState {
     /// Per-client limits on `/graphql` and on the webhook route; `None` when off.
     pub graphql_limit: Option<Arc<RateLimiter>>,
     pub webhook_limit: Option<Arc<RateLimiter>>,
-    /// WebSockets open per client.
-    pub sockets: Arc<graphql::ws::OpenSockets>,
+}
+
+impl FromRef<AppState> for GraphqlState {
+    fn from_ref(state: &AppState) -> GraphqlState {
+        state.graphql.clone()
+    }
+}
+
+impl FromRef<AppState> for WebhookState {
+    fn from_ref(state: &AppState) -> WebhookState {
+        WebhookState {
+            db: state.db.clone(),
+            events: state.events.clone(),
+            metrics: state.metrics.clone(),
+            verifier: state.webhooks.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for AdminState {
+    fn from_ref(state: &AppState) -> AdminState {
+        AdminState {
+            auth: state.graphql.auth.clone(),
+            local: state.local.clone(),
+        }
+    }
 }
 
 impl AppState {
@@ -172,19 +199,28 @@ impl AppState {
                 ),
             )
         };
+        let config = Arc::new(config);
+        let graphql = GraphqlState {
+            schema,
+            config: config.clone(),
+            metrics: metrics.clone(),
+            auth,
+            sockets: Arc::default(),
+            local_admin_token: local
+                .as_ref()
+                .map(|local| Arc::from(local.admin_token.as_str())),
+        };
         Ok(AppState {
             db,
-            schema,
-            config: Arc::new(config),
+            graphql,
+            config,
             metrics,
             clerk,
-            auth,
             events,
             webhooks,
             local,
             graphql_limit,
             webhook_limit,
-            sockets: Arc::default(),
         })
     }
 }

@@ -120,7 +120,8 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 async fn grant_admin(config: Config, email: &str) -> anyhow::Result<()> {
     use crate::clerk::ClerkClient;
     use crate::clerk::client::RetryPolicy;
-    use crate::service::{Origin, users};
+    use crate::service::Origin;
+    use crate::service::users::{self, ClerkProfile};
 
     let Some(secret) = config.clerk_secret_key.clone() else {
         anyhow::bail!(
@@ -148,9 +149,7 @@ async fn grant_admin(config: Config, email: &str) -> anyhow::Result<()> {
             serde_json::json!({ crate::clerk::model::ROLE_KEY: "admin" }),
         )
         .await?;
-    let profile = updated
-        .profile()
-        .context("the Clerk user has no email address")?;
+    let profile = ClerkProfile::of(&updated).context("the Clerk user has no email address")?;
     let db = open_database(&config).await?;
     let events = crate::events::EventBus::publisher(&db);
     let row = users::upsert_from_clerk(&db, &events, &Origin::cli(), profile).await?;

@@ -1,6 +1,6 @@
-//! The change-event bus (DESIGN.md rule 5): every committed change to a user, whatever made it
-//! (a mutation, a webhook, a sync), is published once, after its transaction commits, to every
-//! live subscriber on every replica.
+//! The change-event bus (docs/architecture.md, rule 5): every committed change to a user,
+//! whatever made it (a mutation, a webhook, a sync), is published once, after its transaction
+//! commits, to every live subscriber on every replica.
 //!
 //! - On SQLite the bus is in-process: one server process owns the file.
 //! - On PostgreSQL a change is a `NOTIFY` sent inside the transaction that makes it, so it is
@@ -25,7 +25,52 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::service::Origin;
+/// Where a change comes from, written into its audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// A user id, or `clerk` (webhooks), `sync`, `cli`, `system`.
+    pub actor: String,
+    pub source: Source,
+    /// The request id or svix id that caused the change.
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Api,
+    Webhook,
+    Sync,
+    Cli,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Webhook => "webhook",
+            Source::Sync => "sync",
+            Source::Cli => "cli",
+        }
+    }
+}
+
+impl Origin {
+    pub fn user(user_id: Uuid, correlation_id: Option<String>) -> Origin {
+        Origin {
+            actor: user_id.to_string(),
+            source: Source::Api,
+            correlation_id,
+        }
+    }
+
+    pub fn cli() -> Origin {
+        Origin {
+            actor: "cli".to_owned(),
+            source: Source::Cli,
+            correlation_id: None,
+        }
+    }
+}
 
 /// What happened to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

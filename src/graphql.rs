@@ -23,7 +23,38 @@ pub mod ws;
 pub use execute::Executor;
 pub use schema::{AppSchema, build_schema, sdl};
 
+use std::sync::Arc;
+
 use crate::auth::Caller;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::service::sessions::Authenticator;
+
+/// What the GraphQL handlers (HTTP and WebSocket) share; the server's state hands it to them
+/// (`axum::extract::FromRef`). Cheap to clone.
+#[derive(Clone)]
+pub struct GraphqlState {
+    pub schema: Executor,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Arc<Authenticator>,
+    /// WebSockets open per client.
+    pub sockets: Arc<ws::OpenSockets>,
+    /// In local mode, the printed admin token: GraphiQL is given it, and sockets are not
+    /// rate-limited (one person on loopback).
+    pub local_admin_token: Option<Arc<str>>,
+}
+
+impl GraphqlState {
+    pub fn is_local_mode(&self) -> bool {
+        self.local_admin_token.is_some()
+    }
+}
+
+/// The id of the request an operation came in (HTTP, or the WebSocket's upgrade), which the
+/// transport puts beside the caller: the audit trail correlates by it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Option<String>);
 
 static ANONYMOUS: Caller = Caller::Anonymous;
 

@@ -3,25 +3,29 @@
 //!
 //! # Architecture
 //!
-//! Every path of data is a straight line, top to bottom:
+//! Layers, bottom to top; a module uses only the layers below its own (`tests/layers.rs`
+//! fails on an import that points up or sideways). `docs/architecture.md` says more: where
+//! each kind of change belongs, how a mutation, a webhook and a sync flow, and the rules.
 //!
 //! ```text
-//!  HTTP (axum, hyper)     app.rs: the accept loop, routes, size and time limits, CORS,
-//!    │                    request ids, health, metrics, shutdown;
-//!    │                    rate_limit.rs: per-client token buckets (429, Retry-After)
-//!    ├── graphql/         schema, resolvers, DataLoaders, GraphQL over HTTP and WebSocket,
-//!    │                    subscriptions, GraphiQL
-//!    ├── webhooks/        Clerk's deliveries: svix verification, the event envelope
-//!    ├── admin.rs         the admin console (`/admin`, assets/admin/): a client of the API
-//!    │
-//!  service/               the domain: users, organisations, audit, pagination
-//!    │
-//!  entity/ (crate)        SeaORM models         migration/ (crate)  the schema, versioned
-//!    │
-//!  SQLite | PostgreSQL    db.rs: connect, count statements, migrate
+//!  cli.rs                 the command line: serve, migrate, sync, grant-admin, emulator
+//!  app.rs                 AppState, routes, the accept loop, size and time limits, CORS,
+//!    │                    request ids, health, metrics, shutdown
+//!  admin.rs, local.rs     the admin console (assets/admin/); local mode's embedded Clerk
+//!  graphql/  webhooks/    resolvers that translate (GraphqlState); svix-verified deliveries
+//!    │                    (WebhookState): each takes its slice of AppState through FromRef
+//!  assets.rs              static files and pages with their security headers
+//!  service/               the domain: users, organisations, invitations, sync, webhooks,
+//!    │                    audit, sessions (a token to a caller), keyset pagination
+//!  auth/                  token verification, Caller and Actor, every access rule
+//!  error.rs  events/      AppError; the change-event bus and Origin
+//!  clerk/                 Clerk's client, wire types and emulator: knows nothing of the domain
+//!  db.rs  rate_limit.rs   connect, count statements, migrate; per-client token buckets
+//!  metrics.rs  telemetry.rs  config.rs
+//!  entity/  migration/    (crates) SeaORM models; the schema, versioned
 //! ```
 //!
-//! - Nothing below `service/` knows about GraphQL or HTTP; nothing above it writes SQL.
+//! - Nothing below `graphql/` knows about GraphQL or HTTP; nothing above `service/` writes SQL.
 //! - `service/` returns `error::AppError`, which is mapped once to GraphQL error codes
 //!   (`graphql/errors.rs`) and once to HTTP responses (`error.rs`).
 //! - Every change writes its audit event in the same transaction (`service/audit.rs`) and

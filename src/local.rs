@@ -16,7 +16,8 @@ use crate::clerk::emulator::{Emulator, NewUser, RunningEmulator, SigningKey, Tok
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::events::EventBus;
 use crate::service::organisations::{self, NewOrganisation};
-use crate::service::{Origin, Source, users};
+use crate::service::users::{self, ClerkProfile};
+use crate::service::{Origin, Source};
 
 /// How long the printed admin token lasts. The emulator's key is new at every start, so a
 /// token never outlives the process anyway.
@@ -101,9 +102,8 @@ pub async fn prepare(
                 .map_err(|refusal| {
                     anyhow::anyhow!("cannot create the local admin: {}", refusal.message)
                 })?;
-            let profile = created
-                .profile()
-                .context("the local admin has no email address")?;
+            let profile =
+                ClerkProfile::of(&created).context("the local admin has no email address")?;
             users::upsert_from_clerk(db, events, &local_origin(), profile)
                 .await?
                 .user()
@@ -193,7 +193,7 @@ async fn seed_demo_directory(
                 public_metadata: json!({ ROLE_KEY: role, ORGANISATION_KEY: organisation.to_string() }),
             })
             .map_err(|refusal| anyhow::anyhow!("cannot create a demo user: {}", refusal.message))?;
-        if let Some(profile) = created.profile() {
+        if let Some(profile) = ClerkProfile::of(&created) {
             users::upsert_from_clerk(db, events, &origin, profile).await?;
         }
     }

@@ -207,18 +207,6 @@ impl Metrics {
         self.db_statements.load(Ordering::Relaxed)
     }
 
-    pub fn count_webhook(&self, outcome: crate::service::webhooks::Outcome) {
-        use crate::service::webhooks::Outcome;
-        let counter = match outcome {
-            Outcome::Applied => &self.webhooks_applied,
-            Outcome::Unchanged => &self.webhooks_unchanged,
-            Outcome::Stale => &self.webhooks_stale,
-            Outcome::Ignored => &self.webhooks_ignored,
-            Outcome::Duplicate => &self.webhooks_duplicate,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// One HTTP response: its route, its status class (`2xx`…) and how long it took.
     pub fn observe_http(&self, route: &'static str, status: u16, elapsed: Duration) {
         let class = match status {

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod invitations;
 pub mod organisations;
 pub mod pagination;
+pub mod sessions;
 pub mod sync;
 pub(crate) mod user_locks;
 pub mod users;
@@ -15,52 +16,9 @@ pub mod webhooks;
 
 use uuid::Uuid;
 
-/// Where a change comes from, written into its audit event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// A user id, or `clerk` (webhooks), `sync`, `cli`, `system`.
-    pub actor: String,
-    pub source: Source,
-    /// The request id or svix id that caused the change.
-    pub correlation_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Api,
-    Webhook,
-    Sync,
-    Cli,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Webhook => "webhook",
-            Source::Sync => "sync",
-            Source::Cli => "cli",
-        }
-    }
-}
-
-impl Origin {
-    pub fn user(user_id: Uuid, correlation_id: Option<String>) -> Origin {
-        Origin {
-            actor: user_id.to_string(),
-            source: Source::Api,
-            correlation_id,
-        }
-    }
-
-    pub fn cli() -> Origin {
-        Origin {
-            actor: "cli".to_owned(),
-            source: Source::Cli,
-            correlation_id: None,
-        }
-    }
-}
+// Who made a change travels with its event as well as its audit entry, so it is defined
+// with the events, below this layer.
+pub use crate::events::{Origin, Source};
 
 /// Begins a transaction that will write. On SQLite it starts `IMMEDIATE`, taking the write
 /// lock at once: a deferred transaction that reads and then writes can find another writer in

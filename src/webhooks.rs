@@ -14,6 +14,7 @@ mod event;
 #[cfg(test)]
 mod properties;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
@@ -22,13 +23,25 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sea_orm::DatabaseConnection;
 use serde_json::json;
 use svix::webhooks::{Webhook, WebhookError};
 
-use crate::app::AppState;
 use crate::config::Secret;
 use crate::error::{AppError, json_error};
+use crate::events::EventBus;
+use crate::metrics::Metrics;
 use crate::service::webhooks::{self, Delivery};
+
+/// What the webhook route needs; the server's state hands it over (`axum::extract::FromRef`).
+#[derive(Clone)]
+pub struct WebhookState {
+    pub db: DatabaseConnection,
+    pub events: EventBus,
+    pub metrics: Arc<Metrics>,
+    /// `None` when no webhook secret is configured: deliveries are refused.
+    pub verifier: Option<Arc<Verifier>>,
+}
 
 /// Checks svix signatures against the endpoint's secret.
 pub struct Verifier {
@@ -90,12 +103,12 @@ fn refusal(error: &WebhookError) -> Response {
 }
 
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<WebhookState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let metrics = &state.metrics;
-    let Some(verifier) = &state.webhooks else {
+    let Some(verifier) = &state.verifier else {
         metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -143,7 +156,7 @@ pub async fn receive(
     };
     match webhooks::handle(&state.db, &state.events, &delivery).await {
         Ok(outcome) => {
-            metrics.count_webhook(outcome);
+            outcome.count(metrics);
             tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, outcome = outcome.as_str(), "webhook handled");
             Json(json!({ "status": outcome.as_str(), "svixId": delivery.svix_id })).into_response()
         }

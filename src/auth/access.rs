@@ -1,4 +1,4 @@
-//! Every access rule of userhub, in one place (DESIGN.md, "Access"):
+//! Every access rule of userhub, in one place (docs/architecture.md, "Access"):
 //!
 //! - anonymous callers see nothing but the schema;
 //! - `MEMBER` and `LECTURER` read their own organisation (a user with none reads only
@@ -16,9 +16,6 @@ use uuid::Uuid;
 use super::caller::Actor;
 use crate::clerk::IfEmailTaken;
 use crate::error::AppError;
-use crate::service::invitations::InvitationFilter;
-use crate::service::organisations::OrganisationFilter;
-use crate::service::users::UserFilter;
 
 /// The users a caller may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,46 +54,46 @@ impl Actor {
         }
     }
 
-    /// Narrows a user filter to what this actor may read. Asking explicitly for another
-    /// organisation is refused rather than answered with an empty page.
-    pub fn scope_user_filter(&self, filter: &mut UserFilter) -> Result<(), AppError> {
-        match self.user_scope() {
+    /// The users this actor may list, given the organisation they asked for. Asking
+    /// explicitly for another organisation is refused rather than answered with an empty page.
+    pub fn readable_users(&self, asked: Option<Uuid>) -> Result<UserScope, AppError> {
+        let scope = self.user_scope();
+        match scope {
             UserScope::All => {}
             UserScope::Organisation(id) => {
-                if filter.organisation_id.is_some_and(|asked| asked != id) {
+                if asked.is_some_and(|asked| asked != id) {
                     return Err(forbidden("you may only read your own organisation"));
                 }
-                filter.organisation_id = Some(id);
             }
-            UserScope::OnlySelf(id) => {
-                if filter.organisation_id.is_some() {
+            UserScope::OnlySelf(_) => {
+                if asked.is_some() {
                     return Err(forbidden("you belong to no organisation"));
                 }
-                filter.user_id = Some(id);
             }
         }
-        Ok(())
+        Ok(scope)
     }
 
-    pub fn scope_organisation_filter(&self, filter: &mut OrganisationFilter) {
-        filter.only = match self.user_scope() {
+    /// The organisations this actor may list: `None` for all.
+    pub fn readable_organisations(&self) -> Option<Vec<Uuid>> {
+        match self.user_scope() {
             UserScope::All => None,
             UserScope::Organisation(id) => Some(vec![id]),
             UserScope::OnlySelf(_) => Some(Vec::new()),
-        };
+        }
     }
 
-    /// Narrows an invitation filter to what this actor may see: everything for admins, their
-    /// own organisation's for organisation admins, nothing for anyone else.
-    pub fn scope_invitation_filter(&self, filter: &mut InvitationFilter) -> Result<(), AppError> {
+    /// The invitations this actor may list, given the organisation they asked for: everything
+    /// (`None`) for admins, their own organisation's for organisation admins, nothing for
+    /// anyone else.
+    pub fn readable_invitations(&self, asked: Option<Uuid>) -> Result<Option<Uuid>, AppError> {
         match (self.user.role, self.user.organisation_id) {
-            (Role::Admin, _) => Ok(()),
+            (Role::Admin, _) => Ok(asked),
             (Role::OrgAdmin, Some(id)) => {
-                if filter.organisation_id.is_some_and(|asked| asked != id) {
+                if asked.is_some_and(|asked| asked != id) {
                     return Err(forbidden("you may only read your own organisation"));
                 }
-                filter.organisation_id = Some(id);
-                Ok(())
+                Ok(Some(id))
             }
             _ => Err(forbidden(
                 "only admins and organisation admins read invitations",

@@ -1,16 +1,11 @@
-//! From credentials to a `Caller`: verify the session token, then find the user in userhub's
-//! database, which is what decides their role. A user Clerk knows but userhub does not yet
-//! (their `user.created` webhook has not arrived) is fetched from Clerk and stored first.
+//! Who is making a request: a `Caller`, and the credentials a request carries. Turning a
+//! token into a caller reads the database, so it is a service (`service::sessions`).
 
 use axum::http::{HeaderMap, header};
 use entity::user;
-use sea_orm::DatabaseConnection;
 
-use super::token::{TokenError, TokenVerifier};
-use crate::clerk::ClerkClient;
 use crate::error::AppError;
-use crate::events::EventBus;
-use crate::service::{Origin, Source, users};
+use crate::events::Origin;
 
 /// Who is making a request.
 #[derive(Debug, Clone)]
@@ -43,89 +38,6 @@ impl Actor {
     /// Where this actor's changes come from, for the audit trail.
     pub fn origin(&self, correlation_id: Option<String>) -> Origin {
         Origin::user(self.user.id, correlation_id)
-    }
-}
-
-pub struct Authenticator {
-    verifier: TokenVerifier,
-    clerk: ClerkClient,
-    db: DatabaseConnection,
-    events: EventBus,
-}
-
-impl Authenticator {
-    pub fn new(
-        verifier: TokenVerifier,
-        clerk: ClerkClient,
-        db: DatabaseConnection,
-        events: EventBus,
-    ) -> Authenticator {
-        Authenticator {
-            verifier,
-            clerk,
-            db,
-            events,
-        }
-    }
-
-    /// No credentials make an anonymous caller; bad ones are an error, never anonymity.
-    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, AppError> {
-        Ok(self.authenticate_session(token).await?.0)
-    }
-
-    /// `authenticate`, with the moment the token expires (Unix seconds) for a signed-in caller:
-    /// a WebSocket outlives the request that opened it, and closes then.
-    pub async fn authenticate_session(
-        &self,
-        token: Option<&str>,
-    ) -> Result<(Caller, Option<u64>), AppError> {
-        let Some(token) = token else {
-            return Ok((Caller::Anonymous, None));
-        };
-        let claims = self.verifier.verify(token).await.map_err(|err| match err {
-            TokenError::KeysUnavailable(reason) => AppError::Upstream(reason),
-            other => AppError::Unauthenticated(other.to_string()),
-        })?;
-        let user = match users::find_by_clerk_id(&self.db, &claims.sub).await? {
-            Some(user) => user,
-            None => self.fetch_from_clerk(&claims.sub).await?,
-        };
-        if !user.is_active {
-            return Err(AppError::Forbidden(
-                "this account has been removed".to_owned(),
-            ));
-        }
-        if user.banned {
-            return Err(AppError::Forbidden("this account is suspended".to_owned()));
-        }
-        let caller = Caller::User(Box::new(Actor {
-            user,
-            session_id: claims.sid,
-        }));
-        Ok((caller, Some(claims.exp)))
-    }
-
-    async fn fetch_from_clerk(&self, clerk_id: &str) -> Result<user::Model, AppError> {
-        let clerk_user = self
-            .clerk
-            .get_user(clerk_id)
-            .await
-            .map_err(|err| AppError::Upstream(err.to_string()))?
-            .ok_or_else(|| AppError::Unauthenticated("Clerk does not know this user".to_owned()))?;
-        let profile = clerk_user
-            .profile()
-            .ok_or_else(|| AppError::Forbidden("this account has no email address".to_owned()))?;
-        let origin = Origin {
-            actor: "clerk".to_owned(),
-            source: Source::Api,
-            correlation_id: None,
-        };
-        Ok(
-            users::upsert_from_clerk(&self.db, &self.events, &origin, profile)
-                .await?
-                .user()
-                .clone(),
-        )
     }
 }
 

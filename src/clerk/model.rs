@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::service::users::ClerkProfile;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClerkUser {
     pub id: String,
@@ -88,30 +86,6 @@ impl ClerkUser {
             .and_then(Value::as_str)
             .and_then(|text| Uuid::parse_str(text.trim()).ok())
     }
-
-    /// This user in userhub's terms; `None` for a user with no email address at all.
-    pub fn profile(&self) -> Option<ClerkProfile> {
-        Some(ClerkProfile {
-            clerk_id: self.id.clone(),
-            email: self.primary_email()?.to_owned(),
-            first_name: non_empty(&self.first_name),
-            last_name: non_empty(&self.last_name),
-            image_url: non_empty(&self.image_url),
-            role: self.role(),
-            organisation_id: self.organisation_id(),
-            banned: self.banned,
-            last_sign_in_at: self.last_sign_in_at.and_then(from_millis),
-            updated_at_ms: self.updated_at,
-        })
-    }
-}
-
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-        .map(str::to_owned)
 }
 
 pub fn from_millis(millis: i64) -> Option<DateTime<Utc>> {
@@ -200,11 +174,10 @@ mod tests {
             "updated_at": 1700000000123i64
         }))
         .expect("lenient parsing");
-        let profile = user.profile().expect("has an email");
-        assert_eq!(profile.email, "Ada@X.test");
-        assert_eq!(profile.role, Role::OrgAdmin);
-        assert!(profile.organisation_id.is_some());
-        assert_eq!(profile.updated_at_ms, 1_700_000_000_123);
+        assert_eq!(user.primary_email(), Some("Ada@X.test"));
+        assert_eq!(user.role(), Role::OrgAdmin);
+        assert!(user.organisation_id().is_some());
+        assert_eq!(user.updated_at, 1_700_000_000_123);
         assert!(user.other.contains_key("brand_new_field"));
     }
 

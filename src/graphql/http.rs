@@ -18,7 +18,7 @@ use serde_json::json;
 use super::errors::{code_of, is_request_error_code, stamp_request_id};
 use super::execute::Prepared;
 use super::graphiql;
-use crate::app::AppState;
+use super::{GraphqlState, RequestId};
 use crate::auth::caller::session_token;
 use crate::error::AppError;
 
@@ -118,7 +118,7 @@ pub(super) fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 pub async fn post(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -203,7 +203,7 @@ pub async fn post(
 }
 
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
@@ -216,7 +216,7 @@ pub async fn get(
     let query = query.unwrap_or_default();
     if query.is_empty() {
         if accepts_html(&headers) {
-            let token = state.local.as_ref().map(|local| local.admin_token.as_str());
+            let token = state.local_admin_token.as_deref();
             return graphiql::page(token);
         }
         return error_response(
@@ -284,7 +284,7 @@ fn refused(error: &AppError, format: Format) -> Response {
 
 /// Authenticates the caller, then runs the request, or answers why it cannot run.
 async fn execute(
-    state: &AppState,
+    state: &GraphqlState,
     headers: &HeaderMap,
     prepared: Result<Prepared, Vec<async_graphql::ServerError>>,
     format: Format,
@@ -382,7 +382,3 @@ async fn execute(
         }
     }
 }
-
-/// The id of the HTTP request an operation came in, for audit correlation.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub Option<String>);

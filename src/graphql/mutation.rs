@@ -8,7 +8,7 @@ pub mod users;
 
 use async_graphql::{Context, MergedObject};
 
-use super::http::RequestId;
+use super::RequestId;
 use crate::auth::Actor;
 use crate::service::Origin;
 

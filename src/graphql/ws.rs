@@ -38,10 +38,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::GraphqlState;
+use super::RequestId;
 use super::errors::{code_of, is_request_error_code, stamp_request_id};
-use super::http::{RequestId, request_id};
+use super::http::request_id;
 use super::subscription::AccessChanged;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::{bearer_token, session_token};
 use crate::error::{AppError, json_error};
@@ -139,11 +140,11 @@ pub fn upgrade(
     upgrade: WebSocketUpgrade,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-    state: AppState,
+    state: GraphqlState,
 ) -> Response {
     let limit = state.config.ws_max_connections_per_client;
     let slot = match crate::rate_limit::client_of(headers, peer, state.config.proxy_hops()) {
-        Some(client) if limit > 0 && state.local.is_none() => {
+        Some(client) if limit > 0 && !state.is_local_mode() => {
             match state.sockets.open(client, limit) {
                 Some(slot) => Some(slot),
                 None => {
@@ -288,7 +289,7 @@ enum CookieToken {
 }
 
 struct Connection {
-    state: AppState,
+    state: GraphqlState,
     /// The upgrade's request id: an operation's is this and its own id.
     upgrade_id: String,
     cookie_token: Option<CookieToken>,
@@ -376,13 +377,13 @@ struct Close(u16, String);
 
 impl Connection {
     fn new(
-        state: AppState,
+        state: GraphqlState,
         cookie_token: Option<CookieToken>,
         legacy: bool,
         upgrade_id: String,
     ) -> Connection {
         // Local mode is one person on loopback, as for the HTTP limits.
-        let budget = if state.local.is_some() {
+        let budget = if state.is_local_mode() {
             None
         } else {
             OperationBudget::new(
@@ -720,7 +721,7 @@ async fn send(outgoing: &mpsc::Sender<Message>, message: Value) {
 
 /// Runs one operation: a query or mutation answers once, a subscription until it ends.
 async fn run_operation(
-    state: AppState,
+    state: GraphqlState,
     id: String,
     request_id: String,
     request: async_graphql::Request,

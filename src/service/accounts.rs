@@ -1,8 +1,8 @@
-//! Changes to a person's account, Clerk first (DESIGN.md rule 1): check who asks and what they
-//! ask for, call Clerk, and only when Clerk accepts write the database, from Clerk's own answer
-//! and through `users::upsert_from_clerk`, the path webhooks and sync take too. When Clerk
-//! refuses or cannot be reached nothing here changes. When the database fails after Clerk
-//! accepted, the next webhook or sync brings the row in line.
+//! Changes to a person's account, Clerk first (docs/architecture.md, rule 1): check who asks and
+//! what they ask for, call Clerk, and only when Clerk accepts write the database, from Clerk's own
+//! answer and through `users::upsert_from_clerk`, the path webhooks and sync take too. When Clerk
+//! refuses or cannot be reached nothing here changes. When the database fails after Clerk accepted,
+//! the next webhook or sync brings the row in line.
 
 use entity::role::Role;
 use entity::user;
@@ -77,7 +77,7 @@ async fn apply(
     lock: UserLock,
     clerk_user: &crate::clerk::model::ClerkUser,
 ) -> Result<user::Model, AppError> {
-    let profile = clerk_user.profile().ok_or_else(|| {
+    let profile = users::ClerkProfile::of(clerk_user).ok_or_else(|| {
         AppError::Upstream("Clerk answered with a user that has no email address".to_owned())
     })?;
     let clerk_id = profile.clerk_id.clone();

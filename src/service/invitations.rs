@@ -1,6 +1,7 @@
 //! Invitations: Clerk sends the email and, when the person signs up, copies the invitation's
 //! public metadata (role, organisation) onto their user. userhub records each invitation so it
-//! can list them, revoke them, and mark them accepted when the user arrives (rule 3).
+//! can list them, revoke them, and mark them accepted when the user arrives
+//! (docs/architecture.md, rule 3).
 
 use entity::invitation;
 use entity::role::{InvitationStatus, Role};
@@ -93,7 +94,7 @@ pub async fn check(
         status: Some(InvitationStatus::Pending),
         ..InvitationFilter::default()
     };
-    actor.scope_invitation_filter(&mut pending)?;
+    pending.narrow_for(actor)?;
     let already_invited = invitation::Entity::find()
         .filter(pending.condition()?)
         .filter(invitation::Column::Email.eq(email.clone()))
@@ -320,6 +321,12 @@ pub struct InvitationFilter {
 }
 
 impl InvitationFilter {
+    /// Narrows this filter to the invitations `actor` may read (`auth::access` decides).
+    pub fn narrow_for(&mut self, actor: &Actor) -> Result<(), AppError> {
+        self.organisation_id = actor.readable_invitations(self.organisation_id)?;
+        Ok(())
+    }
+
     fn condition(&self) -> Result<Condition, AppError> {
         let mut condition = Condition::all();
         if let Some(status) = self.status {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::audit::{self, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use super::{Origin, users};
+use crate::auth::Actor;
 use crate::error::AppError;
 
 /// Which organisations to list.
@@ -27,6 +28,11 @@ pub struct OrganisationFilter {
 }
 
 impl OrganisationFilter {
+    /// Narrows this filter to the organisations `actor` may read (`auth::access` decides).
+    pub fn narrow_for(&mut self, actor: &Actor) {
+        self.only = actor.readable_organisations();
+    }
+
     fn condition(&self) -> Result<Condition, AppError> {
         let mut condition = Condition::all();
         if let Some(only) = &self.only {

@@ -1,8 +1,8 @@
-//! Sync: the reconciliation of DESIGN.md rule 4. Page through every Clerk user (500 at a time,
-//! in creation order, by cursor), apply each page in one transaction, and only after a
-//! complete pass deactivate the users Clerk no longer has. Every run is a `sync_runs` row; at
-//! most one runs at a time across all replicas (a unique index on the running row). A rerun
-//! when nothing changed writes nothing but its own run row.
+//! Sync: the reconciliation of docs/architecture.md, rule 4. Page through every Clerk user (500 at
+//! a time, in creation order, by cursor), apply each page in one transaction, and only after a
+//! complete pass deactivate the users Clerk no longer has. Every run is a `sync_runs` row; at most
+//! one runs at a time across all replicas (a unique index on the running row). A rerun when nothing
+//! changed writes nothing but its own run row.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -213,7 +213,7 @@ async fn reconcile(
     let mut pages = ClerkPages::new(clerk);
     let mut next_page = pages.next().await?;
     while let Some(page) = next_page {
-        let profiles: Vec<_> = page.iter().filter_map(|user| user.profile()).collect();
+        let profiles: Vec<_> = page.iter().filter_map(users::ClerkProfile::of).collect();
         seen.extend(page.into_iter().map(|user| user.id));
         // The next page's cursor is this page's last id, so Clerk can be read while this page
         // is written: the sync takes the longer of the two sides, not their sum.
@@ -505,7 +505,7 @@ pub async fn report(db: &DatabaseConnection, clerk: &ClerkClient) -> Result<Repo
     while let Some(page) = pages.next().await? {
         for clerk_user in page {
             report.clerk_count += 1;
-            let Some(profile) = clerk_user.profile() else {
+            let Some(profile) = users::ClerkProfile::of(&clerk_user) else {
                 continue;
             };
             if profile

@@ -18,6 +18,8 @@ use uuid::Uuid;
 use super::Origin;
 use super::audit::{self, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
+use crate::auth::{Actor, UserScope};
+use crate::clerk::model::{ClerkUser, from_millis};
 use crate::error::AppError;
 use crate::events::{ChangeKind, Changes, EventBus, UserChange};
 
@@ -36,6 +38,16 @@ pub struct UserFilter {
 }
 
 impl UserFilter {
+    /// Narrows this filter to the users `actor` may read (`auth::access` decides).
+    pub fn narrow_for(&mut self, actor: &Actor) -> Result<(), AppError> {
+        match actor.readable_users(self.organisation_id)? {
+            UserScope::All => {}
+            UserScope::Organisation(id) => self.organisation_id = Some(id),
+            UserScope::OnlySelf(id) => self.user_id = Some(id),
+        }
+        Ok(())
+    }
+
     fn condition(&self) -> Result<Condition, AppError> {
         let mut condition = Condition::all();
         if let Some(user_id) = self.user_id {
@@ -288,6 +300,32 @@ pub struct ClerkProfile {
     pub last_sign_in_at: Option<DateTime<Utc>>,
     /// Clerk's `updated_at`, Unix milliseconds.
     pub updated_at_ms: i64,
+}
+
+impl ClerkProfile {
+    /// A Clerk user in userhub's terms; `None` for a user with no email address at all.
+    pub fn of(user: &ClerkUser) -> Option<ClerkProfile> {
+        Some(ClerkProfile {
+            clerk_id: user.id.clone(),
+            email: user.primary_email()?.to_owned(),
+            first_name: non_empty(&user.first_name),
+            last_name: non_empty(&user.last_name),
+            image_url: non_empty(&user.image_url),
+            role: user.role(),
+            organisation_id: user.organisation_id(),
+            banned: user.banned,
+            last_sign_in_at: user.last_sign_in_at.and_then(from_millis),
+            updated_at_ms: user.updated_at,
+        })
+    }
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned)
 }
 
 /// What `upsert_from_clerk` did.

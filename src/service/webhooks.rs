@@ -1,4 +1,4 @@
-//! Clerk's webhook events, applied (DESIGN.md rule 2). Deliveries are at-least-once and
+//! Clerk's webhook events, applied (docs/architecture.md, rule 2). Deliveries are at-least-once and
 //! unordered, so:
 //!
 //! - each svix id is recorded in the same transaction as the change it caused: a redelivery
@@ -17,6 +17,7 @@ use super::users::{self, ClerkProfile, Upserted};
 use super::{Origin, Source};
 use crate::error::AppError;
 use crate::events::{Changes, EventBus};
+use crate::metrics::Metrics;
 
 /// What a verified delivery asks for, in userhub's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,18 @@ impl Outcome {
             Outcome::Ignored => "ignored",
             Outcome::Duplicate => "duplicate",
         }
+    }
+
+    /// Counts this outcome in `userhub_webhooks_total`.
+    pub fn count(self, metrics: &Metrics) {
+        let counter = match self {
+            Outcome::Applied => &metrics.webhooks_applied,
+            Outcome::Unchanged => &metrics.webhooks_unchanged,
+            Outcome::Stale => &metrics.webhooks_stale,
+            Outcome::Ignored => &metrics.webhooks_ignored,
+            Outcome::Duplicate => &metrics.webhooks_duplicate,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

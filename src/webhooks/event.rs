@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clerk::model::ClerkUser;
+use crate::service::users::ClerkProfile;
 use crate::service::webhooks::ClerkEvent;
 
 #[derive(Deserialize)]
@@ -33,7 +34,7 @@ pub(super) fn parse(body: &[u8]) -> Result<(String, ClerkEvent), String> {
             if user.id.trim().is_empty() {
                 return Err(format!("`data.id` of {} is empty", envelope.kind));
             }
-            match user.profile() {
+            match ClerkProfile::of(&user) {
                 Some(profile) => ClerkEvent::UserUpserted(profile),
                 None => ClerkEvent::Ignored {
                     reason: format!("Clerk user {} has no email address", user.id),

@@ -26,7 +26,7 @@ async fn changes_are_in_the_audit_log_newest_first_with_before_and_after(app: Te
         &app.db,
         &app.events,
         &sync_origin(),
-        in_clerk.profile().expect("an email"),
+        ClerkProfile::of(&in_clerk).expect("an email"),
     )
     .await
     .expect("update");

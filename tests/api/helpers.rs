@@ -147,7 +147,7 @@ pub(crate) async fn spawn_app(
     let state = AppState::build(config).await.expect("the app starts");
     let db = state.db.clone();
     let events = state.events.clone();
-    let schema = state.schema.clone();
+    let schema = state.graphql.schema.clone();
     let metrics = state.metrics.clone();
     let listen = state.config.listen;
     let server = Server::bind(state, listen).await.expect("bind port 0");
@@ -192,7 +192,7 @@ async fn add_user(
     user: TestUser<'_>,
 ) -> entity::user::Model {
     let clerk_user = add_clerk_user(clerk, user);
-    let profile: ClerkProfile = clerk_user.profile().expect("an email address");
+    let profile = ClerkProfile::of(&clerk_user).expect("an email address");
     users::upsert_from_clerk(db, events, &sync_origin(), profile)
         .await
         .expect("create a user")

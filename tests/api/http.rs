@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, metric, on_both_databases, scrape_metrics, spawn_app};
+use crate::helpers::{TestApp, error_code, metric, on_both_databases, scrape_metrics, spawn_app};
 
 on_both_databases!(
     malformed_json_is_a_400_with_a_code,
@@ -33,7 +33,7 @@ async fn malformed_json_is_a_400_with_a_code(app: TestApp) {
         let response = app.post_raw(body, &[]).await;
         assert_eq!(response.status(), 400, "body {body:?}");
         let body: Value = response.json().await.expect("JSON");
-        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+        assert_eq!(error_code(&body), "BAD_REQUEST");
         assert!(
             body["errors"][0]["message"]
                 .as_str()
@@ -50,7 +50,7 @@ async fn a_body_over_the_size_limit_is_a_413_with_a_code(app: TestApp) {
     let response = app.post_raw(body, &[]).await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.expect("JSON");
-    assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE");
 }
 
 async fn a_body_without_json_content_type_is_a_415(app: TestApp) {
@@ -58,10 +58,7 @@ async fn a_body_without_json_content_type_is_a_415(app: TestApp) {
     let response = app.post_raw(query, &[("content-type", "text/plain")]).await;
     assert_eq!(response.status(), 415);
     let body: Value = response.json().await.expect("JSON");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "UNSUPPORTED_MEDIA_TYPE"
-    );
+    assert_eq!(error_code(&body), "UNSUPPORTED_MEDIA_TYPE");
 }
 
 async fn a_query_over_the_depth_limit_is_refused_with_a_code(app: TestApp) {
@@ -71,10 +68,7 @@ async fn a_query_over_the_depth_limit_is_refused_with_a_code(app: TestApp) {
         selection = format!("users(first: 1) {{ nodes {{ organisation {{ {selection} }} }} }}");
     }
     let body = app.graphql(&format!("{{ {selection} }}"), json!({})).await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "GRAPHQL_VALIDATION_FAILED"
-    );
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -100,10 +94,7 @@ async fn a_query_over_the_depth_limit_is_refused_with_a_code(app: TestApp) {
             json!({}),
         )
         .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "GRAPHQL_VALIDATION_FAILED"
-    );
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -119,10 +110,7 @@ async fn a_query_over_the_complexity_limit_is_refused_with_a_code(app: TestApp) 
             json!({}),
         )
         .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "GRAPHQL_VALIDATION_FAILED"
-    );
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -159,10 +147,7 @@ async fn validation_errors_follow_the_accepted_media_type(app: TestApp) {
             .starts_with("application/graphql-response+json")
     );
     let body: Value = modern.json().await.expect("JSON");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "GRAPHQL_VALIDATION_FAILED"
-    );
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED");
 
     let refused = app.post_raw(query, &[("accept", "text/csv")]).await;
     assert_eq!(refused.status(), 406);
@@ -170,10 +155,7 @@ async fn validation_errors_follow_the_accepted_media_type(app: TestApp) {
 
 async fn a_syntax_error_is_a_parse_error(app: TestApp) {
     let body = app.graphql("{ users { ", json!({})).await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "GRAPHQL_PARSE_FAILED"
-    );
+    assert_eq!(error_code(&body), "GRAPHQL_PARSE_FAILED");
 }
 
 async fn queries_run_over_get_but_mutations_do_not(app: TestApp) {
@@ -616,7 +598,7 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after(app: TestApp) {
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: Value = refused.json().await.expect("JSON");
-    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert_eq!(error_code(&body), "RATE_LIMITED");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -755,7 +737,7 @@ async fn metrics_count_requests_and_statements(app: TestApp) {
             json!({}),
         )
         .await;
-    assert_eq!(forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(error_code(&forbidden), "FORBIDDEN");
     let text = scrape_metrics(&app.address).await;
     let value = |name: &str| metric(&text, name);
     assert_eq!(
@@ -843,10 +825,7 @@ async fn introspection_can_be_switched_off() {
         "query { ...F } fragment F on Query { __schema { types { name } } }",
     ] {
         let body = app.graphql(query, json!({})).await;
-        assert_eq!(
-            body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
-            "{query}"
-        );
+        assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{query}");
         assert_eq!(
             body["errors"][0]["message"],
             "introspection is disabled on this server"
@@ -870,10 +849,7 @@ async fn an_internal_failure_is_logged_and_answered_without_its_details(app: Tes
         .await
         .expect("drop a table");
     let body = app.graphql("{ auditLog { totalCount } }", json!({})).await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "INTERNAL_SERVER_ERROR"
-    );
+    assert_eq!(error_code(&body), "INTERNAL_SERVER_ERROR");
     assert_eq!(
         body["errors"][0]["message"],
         "internal server error: the failure was logged"

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, on_both_databases};
+use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
 
 on_both_databases!(grant_admin_makes_a_clerk_user_an_admin_in_clerk_and_here);
 
@@ -109,10 +109,7 @@ async fn the_binary_starts_in_local_mode_with_no_setup_and_stops_cleanly_on_sigt
         } })
     );
     let anonymous = ask(None).await;
-    assert_eq!(
-        anonymous["errors"][0]["extensions"]["code"],
-        "UNAUTHENTICATED"
-    );
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
 
     let page = client
         .get(format!("{address}/graphql"))

@@ -19,7 +19,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, error_code, spawn_app};
 use crate::live::{Subscriber, USER_CHANGED, clerk_user, envelope};
 
 fn required() -> bool {
@@ -427,10 +427,7 @@ async fn sqlite_on_a_full_disk_or_a_read_only_file_system_answers_clearly_and_ke
             json!({}),
         )
         .await;
-    assert_eq!(
-        mutation["errors"][0]["extensions"]["code"], "DATABASE_UNAVAILABLE",
-        "{mutation}"
-    );
+    assert_eq!(error_code(&mutation), "DATABASE_UNAVAILABLE", "{mutation}");
     assert!(
         mutation["errors"][0]["message"]
             .as_str()
@@ -517,10 +514,7 @@ async fn sqlite_on_a_full_disk_or_a_read_only_file_system_answers_clearly_and_ke
         json!({}),
     )
     .await;
-    assert_eq!(
-        mutation["errors"][0]["extensions"]["code"], "DATABASE_UNAVAILABLE",
-        "{mutation}"
-    );
+    assert_eq!(error_code(&mutation), "DATABASE_UNAVAILABLE", "{mutation}");
     let read = crate::faults::graphql_at(
         &reader,
         &app.admin_token,

@@ -646,7 +646,7 @@ async fn a_chaos_run_of_deliveries_and_one_sync_leave_the_database_equal_to_cler
         let row = rows.get(id);
         match emulator.user(id) {
             Some(clerk) => {
-                let profile = clerk.profile().expect("an email");
+                let profile = userhub::service::users::ClerkProfile::of(&clerk).expect("an email");
                 let row = row.unwrap_or_else(|| panic!("{id} is missing"));
                 assert!(row.is_active, "{id} should be active");
                 assert_eq!(row.email, profile.email, "{id}");

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use userhub::config::Config;
 
-use crate::helpers::{TestApp, TestUser, on_both_databases};
+use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
 
 pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -208,10 +208,7 @@ async fn anonymous_sockets_are_acknowledged_but_see_no_data(app: TestApp) {
     );
     let messages = operation(&mut socket, "1", "{ users { totalCount } }").await;
     assert_eq!(messages[0]["type"], "next");
-    assert_eq!(
-        messages[0]["payload"]["errors"][0]["extensions"]["code"],
-        "UNAUTHENTICATED"
-    );
+    assert_eq!(error_code(&messages[0]["payload"]), "UNAUTHENTICATED");
     // Each error names the upgrade's request and the operation, as the logs do.
     assert_eq!(
         messages[0]["payload"]["errors"][0]["extensions"]["requestId"],

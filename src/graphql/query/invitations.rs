@@ -43,7 +43,7 @@ impl InvitationQuery {
                 .transpose()?,
             search: filter.search,
         };
-        actor.scope_invitation_filter(&mut filter)?;
+        filter.narrow_for(actor)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let result = invitations::list(db, &filter, &page).await?;
         Ok(InvitationConnection {

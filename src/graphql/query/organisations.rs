@@ -77,7 +77,7 @@ impl OrganisationQuery {
             include_archived: filter.include_archived,
             only: None,
         };
-        actor.scope_organisation_filter(&mut filter);
+        filter.narrow_for(actor);
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let result = organisations::list(db, &filter, order, &page).await?;
         Ok(OrganisationConnection {

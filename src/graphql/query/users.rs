@@ -121,7 +121,7 @@ impl UserQuery {
         let order: UserOrder = order_by.into();
         let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
         let mut filter = filter.unwrap_or_default().into_domain()?;
-        actor.scope_user_filter(&mut filter)?;
+        filter.narrow_for(actor)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let result = users::list(db, &filter, order, &page).await?;
         Ok(UserConnection {
