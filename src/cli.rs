@@ -167,7 +167,7 @@ async fn sync(config: Config) -> anyhow::Result<()> {
 
     use crate::clerk::ClerkClient;
     use crate::clerk::client::RetryPolicy;
-    use crate::service::sync::{self, Progress, Started};
+    use crate::service::sync::{self, RunCounts, Started};
 
     let Some(secret) = config.clerk_secret_key.clone() else {
         anyhow::bail!(
@@ -185,7 +185,7 @@ async fn sync(config: Config) -> anyhow::Result<()> {
             run.started_at
         ),
     };
-    let (progress, mut updates) = tokio::sync::watch::channel(Progress::default());
+    let (progress, mut updates) = tokio::sync::watch::channel(RunCounts::default());
     let began = std::time::Instant::now();
     let printer = tokio::spawn(async move {
         while updates.changed().await.is_ok() {

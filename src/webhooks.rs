@@ -89,17 +89,81 @@ fn delivery_id(headers: &HeaderMap) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-fn refusal(error: &WebhookError) -> Response {
-    let (status, code) = match error {
-        // Only a body that is not UTF-8 text; svix signs text.
-        WebhookError::InvalidPayload => (StatusCode::BAD_REQUEST, "MALFORMED_BODY"),
-        WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => {
-            (StatusCode::UNAUTHORIZED, "STALE_TIMESTAMP")
+/// Why a delivery is refused before it reaches the service: each is a 4xx (or a 503 when this
+/// server cannot verify anything) with a JSON body, and each counts in
+/// `userhub_webhooks_total{outcome="refused"}`.
+#[derive(Debug)]
+enum Refusal {
+    NotConfigured,
+    Body(BytesRejection),
+    Signature(WebhookError),
+    MissingId,
+    MalformedEvent(String),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::NotConfigured => json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "WEBHOOKS_NOT_CONFIGURED",
+                "this server has no CLERK_WEBHOOK_SECRET, so it cannot verify deliveries",
+            ),
+            Refusal::Body(rejection) => {
+                let status = rejection.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "PAYLOAD_TOO_LARGE"
+                } else {
+                    "MALFORMED_BODY"
+                };
+                json_error(status, code, rejection.body_text())
+            }
+            Refusal::Signature(error) => {
+                let (status, code) = match error {
+                    // Only a body that is not UTF-8 text; svix signs text.
+                    WebhookError::InvalidPayload => (StatusCode::BAD_REQUEST, "MALFORMED_BODY"),
+                    WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => {
+                        (StatusCode::UNAUTHORIZED, "STALE_TIMESTAMP")
+                    }
+                    WebhookError::MissingHeader(_) => {
+                        (StatusCode::UNAUTHORIZED, "MISSING_SIGNATURE")
+                    }
+                    _ => (StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
+                };
+                json_error(status, code, format!("webhook refused: {error}"))
+            }
+            Refusal::MissingId => json_error(
+                StatusCode::UNAUTHORIZED,
+                "MISSING_SIGNATURE",
+                "webhook refused: missing header id",
+            ),
+            Refusal::MalformedEvent(message) => {
+                json_error(StatusCode::BAD_REQUEST, "MALFORMED_EVENT", message)
+            }
         }
-        WebhookError::MissingHeader(_) => (StatusCode::UNAUTHORIZED, "MISSING_SIGNATURE"),
-        _ => (StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE"),
-    };
-    json_error(status, code, format!("webhook refused: {error}"))
+    }
+}
+
+/// The delivery a request carries, once its body is whole, its signature holds and its event
+/// parses.
+fn verified_delivery(
+    verifier: Option<&Verifier>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Delivery, Refusal> {
+    let verifier = verifier.ok_or(Refusal::NotConfigured)?;
+    let body = body.map_err(Refusal::Body)?;
+    verifier.verify(&body, headers).map_err(|error| {
+        tracing::warn!(error = %error, "webhook refused");
+        Refusal::Signature(error)
+    })?;
+    let svix_id = delivery_id(headers).ok_or(Refusal::MissingId)?;
+    let (event_type, event) = event::parse(&body).map_err(Refusal::MalformedEvent)?;
+    Ok(Delivery {
+        svix_id: svix_id.to_owned(),
+        event_type,
+        event,
+    })
 }
 
 pub async fn receive(
@@ -108,51 +172,12 @@ pub async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let metrics = &state.metrics;
-    let Some(verifier) = &state.verifier else {
-        metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "WEBHOOKS_NOT_CONFIGURED",
-            "this server has no CLERK_WEBHOOK_SECRET, so it cannot verify deliveries",
-        );
-    };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
+    let delivery = match verified_delivery(state.verifier.as_deref(), &headers, body) {
+        Ok(delivery) => delivery,
+        Err(refusal) => {
             metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
-            let status = rejection.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "PAYLOAD_TOO_LARGE"
-            } else {
-                "MALFORMED_BODY"
-            };
-            return json_error(status, code, rejection.body_text());
+            return refusal.into_response();
         }
-    };
-    if let Err(error) = verifier.verify(&body, &headers) {
-        metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %error, "webhook refused");
-        return refusal(&error);
-    }
-    let Some(svix_id) = delivery_id(&headers) else {
-        metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "MISSING_SIGNATURE",
-            "webhook refused: missing header id",
-        );
-    };
-    let (event_type, event) = match event::parse(&body) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            metrics.webhooks_refused.fetch_add(1, Ordering::Relaxed);
-            return json_error(StatusCode::BAD_REQUEST, "MALFORMED_EVENT", message);
-        }
-    };
-    let delivery = Delivery {
-        svix_id: svix_id.to_owned(),
-        event_type,
-        event,
     };
     match webhooks::handle(&state.db, &state.events, &delivery).await {
         Ok(outcome) => {

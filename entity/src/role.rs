@@ -1,4 +1,4 @@
-//! The closed vocabularies stored as strings: roles and invitation statuses.
+//! The closed vocabularies stored as strings: roles, invitation statuses, sync run statuses.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -71,4 +71,29 @@ pub enum InvitationStatus {
     Revoked,
     #[sea_orm(string_value = "expired")]
     Expired,
+}
+
+/// Where a sync run stands. At most one is `Running` at a time (a unique partial index).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum SyncRunStatus {
+    #[sea_orm(string_value = "running")]
+    Running,
+    #[sea_orm(string_value = "succeeded")]
+    Succeeded,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+impl SyncRunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRunStatus::Running => "running",
+            SyncRunStatus::Succeeded => "succeeded",
+            SyncRunStatus::Failed => "failed",
+        }
+    }
 }

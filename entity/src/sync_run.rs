@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::role::SyncRunStatus;
+
 /// One reconciliation pass over every Clerk user.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "sync_runs")]
@@ -12,8 +14,7 @@ pub struct Model {
     /// Refreshed while the run makes progress; a `running` row whose heartbeat is old belongs to
     /// a process that died.
     pub heartbeat_at: DateTimeUtc,
-    /// `running`, `succeeded`, `failed`.
-    pub status: String,
+    pub status: SyncRunStatus,
     pub seen: i64,
     pub created: i64,
     pub updated: i64,

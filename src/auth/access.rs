@@ -139,7 +139,7 @@ impl Actor {
 
 /// A change to a user that a caller asks for.
 #[derive(Debug, Clone, Default)]
-pub struct UserChange {
+pub struct RequestedChange {
     pub role: Option<Role>,
     /// `Some(None)` takes the user out of any organisation.
     pub organisation_id: Option<Option<Uuid>>,
@@ -168,7 +168,7 @@ impl Actor {
     pub fn require_user_change(
         &self,
         target: &user::Model,
-        change: &UserChange,
+        change: &RequestedChange,
     ) -> Result<(), AppError> {
         self.require_manage_user(target)?;
         if self.is_admin() {
@@ -287,7 +287,7 @@ mod tests {
                 .require_manage_user(&user(Role::Admin, Some(a)))
                 .is_err()
         );
-        let promote = UserChange {
+        let promote = RequestedChange {
             role: Some(Role::OrgAdmin),
             organisation_id: None,
         };
@@ -296,7 +296,7 @@ mod tests {
                 .require_user_change(&lecturer_in_a, &promote)
                 .is_ok()
         );
-        let grant_admin = UserChange {
+        let grant_admin = RequestedChange {
             role: Some(Role::Admin),
             organisation_id: None,
         };
@@ -305,7 +305,7 @@ mod tests {
                 .require_user_change(&lecturer_in_a, &grant_admin)
                 .is_err()
         );
-        let move_away = UserChange {
+        let move_away = RequestedChange {
             role: None,
             organisation_id: Some(Some(b)),
         };
@@ -314,7 +314,7 @@ mod tests {
                 .require_user_change(&lecturer_in_a, &move_away)
                 .is_err()
         );
-        let take_out = UserChange {
+        let take_out = RequestedChange {
             role: None,
             organisation_id: Some(None),
         };
@@ -342,7 +342,7 @@ mod tests {
             assert!(caller.require_invite(Role::Member, Some(a)).is_err());
         }
         let admin = actor(Role::Admin, None);
-        let change = UserChange {
+        let change = RequestedChange {
             role: Some(Role::Admin),
             organisation_id: Some(None),
         };

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::user_locks::UserLock;
 use super::{Origin, organisations, users};
 use crate::auth::Actor;
-use crate::auth::access::UserChange;
+use crate::auth::access::RequestedChange;
 use crate::clerk::ClerkClient;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::error::AppError;
@@ -127,7 +127,7 @@ pub async fn update(
     let target = active_target(db, id).await?;
     actor.require_user_change(
         &target,
-        &UserChange {
+        &RequestedChange {
             role: update.role,
             organisation_id: update.organisation_id,
         },

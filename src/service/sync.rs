@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use entity::role::SyncRunStatus;
 use entity::{organisation, sync_run, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -30,13 +31,10 @@ pub const PAGE_SIZE: usize = 500;
 #[derive(Debug, Clone, Copy)]
 pub struct StaleAfter(pub Duration);
 
-pub const RUNNING: &str = "running";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
-
-/// Where a run is, as it goes.
+/// The counts of a run as it goes: the database row and the published `SyncProgress` are
+/// made from them, and the CLI draws its progress bar from them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Progress {
+pub struct RunCounts {
     pub run_id: Option<Uuid>,
     pub seen: i64,
     pub created: i64,
@@ -72,13 +70,16 @@ pub async fn fail_interrupted(
     let now = super::now();
     let stale_before = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
     let failed = sync_run::Entity::update_many()
-        .col_expr(sync_run::Column::Status, Expr::value(FAILED))
+        .col_expr(
+            sync_run::Column::Status,
+            Expr::value(SyncRunStatus::Failed.as_str()),
+        )
         .col_expr(sync_run::Column::FinishedAt, Expr::value(now))
         .col_expr(
             sync_run::Column::Error,
             Expr::value("interrupted: the process running it stopped"),
         )
-        .filter(sync_run::Column::Status.eq(RUNNING))
+        .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
         .filter(sync_run::Column::HeartbeatAt.lt(stale_before))
         .exec(db)
         .await?;
@@ -98,7 +99,7 @@ pub async fn start(
         started_at: Set(now),
         finished_at: Set(None),
         heartbeat_at: Set(now),
-        status: Set(RUNNING.to_owned()),
+        status: Set(SyncRunStatus::Running),
         seen: Set(0),
         created: Set(0),
         updated: Set(0),
@@ -110,7 +111,7 @@ pub async fn start(
         Ok(run) => Ok(Started::New(run)),
         Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             let running = sync_run::Entity::find()
-                .filter(sync_run::Column::Status.eq(RUNNING))
+                .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
                 .one(db)
                 .await?
                 .ok_or_else(|| {
@@ -128,7 +129,7 @@ pub async fn run(
     clerk: &ClerkClient,
     events: &EventBus,
     started: sync_run::Model,
-    progress: &watch::Sender<Progress>,
+    progress: &watch::Sender<RunCounts>,
     stale_after: Duration,
 ) -> Result<sync_run::Model, AppError> {
     let run_id = started.id;
@@ -164,9 +165,9 @@ pub async fn run(
     row.updated = Set(counts.updated);
     row.deactivated = Set(counts.deactivated);
     match &outcome {
-        Ok(()) => row.status = Set(SUCCEEDED.to_owned()),
+        Ok(()) => row.status = Set(SyncRunStatus::Succeeded),
         Err(err) => {
-            row.status = Set(FAILED.to_owned());
+            row.status = Set(SyncRunStatus::Failed);
             row.error = Set(Some(err.to_string()));
         }
     }
@@ -189,7 +190,7 @@ async fn reconcile(
     clerk: &ClerkClient,
     events: &EventBus,
     started: &sync_run::Model,
-    progress: &watch::Sender<Progress>,
+    progress: &watch::Sender<RunCounts>,
 ) -> Result<(), AppError> {
     let run_id = started.id;
     let origin = origin(run_id);
@@ -398,7 +399,7 @@ async fn beat(db: DatabaseConnection, run_id: Uuid, every: Duration) {
         let touched = sync_run::Entity::update_many()
             .col_expr(sync_run::Column::HeartbeatAt, Expr::value(super::now()))
             .filter(sync_run::Column::Id.eq(run_id))
-            .filter(sync_run::Column::Status.eq(RUNNING))
+            .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
             .exec(&db)
             .await;
         if let Err(err) = touched {
@@ -410,7 +411,7 @@ async fn beat(db: DatabaseConnection, run_id: Uuid, every: Duration) {
 async fn heartbeat(
     db: &DatabaseConnection,
     run_id: Uuid,
-    progress: &Progress,
+    progress: &RunCounts,
 ) -> Result<(), AppError> {
     sync_run::Entity::update_many()
         .col_expr(
@@ -482,6 +483,16 @@ pub struct Report {
     pub differing: Drift,
     /// Users whose `organisationId` in Clerk names no organisation here.
     pub unknown_organisations: Drift,
+}
+
+impl Report {
+    /// Nothing to repair: every Clerk user is here as Clerk has them, and nobody here is gone
+    /// from Clerk. (An organisation Clerk names that userhub lacks is reported, not repaired.)
+    pub fn in_sync(&self) -> bool {
+        self.missing_in_database.count == 0
+            && self.missing_in_clerk.count == 0
+            && self.differing.count == 0
+    }
 }
 
 pub async fn report(db: &DatabaseConnection, clerk: &ClerkClient) -> Result<Report, AppError> {

@@ -41,7 +41,7 @@ impl SyncMutation {
         let span = tracing::info_span!("sync", run_id = %started.id);
         let task = tokio::spawn(
             async move {
-                let (progress, _) = watch::channel(sync::Progress::default());
+                let (progress, _) = watch::channel(sync::RunCounts::default());
                 let outcome =
                     sync::run(&db, &clerk, &events, started, &progress, stale_after).await;
                 match &outcome {

@@ -13,7 +13,8 @@ pub struct AuditQuery;
 
 /// Narrows the audit log; every field given must match exactly.
 #[derive(Debug, Clone, Default, InputObject)]
-pub struct AuditLogFilter {
+#[graphql(name = "AuditLogFilter")]
+pub struct AuditLogFilterInput {
     /// A user id, or `clerk`, `sync`, `cli`.
     pub actor: Option<String>,
     /// `user.created`, `user.role_changed`, ...
@@ -32,7 +33,7 @@ impl AuditQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
-        filter: Option<AuditLogFilter>,
+        filter: Option<AuditLogFilterInput>,
     ) -> Result<AuditEventConnection> {
         caller(ctx).actor()?.require_audit_log()?;
         let page = PageRequest::parse(first, after.as_deref(), audit::ORDER_TAG)?;

@@ -13,7 +13,8 @@ use crate::service::parse_id;
 pub struct InvitationQuery;
 
 #[derive(Debug, Clone, Default, InputObject)]
-pub struct InvitationsFilter {
+#[graphql(name = "InvitationsFilter")]
+pub struct InvitationsFilterInput {
     pub status: Option<InvitationStatus>,
     pub organisation_id: Option<ID>,
     /// Words that must each appear in the email (any case).
@@ -30,7 +31,7 @@ impl InvitationQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
-        filter: Option<InvitationsFilter>,
+        filter: Option<InvitationsFilterInput>,
     ) -> Result<InvitationConnection> {
         let actor = caller(ctx).actor()?;
         let page = PageRequest::parse(first, after.as_deref(), invitations::ORDER_TAG)?;

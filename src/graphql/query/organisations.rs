@@ -14,7 +14,8 @@ pub struct OrganisationQuery;
 
 /// Narrows a list of organisations.
 #[derive(Debug, Clone, Default, InputObject)]
-pub struct OrganisationsFilter {
+#[graphql(name = "OrganisationsFilter")]
+pub struct OrganisationsFilterInput {
     /// Words that must each appear in the name or slug (any case).
     pub search: Option<String>,
     /// Include archived organisations (left out by default).
@@ -65,7 +66,7 @@ impl OrganisationQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
-        filter: Option<OrganisationsFilter>,
+        filter: Option<OrganisationsFilterInput>,
         #[graphql(default)] order_by: OrganisationOrderBy,
     ) -> Result<OrganisationConnection> {
         let actor = caller(ctx).actor()?;

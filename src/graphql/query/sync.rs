@@ -16,9 +16,7 @@ impl SyncQuery {
         caller(ctx).actor()?.require_admin()?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let report = sync::report(db, ctx.data_unchecked::<ClerkClient>()).await?;
-        let in_sync = report.missing_in_database.count == 0
-            && report.missing_in_clerk.count == 0
-            && report.differing.count == 0;
+        let in_sync = report.in_sync();
         Ok(SyncStatus {
             clerk_count: report.clerk_count,
             database_count: report.database_count,

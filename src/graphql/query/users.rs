@@ -14,7 +14,8 @@ pub struct UserQuery;
 
 /// Narrows a list of users; every field given must hold.
 #[derive(Debug, Clone, Default, InputObject)]
-pub struct UsersFilter {
+#[graphql(name = "UsersFilter")]
+pub struct UsersFilterInput {
     pub organisation_id: Option<ID>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
@@ -24,7 +25,7 @@ pub struct UsersFilter {
     pub search: Option<String>,
 }
 
-impl UsersFilter {
+impl UsersFilterInput {
     fn into_domain(self) -> Result<UserFilter, crate::error::AppError> {
         Ok(UserFilter {
             user_id: None,
@@ -42,7 +43,8 @@ impl UsersFilter {
 
 /// Narrows the users of one organisation.
 #[derive(Debug, Clone, Default, InputObject)]
-pub struct UsersInOrganisationFilter {
+#[graphql(name = "UsersInOrganisationFilter")]
+pub struct UsersInOrganisationFilterInput {
     pub role: Option<Role>,
     pub is_active: Option<bool>,
     /// Banned in Clerk: `true` for suspended users only, `false` for the others.
@@ -51,8 +53,8 @@ pub struct UsersInOrganisationFilter {
     pub search: Option<String>,
 }
 
-impl From<UsersInOrganisationFilter> for UserFilter {
-    fn from(filter: UsersInOrganisationFilter) -> UserFilter {
+impl From<UsersInOrganisationFilterInput> for UserFilter {
+    fn from(filter: UsersInOrganisationFilterInput) -> UserFilter {
         UserFilter {
             user_id: None,
             organisation_id: None,
@@ -114,7 +116,7 @@ impl UserQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
-        filter: Option<UsersFilter>,
+        filter: Option<UsersFilterInput>,
         #[graphql(default)] order_by: UserOrderBy,
     ) -> Result<UserConnection> {
         let actor = caller(ctx).actor()?;

@@ -8,7 +8,7 @@ use super::User;
 use super::connection::TotalCount;
 use super::user::UserConnection;
 use crate::graphql::batch::OrganisationSet;
-use crate::graphql::query::users::{UserOrderBy, UsersInOrganisationFilter};
+use crate::graphql::query::users::{UserOrderBy, UsersInOrganisationFilterInput};
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::users::{UserFilter, UserOrder};
 
@@ -93,7 +93,7 @@ impl Organisation {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, at most 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
-        filter: Option<UsersInOrganisationFilter>,
+        filter: Option<UsersInOrganisationFilterInput>,
         #[graphql(default)] order_by: UserOrderBy,
     ) -> Result<UserConnection> {
         self.require_members_readable(ctx)?;

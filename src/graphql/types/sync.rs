@@ -1,5 +1,6 @@
 use async_graphql::{Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use entity::role::SyncRunStatus as RunStatus;
 use entity::sync_run;
 
 use crate::service::sync;
@@ -22,10 +23,10 @@ impl SyncRun {
     }
 
     async fn status(&self) -> SyncRunStatus {
-        match self.0.status.as_str() {
-            sync::RUNNING => SyncRunStatus::Running,
-            sync::SUCCEEDED => SyncRunStatus::Succeeded,
-            _ => SyncRunStatus::Failed,
+        match self.0.status {
+            RunStatus::Running => SyncRunStatus::Running,
+            RunStatus::Succeeded => SyncRunStatus::Succeeded,
+            RunStatus::Failed => SyncRunStatus::Failed,
         }
     }
 
