@@ -13,7 +13,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -31,20 +30,19 @@ use crate::graphql::{self, GraphqlState};
 use crate::local::LocalMode;
 use crate::metrics::Metrics;
 use crate::rate_limit::{Guarded, RateLimiter};
+use crate::service::Services;
 use crate::service::sessions::Authenticator;
 use crate::webhooks::WebhookState;
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
+    /// The domain's dependencies: the database, Clerk, the event bus, the metrics.
+    pub services: Services,
     /// What the GraphQL handlers share: the schema, the authenticator, the open sockets.
     pub graphql: GraphqlState,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    pub clerk: ClerkClient,
-    /// Committed changes, to live subscribers on every replica.
-    pub events: EventBus,
     /// Verifies Clerk's webhook deliveries; `None` when no webhook secret is configured.
     pub webhooks: Option<Arc<crate::webhooks::Verifier>>,
     /// Present in local mode: the embedded emulator and the admin token.
@@ -63,9 +61,7 @@ impl FromRef<AppState> for GraphqlState {
 impl FromRef<AppState> for WebhookState {
     fn from_ref(state: &AppState) -> WebhookState {
         WebhookState {
-            db: state.db.clone(),
-            events: state.events.clone(),
-            metrics: state.metrics.clone(),
+            services: state.services.clone(),
             verifier: state.webhooks.clone(),
         }
     }
@@ -159,25 +155,21 @@ impl AppState {
         .with_refetch_floor(std::time::Duration::from_secs(config.jwks_refetch_seconds))
         .with_issuer(config.clerk_issuer.clone())
         .with_authorized_parties(config.clerk_authorized_parties.clone());
-        let auth = Arc::new(Authenticator::new(
-            verifier,
-            clerk.clone(),
+        let services = Services::new(
             db.clone(),
+            clerk,
             events.clone(),
-        ));
+            metrics.clone(),
+            config.sync_stale_after(),
+        );
+        let auth = Arc::new(Authenticator::new(verifier, services.clone()));
         let local = match emulator {
             Some(emulator) => Some(Arc::new(
                 crate::local::prepare(&db, &events, emulator, config.demo_data).await?,
             )),
             None => None,
         };
-        let schema = graphql::build_schema(
-            db.clone(),
-            clerk.clone(),
-            events.clone(),
-            metrics.clone(),
-            &config,
-        );
+        let schema = graphql::build_schema(services.clone(), &config);
         // Local mode is one person on loopback: nothing to limit.
         let (graphql_limit, webhook_limit) = if local.is_some() {
             (None, None)
@@ -211,12 +203,10 @@ impl AppState {
                 .map(|local| Arc::from(local.admin_token.as_str())),
         };
         Ok(AppState {
-            db,
+            services,
             graphql,
             config,
             metrics,
-            clerk,
-            events,
             webhooks,
             local,
             graphql_limit,
@@ -477,15 +467,15 @@ async fn healthz() -> Response {
 
 /// The process can do its work: the database answers and its schema is this binary's.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let database = tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await;
+    let database = tokio::time::timeout(Duration::from_secs(2), state.services.db.ping()).await;
     let database_ok = matches!(database, Ok(Ok(())));
     let migrations_current = if database_ok {
-        crate::db::migrations_current(&state.db).await.ok()
+        crate::db::migrations_current(&state.services.db).await.ok()
     } else {
         None
     };
     // A replica that cannot hear changes would serve subscriptions that stay silent.
-    let listening = state.events.is_listening();
+    let listening = state.services.events.is_listening();
     let ready = database_ok && migrations_current == Some(true) && listening;
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
@@ -613,7 +603,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let db = self.state.db.clone();
+        let db = self.state.services.db.clone();
         let pruning = tokio::spawn(async move {
             // First an hour after start: a server that starts has nothing of its own to prune.
             let hour = Duration::from_secs(3600);
@@ -628,7 +618,7 @@ impl Server {
             }
         });
         // Any replica notices a sync whose process died, so its run does not stay `running`.
-        let db = self.state.db.clone();
+        let db = self.state.services.db.clone();
         let metrics = self.state.metrics.clone();
         let stale_after = self.state.config.sync_stale_after();
         let sweeping = tokio::spawn(async move {

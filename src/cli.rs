@@ -167,7 +167,8 @@ async fn sync(config: Config) -> anyhow::Result<()> {
 
     use crate::clerk::ClerkClient;
     use crate::clerk::client::RetryPolicy;
-    use crate::service::sync::{self, RunCounts, Started};
+    use crate::service::Services;
+    use crate::service::sync::{self, Launched, RunCounts};
 
     let Some(secret) = config.clerk_secret_key.clone() else {
         anyhow::bail!(
@@ -176,17 +177,25 @@ async fn sync(config: Config) -> anyhow::Result<()> {
     };
     let clerk = ClerkClient::new(&config.clerk_api_url, secret, RetryPolicy::default());
     let db = open_database(&config).await?;
-    let stale_after = config.sync_stale_after();
-    let started = match sync::start(&db, "cli", stale_after).await? {
-        Started::New(run) => run,
-        Started::AlreadyRunning(run) => anyhow::bail!(
+    let events = crate::events::EventBus::publisher(&db);
+    let services = Services::new(
+        db,
+        clerk,
+        events,
+        Default::default(),
+        config.sync_stale_after(),
+    );
+    let (progress, mut updates) = tokio::sync::watch::channel(RunCounts::default());
+    let began = std::time::Instant::now();
+    let finished = match sync::launch(&services, crate::auth::Requester::Operator, progress).await?
+    {
+        Launched::Started { finished, .. } => finished,
+        Launched::AlreadyRunning(run) => anyhow::bail!(
             "a sync is already running (run {}, started {})",
             run.id,
             run.started_at
         ),
     };
-    let (progress, mut updates) = tokio::sync::watch::channel(RunCounts::default());
-    let began = std::time::Instant::now();
     let printer = tokio::spawn(async move {
         while updates.changed().await.is_ok() {
             let now = updates.borrow().clone();
@@ -214,11 +223,10 @@ async fn sync(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    let events = crate::events::EventBus::publisher(&db);
-    let finished = sync::run(&db, &clerk, &events, started, &progress, stale_after).await;
-    drop(progress);
+    // The run's task drops `progress` when it ends, which ends the printer.
+    let finished = finished.await;
     let _ = printer.await;
-    let run = finished?;
+    let run = finished.context("the sync's task failed")??;
     println!(
         "sync {} succeeded in {:.1}s: {} seen, {} created, {} updated, {} deactivated",
         run.id,

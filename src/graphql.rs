@@ -58,6 +58,11 @@ pub struct RequestId(pub Option<String>);
 
 static ANONYMOUS: Caller = Caller::Anonymous;
 
+/// The domain's dependencies, registered once in the schema (`schema::build_schema`).
+pub(crate) fn services<'a>(ctx: &async_graphql::Context<'a>) -> &'a crate::service::Services {
+    ctx.data_unchecked::<crate::service::Services>()
+}
+
 /// The caller of the operation being resolved, as the transport authenticated them.
 pub(crate) fn caller<'a>(ctx: &async_graphql::Context<'a>) -> &'a Caller {
     ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)

@@ -26,6 +26,9 @@
 //! ```
 //!
 //! - Nothing below `graphql/` knows about GraphQL or HTTP; nothing above `service/` writes SQL.
+//! - Service entry points take `service::Services` (the database, Clerk, the event bus, the
+//!   metrics, the user locks: built once in `AppState::build`, registered in the schema) and
+//!   the `Actor` or `Requester` whose right they check through `auth/access.rs`.
 //! - `service/` returns `error::AppError`, which is mapped once to GraphQL error codes
 //!   (`graphql/errors.rs`) and once to HTTP responses (`error.rs`).
 //! - Every change writes its audit event in the same transaction (`service/audit.rs`) and

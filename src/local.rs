@@ -12,6 +12,7 @@ use entity::role::Role;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
+use crate::auth::Requester;
 use crate::clerk::emulator::{Emulator, NewUser, RunningEmulator, SigningKey, TokenOptions};
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::events::EventBus;
@@ -167,6 +168,7 @@ async fn seed_demo_directory(
     for name in ORGANISATIONS {
         let org = organisations::create(
             db,
+            Requester::Operator,
             &origin,
             NewOrganisation {
                 name: name.to_owned(),

@@ -14,7 +14,53 @@ pub(crate) mod user_locks;
 pub mod users;
 pub mod webhooks;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
+
+use crate::clerk::ClerkClient;
+use crate::events::EventBus;
+use crate::metrics::Metrics;
+use user_locks::UserLocks;
+
+/// What the domain works with, built once per server (or per command) and handed whole to the
+/// entry points that call Clerk or lock users: resolvers find it in the schema's data, the
+/// webhook route in its state, the CLI builds its own. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub db: DatabaseConnection,
+    pub clerk: ClerkClient,
+    /// Committed changes, to live subscribers on every replica.
+    pub events: EventBus,
+    pub metrics: Arc<Metrics>,
+    /// How long a running sync may go without a heartbeat before it counts as interrupted
+    /// (`USERHUB_SYNC_STALE_AFTER_SECONDS`).
+    pub sync_stale_after: Duration,
+    /// The users being written now, in this process (`user_locks.rs`).
+    pub(crate) locks: Arc<UserLocks>,
+}
+
+impl Services {
+    pub fn new(
+        db: DatabaseConnection,
+        clerk: ClerkClient,
+        events: EventBus,
+        metrics: Arc<Metrics>,
+        sync_stale_after: Duration,
+    ) -> Services {
+        let locks = Arc::new(UserLocks::new(&db));
+        Services {
+            db,
+            clerk,
+            events,
+            metrics,
+            sync_stale_after,
+            locks,
+        }
+    }
+}
 
 // Who made a change travels with its event as well as its audit entry, so it is defined
 // with the events, below this layer.

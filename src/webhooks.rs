@@ -23,22 +23,18 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 use svix::webhooks::{Webhook, WebhookError};
 
 use crate::config::Secret;
 use crate::error::{AppError, json_error};
-use crate::events::EventBus;
-use crate::metrics::Metrics;
+use crate::service::Services;
 use crate::service::webhooks::{self, Delivery};
 
 /// What the webhook route needs; the server's state hands it over (`axum::extract::FromRef`).
 #[derive(Clone)]
 pub struct WebhookState {
-    pub db: DatabaseConnection,
-    pub events: EventBus,
-    pub metrics: Arc<Metrics>,
+    pub services: Services,
     /// `None` when no webhook secret is configured: deliveries are refused.
     pub verifier: Option<Arc<Verifier>>,
 }
@@ -171,7 +167,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let metrics = &state.metrics;
+    let metrics = &state.services.metrics;
     let delivery = match verified_delivery(state.verifier.as_deref(), &headers, body) {
         Ok(delivery) => delivery,
         Err(refusal) => {
@@ -179,7 +175,7 @@ pub async fn receive(
             return refusal.into_response();
         }
     };
-    match webhooks::handle(&state.db, &state.events, &delivery).await {
+    match webhooks::handle(&state.services, &delivery).await {
         Ok(outcome) => {
             outcome.count(metrics);
             tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, outcome = outcome.as_str(), "webhook handled");

@@ -17,6 +17,40 @@ use super::caller::Actor;
 use crate::clerk::IfEmailTaken;
 use crate::error::AppError;
 
+/// Who asks the domain for something: a signed-in user, whose rights are checked here, or the
+/// operator (the command line, local mode's set-up), who holds the database and Clerk
+/// credentials already and so may do anything. Service entry points take one and check it;
+/// resolvers only pass it on.
+#[derive(Debug, Clone, Copy)]
+pub enum Requester<'a> {
+    User(&'a Actor),
+    Operator,
+}
+
+impl<'a> From<&'a Actor> for Requester<'a> {
+    fn from(actor: &'a Actor) -> Requester<'a> {
+        Requester::User(actor)
+    }
+}
+
+impl Requester<'_> {
+    /// Organisations, sync and anything that spans the directory: admins (and the operator).
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        match self {
+            Requester::User(actor) => actor.require_admin(),
+            Requester::Operator => Ok(()),
+        }
+    }
+
+    /// Who a sync run records as having asked for it: a user id, or `cli`.
+    pub fn name(&self) -> String {
+        match self {
+            Requester::User(actor) => actor.user.id.to_string(),
+            Requester::Operator => "cli".to_owned(),
+        }
+    }
+}
+
 /// The users a caller may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserScope {

@@ -4,16 +4,14 @@ use std::time::Duration;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Schema, SchemaBuilder};
-use sea_orm::DatabaseConnection;
 
 use super::execute::Executor;
 use super::loaders::DbLoader;
 use super::mutation::Mutation;
 use super::query::Query;
 use super::subscription::Subscription;
-use crate::clerk::ClerkClient;
 use crate::config::Config;
-use crate::events::EventBus;
+use crate::service::Services;
 use crate::service::pagination::DEFAULT_PAGE_SIZE;
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
@@ -25,23 +23,14 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 }
 
 /// The schema a server runs, wired to its database and limits.
-pub fn build_schema(
-    db: DatabaseConnection,
-    clerk: ClerkClient,
-    events: EventBus,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-    config: &Config,
-) -> Executor {
+pub fn build_schema(services: Services, config: &Config) -> Executor {
     // Batches are formed by sibling sets (`batch.rs`), so the loader need not wait for more
     // keys: it loads at once, deduplicating and sharing work between concurrent requests.
-    let loader = DataLoader::new(DbLoader::new(db.clone()), tokio::spawn).delay(Duration::ZERO);
+    let loader =
+        DataLoader::new(DbLoader::new(services.db.clone()), tokio::spawn).delay(Duration::ZERO);
     let mut builder = builder()
-        .data(db)
-        .data(clerk)
-        .data(events)
+        .data(services)
         .data(loader)
-        .data(metrics)
-        .data(crate::service::sync::StaleAfter(config.sync_stale_after()))
         .limit_complexity(config.max_query_complexity)
         // async-graphql's parser recursion guard; well above any depth the limit allows.
         .limit_recursive_depth(64)

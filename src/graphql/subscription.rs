@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, ID, Result, Subscription as SubscriptionObject};
 use futures_util::Stream;
-use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -18,7 +17,8 @@ use super::caller;
 use super::types::{SyncProgress, UserChange};
 use crate::auth::Actor;
 use crate::error::AppError;
-use crate::events::{self, Event, EventBus};
+use crate::events::{self, Event};
+use crate::graphql::services;
 use crate::service::{parse_id, sync};
 
 #[derive(Default)]
@@ -42,7 +42,7 @@ impl Subscription {
         if let Some(id) = organisation_id {
             actor.require_organisation_readable(id)?;
         }
-        let receiver = ctx.data_unchecked::<EventBus>().subscribe();
+        let receiver = services(ctx).events.subscribe();
         let access = ctx.data_opt::<AccessChanged>().cloned();
         Ok(watch(
             receiver,
@@ -69,15 +69,13 @@ impl Subscription {
         let actor = caller(ctx).actor()?.clone();
         actor.require_admin()?;
         // Subscribe before reading the latest run, so no step falls between the two.
-        let receiver = ctx.data_unchecked::<EventBus>().subscribe();
-        let latest = sync::last(ctx.data_unchecked::<DatabaseConnection>())
-            .await?
-            .map(|run| {
-                Ok(SyncProgress(Arc::new(events::SyncProgress {
-                    run,
-                    total: None,
-                })))
-            });
+        let receiver = services(ctx).events.subscribe();
+        let latest = sync::last(&services(ctx).db).await?.map(|run| {
+            Ok(SyncProgress(Arc::new(events::SyncProgress {
+                run,
+                total: None,
+            })))
+        });
         let access = ctx.data_opt::<AccessChanged>().cloned();
         let live = watch(receiver, actor, access, |actor, event| match event {
             Event::Sync(progress) if actor.is_admin() => Some(SyncProgress(progress.clone())),

@@ -11,10 +11,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::user_locks::UserLock;
-use super::{Origin, organisations, users};
+use super::{Origin, Services, organisations, users};
 use crate::auth::Actor;
 use crate::auth::access::RequestedChange;
-use crate::clerk::ClerkClient;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::error::AppError;
 use crate::events::{Changes, EventBus};
@@ -99,29 +98,31 @@ async fn apply(
 /// no admin (`drops_admin` on an active admin) holds the set of admins too, and checks the
 /// last-admin rule under it: the check before it may have raced another such change.
 async fn lock_for(
-    db: &DatabaseConnection,
+    services: &Services,
     target: &user::Model,
     drops_admin: bool,
 ) -> Result<UserLock, AppError> {
+    let Services { db, locks, .. } = services;
     if drops_admin && target.role == Role::Admin {
-        let lock = UserLock::acquire_guarding_admins(db, &target.clerk_id).await?;
+        let lock = UserLock::acquire_guarding_admins(locks, db, &target.clerk_id).await?;
         lock.ensure_not_last_admin(db, target.id).await?;
         Ok(lock)
     } else {
-        UserLock::acquire(db, &target.clerk_id).await
+        UserLock::acquire(locks, db, &target.clerk_id).await
     }
 }
 
 /// Changes a user's role, organisation and names.
 pub async fn update(
-    db: &DatabaseConnection,
-    clerk: &ClerkClient,
-    events: &EventBus,
+    services: &Services,
     actor: &Actor,
     origin: &Origin,
     id: Uuid,
     update: AccountUpdate,
 ) -> Result<user::Model, AppError> {
+    let Services {
+        db, clerk, events, ..
+    } = services;
     let first_name = validate_name("firstName", update.first_name)?;
     let last_name = validate_name("lastName", update.last_name)?;
     let target = active_target(db, id).await?;
@@ -155,7 +156,7 @@ pub async fn update(
     if metadata.is_empty() && first_name.is_none() && last_name.is_none() {
         return Ok(target);
     }
-    let lock = lock_for(db, &target, demotes).await?;
+    let lock = lock_for(services, &target, demotes).await?;
     let mut latest = None;
     if !metadata.is_empty() {
         latest = Some(
@@ -183,20 +184,21 @@ pub async fn update(
 
 /// Deletes the user in Clerk and deactivates them here; the row and its history stay.
 pub async fn remove(
-    db: &DatabaseConnection,
-    clerk: &ClerkClient,
-    events: &EventBus,
+    services: &Services,
     actor: &Actor,
     origin: &Origin,
     id: Uuid,
 ) -> Result<user::Model, AppError> {
+    let Services {
+        db, clerk, events, ..
+    } = services;
     let target = users::get(db, id).await?;
     actor.require_manage_user(&target)?;
     if !target.is_active {
         return Ok(target);
     }
     users::ensure_not_last_admin(db, &target).await?;
-    let lock = lock_for(db, &target, true).await?;
+    let lock = lock_for(services, &target, true).await?;
     clerk.delete_user(&target.clerk_id).await?;
     let stored = async {
         let write = lock.write(db).await?;
@@ -215,14 +217,15 @@ pub async fn remove(
 /// Bans (`suspend: true`) or unbans the user in Clerk, then records it here. A ban ends every
 /// session the user has.
 pub async fn set_suspended(
-    db: &DatabaseConnection,
-    clerk: &ClerkClient,
-    events: &EventBus,
+    services: &Services,
     actor: &Actor,
     origin: &Origin,
     id: Uuid,
     suspend: bool,
 ) -> Result<user::Model, AppError> {
+    let Services {
+        db, clerk, events, ..
+    } = services;
     let target = active_target(db, id).await?;
     actor.require_manage_user(&target)?;
     if target.id == actor.user.id && suspend {
@@ -231,7 +234,7 @@ pub async fn set_suspended(
     if suspend {
         users::ensure_not_last_admin(db, &target).await?;
     }
-    let lock = lock_for(db, &target, suspend).await?;
+    let lock = lock_for(services, &target, suspend).await?;
     let clerk_user = clerk.set_banned(&target.clerk_id, suspend).await?;
     apply(db, events, origin, lock, &clerk_user).await
 }

@@ -10,23 +10,106 @@ use uuid::Uuid;
 
 use super::Origin;
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
+use crate::auth::Actor;
 use crate::error::AppError;
+
+/// Every kind of change the trail records. Its name (`user.role_changed`) is what the
+/// `action` column, and the `auditLog` filter, hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    UserCreated,
+    UserUpdated,
+    UserRoleChanged,
+    UserSuspended,
+    UserUnsuspended,
+    UserDeactivated,
+    OrganisationCreated,
+    OrganisationUpdated,
+    OrganisationArchived,
+    InvitationCreated,
+    InvitationRevoked,
+    InvitationAccepted,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::UserCreated => "user.created",
+            Action::UserUpdated => "user.updated",
+            Action::UserRoleChanged => "user.role_changed",
+            Action::UserSuspended => "user.suspended",
+            Action::UserUnsuspended => "user.unsuspended",
+            Action::UserDeactivated => "user.deactivated",
+            Action::OrganisationCreated => "organisation.created",
+            Action::OrganisationUpdated => "organisation.updated",
+            Action::OrganisationArchived => "organisation.archived",
+            Action::InvitationCreated => "invitation.created",
+            Action::InvitationRevoked => "invitation.revoked",
+            Action::InvitationAccepted => "invitation.accepted",
+        }
+    }
+
+    /// The kind of thing the action changes: the name's first part.
+    pub fn subject_type(self) -> &'static str {
+        match self {
+            Action::UserCreated
+            | Action::UserUpdated
+            | Action::UserRoleChanged
+            | Action::UserSuspended
+            | Action::UserUnsuspended
+            | Action::UserDeactivated => "user",
+            Action::OrganisationCreated
+            | Action::OrganisationUpdated
+            | Action::OrganisationArchived => "organisation",
+            Action::InvitationCreated | Action::InvitationRevoked | Action::InvitationAccepted => {
+                "invitation"
+            }
+        }
+    }
+}
+
+/// A thing whose changes the trail records: its id, and its state as the trail shows it.
+pub(crate) trait Subject {
+    fn subject_id(&self) -> String;
+    fn snapshot(&self) -> Value;
+}
 
 /// What changed, to which thing.
 #[derive(Debug, Clone)]
-pub struct Change<'a> {
-    pub action: &'a str,
-    pub subject_type: &'a str,
+pub struct Change {
+    pub action: Action,
     pub subject_id: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
+}
+
+impl Change {
+    /// A thing that did not exist before.
+    pub(crate) fn created(action: Action, after: &impl Subject) -> Change {
+        Change {
+            action,
+            subject_id: after.subject_id(),
+            before: None,
+            after: Some(after.snapshot()),
+        }
+    }
+
+    /// A thing whose state was `before` (its `snapshot`, taken before the write).
+    pub(crate) fn changed(action: Action, before: Value, after: &impl Subject) -> Change {
+        Change {
+            action,
+            subject_id: after.subject_id(),
+            before: Some(before),
+            after: Some(after.snapshot()),
+        }
+    }
 }
 
 /// Writes one audit event. Call it with the transaction that makes the change.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     origin: &Origin,
-    change: Change<'_>,
+    change: Change,
 ) -> Result<audit_event::Model, AppError> {
     Ok(event(origin, change).insert(conn).await?)
 }
@@ -35,7 +118,7 @@ pub async fn record<C: ConnectionTrait>(
 pub(crate) async fn record_many<C: ConnectionTrait>(
     conn: &C,
     origin: &Origin,
-    changes: Vec<Change<'_>>,
+    changes: Vec<Change>,
 ) -> Result<(), AppError> {
     if changes.is_empty() {
         return Ok(());
@@ -46,13 +129,13 @@ pub(crate) async fn record_many<C: ConnectionTrait>(
     Ok(())
 }
 
-fn event(origin: &Origin, change: Change<'_>) -> audit_event::ActiveModel {
+fn event(origin: &Origin, change: Change) -> audit_event::ActiveModel {
     audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         occurred_at: Set(super::now()),
         actor: Set(origin.actor.clone()),
-        action: Set(change.action.to_owned()),
-        subject_type: Set(change.subject_type.to_owned()),
+        action: Set(change.action.as_str().to_owned()),
+        subject_type: Set(change.action.subject_type().to_owned()),
         subject_id: Set(change.subject_id),
         before: Set(change.before),
         after: Set(change.after),
@@ -98,11 +181,14 @@ const NEWEST_FIRST: Keyset<audit_event::Column> = Keyset {
     direction: Direction::Desc,
 };
 
+/// The audit log, newest first. Admins only: it names every change to everyone.
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
+    actor: &Actor,
     filter: &AuditFilter,
     page: &PageRequest,
 ) -> Result<Page<audit_event::Model>, AppError> {
+    actor.require_audit_log()?;
     let query = audit_event::Entity::find().filter(filter.condition());
     fetch_page(conn, query, NEWEST_FIRST, page, |event| {
         Cursor {

@@ -13,11 +13,10 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::{self, Change};
+use super::audit::{self, Action, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
-use super::{Origin, accounts, users};
+use super::{Origin, Services, accounts, users};
 use crate::auth::Actor;
-use crate::clerk::ClerkClient;
 pub use crate::clerk::model::INVITATION_KEY;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::error::AppError;
@@ -50,6 +49,16 @@ pub(crate) fn normalise_email(email: &str) -> Result<String, AppError> {
             "email",
             format!("`{email}` is not an email address"),
         ))
+    }
+}
+
+impl audit::Subject for invitation::Model {
+    fn subject_id(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        snapshot(self)
     }
 }
 
@@ -110,12 +119,12 @@ pub async fn check(
 
 /// Sends an invitation through Clerk (which emails it), then records it.
 pub async fn invite(
-    db: &DatabaseConnection,
-    clerk: &ClerkClient,
+    services: &Services,
     actor: &Actor,
     origin: &Origin,
     new: NewInvitation,
 ) -> Result<invitation::Model, AppError> {
+    let Services { db, clerk, .. } = services;
     let email = check(db, actor, &new).await?;
     let id = Uuid::now_v7();
     let metadata = json!({
@@ -148,13 +157,7 @@ pub async fn invite(
     audit::record(
         &txn,
         origin,
-        Change {
-            action: "invitation.created",
-            subject_type: "invitation",
-            subject_id: created.id.to_string(),
-            before: None,
-            after: Some(snapshot(&created)),
-        },
+        Change::created(Action::InvitationCreated, &created),
     )
     .await?;
     sea_orm::TransactionSession::commit(txn).await?;
@@ -167,8 +170,7 @@ pub const MAX_BULK: usize = 100;
 /// Sends several invitations; each item succeeds or fails on its own. The actor must be
 /// allowed every item before any is sent, so a bulk call is never half-authorised.
 pub async fn invite_many(
-    db: &DatabaseConnection,
-    clerk: &ClerkClient,
+    services: &Services,
     actor: &Actor,
     origin: &Origin,
     items: Vec<Result<NewInvitation, AppError>>,
@@ -185,7 +187,7 @@ pub async fn invite_many(
     let mut outcomes = Vec::with_capacity(items.len());
     for item in items {
         outcomes.push(match item {
-            Ok(new) => invite(db, clerk, actor, origin, new).await,
+            Ok(new) => invite(services, actor, origin, new).await,
             Err(error) => Err(error),
         });
     }
@@ -201,12 +203,12 @@ pub async fn get<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<invitation::M
 
 /// Revokes a pending invitation in Clerk, then here.
 pub async fn revoke(
-    db: &DatabaseConnection,
-    clerk: &ClerkClient,
+    services: &Services,
     actor: &Actor,
     origin: &Origin,
     id: Uuid,
 ) -> Result<invitation::Model, AppError> {
+    let Services { db, clerk, .. } = services;
     let current = get(db, id).await?;
     actor.require_invite(current.role, current.organisation_id)?;
     if current.status != InvitationStatus::Pending {
@@ -223,7 +225,7 @@ pub async fn revoke(
         origin,
         current,
         InvitationStatus::Revoked,
-        "invitation.revoked",
+        Action::InvitationRevoked,
     )
     .await
 }
@@ -233,7 +235,7 @@ async fn set_status<C: sea_orm::TransactionTrait>(
     origin: &Origin,
     current: invitation::Model,
     status: InvitationStatus,
-    action: &str,
+    action: Action,
 ) -> Result<invitation::Model, AppError> {
     let txn = super::begin_write(db).await?;
     let before = snapshot(&current);
@@ -241,18 +243,7 @@ async fn set_status<C: sea_orm::TransactionTrait>(
     row.status = Set(status);
     row.updated_at = Set(super::now());
     let updated = row.update(&txn).await?;
-    audit::record(
-        &txn,
-        origin,
-        Change {
-            action,
-            subject_type: "invitation",
-            subject_id: updated.id.to_string(),
-            before: Some(before),
-            after: Some(snapshot(&updated)),
-        },
-    )
-    .await?;
+    audit::record(&txn, origin, Change::changed(action, before, &updated)).await?;
     sea_orm::TransactionSession::commit(txn).await?;
     Ok(updated)
 }
@@ -298,13 +289,7 @@ pub(crate) async fn accept_for_email<C: ConnectionTrait>(
         audit::record(
             conn,
             origin,
-            Change {
-                action: "invitation.accepted",
-                subject_type: "invitation",
-                subject_id: updated.id.to_string(),
-                before: Some(before),
-                after: Some(snapshot(&updated)),
-            },
+            Change::changed(Action::InvitationAccepted, before, &updated),
         )
         .await?;
     }

@@ -10,10 +10,10 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::{self, Change};
+use super::audit::{self, Action, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use super::{Origin, users};
-use crate::auth::Actor;
+use crate::auth::{Actor, Requester};
 use crate::error::AppError;
 
 /// Which organisations to list.
@@ -228,6 +228,16 @@ fn fold_accent(c: char) -> &'static str {
     }
 }
 
+impl audit::Subject for organisation::Model {
+    fn subject_id(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        snapshot(self)
+    }
+}
+
 pub(crate) fn snapshot(org: &organisation::Model) -> serde_json::Value {
     json!({
         "id": org.id,
@@ -240,9 +250,11 @@ pub(crate) fn snapshot(org: &organisation::Model) -> serde_json::Value {
 /// Creates an organisation and its audit event, together.
 pub async fn create<C: TransactionTrait>(
     db: &C,
+    requester: Requester<'_>,
     origin: &Origin,
     new: NewOrganisation,
 ) -> Result<organisation::Model, AppError> {
+    requester.require_admin()?;
     let name = validate_name(&new.name)?;
     let slug = match new.slug {
         Some(slug) => validate_slug(slug.trim())?,
@@ -265,13 +277,7 @@ pub async fn create<C: TransactionTrait>(
     audit::record(
         &txn,
         origin,
-        Change {
-            action: "organisation.created",
-            subject_type: "organisation",
-            subject_id: org.id.to_string(),
-            before: None,
-            after: Some(snapshot(&org)),
-        },
+        Change::created(Action::OrganisationCreated, &org),
     )
     .await?;
     txn.commit().await?;
@@ -281,11 +287,13 @@ pub async fn create<C: TransactionTrait>(
 /// Renames an organisation or changes its slug, with its audit event.
 pub async fn update<C: TransactionTrait>(
     db: &C,
+    requester: Requester<'_>,
     origin: &Origin,
     id: Uuid,
     name: Option<String>,
     slug: Option<String>,
 ) -> Result<organisation::Model, AppError> {
+    requester.require_admin()?;
     let name = name.map(|name| validate_name(&name)).transpose()?;
     let slug = slug.map(|slug| validate_slug(slug.trim())).transpose()?;
     let txn = super::begin_write(db).await?;
@@ -308,13 +316,7 @@ pub async fn update<C: TransactionTrait>(
     audit::record(
         &txn,
         origin,
-        Change {
-            action: "organisation.updated",
-            subject_type: "organisation",
-            subject_id: updated.id.to_string(),
-            before: Some(before),
-            after: Some(snapshot(&updated)),
-        },
+        Change::changed(Action::OrganisationUpdated, before, &updated),
     )
     .await?;
     txn.commit().await?;
@@ -326,9 +328,11 @@ pub async fn update<C: TransactionTrait>(
 /// archived organisation changes nothing.
 pub async fn archive<C: TransactionTrait>(
     db: &C,
+    requester: Requester<'_>,
     origin: &Origin,
     id: Uuid,
 ) -> Result<organisation::Model, AppError> {
+    requester.require_admin()?;
     let txn = super::begin_write(db).await?;
     let current = get(&txn, id).await?;
     if current.archived_at.is_some() {
@@ -357,13 +361,7 @@ pub async fn archive<C: TransactionTrait>(
     audit::record(
         &txn,
         origin,
-        Change {
-            action: "organisation.archived",
-            subject_type: "organisation",
-            subject_id: archived.id.to_string(),
-            before: Some(before),
-            after: Some(snapshot(&archived)),
-        },
+        Change::changed(Action::OrganisationArchived, before, &archived),
     )
     .await?;
     txn.commit().await?;

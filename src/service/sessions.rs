@@ -3,35 +3,20 @@
 //! (their `user.created` webhook has not arrived) is fetched from Clerk and stored first.
 
 use entity::user;
-use sea_orm::DatabaseConnection;
 
 use super::users;
-use super::{Origin, Source};
+use super::{Origin, Services, Source};
 use crate::auth::{Actor, Caller, TokenError, TokenVerifier};
-use crate::clerk::ClerkClient;
 use crate::error::AppError;
-use crate::events::EventBus;
 
 pub struct Authenticator {
     verifier: TokenVerifier,
-    clerk: ClerkClient,
-    db: DatabaseConnection,
-    events: EventBus,
+    services: Services,
 }
 
 impl Authenticator {
-    pub fn new(
-        verifier: TokenVerifier,
-        clerk: ClerkClient,
-        db: DatabaseConnection,
-        events: EventBus,
-    ) -> Authenticator {
-        Authenticator {
-            verifier,
-            clerk,
-            db,
-            events,
-        }
+    pub fn new(verifier: TokenVerifier, services: Services) -> Authenticator {
+        Authenticator { verifier, services }
     }
 
     /// No credentials make an anonymous caller; bad ones are an error, never anonymity.
@@ -52,7 +37,7 @@ impl Authenticator {
             TokenError::KeysUnavailable(reason) => AppError::Upstream(reason),
             other => AppError::Unauthenticated(other.to_string()),
         })?;
-        let user = match users::find_by_clerk_id(&self.db, &claims.sub).await? {
+        let user = match users::find_by_clerk_id(&self.services.db, &claims.sub).await? {
             Some(user) => user,
             None => self.fetch_from_clerk(&claims.sub).await?,
         };
@@ -72,8 +57,10 @@ impl Authenticator {
     }
 
     async fn fetch_from_clerk(&self, clerk_id: &str) -> Result<user::Model, AppError> {
-        let clerk_user = self
-            .clerk
+        let Services {
+            db, clerk, events, ..
+        } = &self.services;
+        let clerk_user = clerk
             .get_user(clerk_id)
             .await
             .map_err(|err| AppError::Upstream(err.to_string()))?
@@ -85,11 +72,9 @@ impl Authenticator {
             source: Source::Api,
             correlation_id: None,
         };
-        Ok(
-            users::upsert_from_clerk(&self.db, &self.events, &origin, profile)
-                .await?
-                .user()
-                .clone(),
-        )
+        Ok(users::upsert_from_clerk(db, events, &origin, profile)
+            .await?
+            .user()
+            .clone())
     }
 }

@@ -15,21 +15,18 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, SqlErr,
 };
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::users::{self, Upserted};
-use super::{Origin, Source};
+use super::{Origin, Services, Source};
+use crate::auth::{Actor, Requester};
 use crate::clerk::ClerkClient;
 use crate::error::AppError;
 use crate::events::{Changes, EventBus, SyncProgress};
 
 /// Clerk's largest page.
 pub const PAGE_SIZE: usize = 500;
-
-/// How long a running sync may go without a heartbeat before it counts as interrupted
-/// (`USERHUB_SYNC_STALE_AFTER_SECONDS`).
-#[derive(Debug, Clone, Copy)]
-pub struct StaleAfter(pub Duration);
 
 /// The counts of a run as it goes: the database row and the published `SyncProgress` are
 /// made from them, and the CLI draws its progress bar from them.
@@ -123,15 +120,65 @@ pub async fn start(
     }
 }
 
+/// What `launch` did.
+pub enum Launched {
+    /// A run was under way (here or on another replica): the caller gets that one.
+    AlreadyRunning(sync_run::Model),
+    /// A new run, driven in a task of its own; `finished` ends with the run's last state.
+    Started {
+        run: sync_run::Model,
+        finished: tokio::task::JoinHandle<Result<sync_run::Model, AppError>>,
+    },
+}
+
+/// Starts a sync, unless one is under way, and drives it in a task of its own that outlives
+/// the request (or command) that asked; `progress` follows its counts. The run's log lines
+/// carry its id, and how it ended is counted in `userhub_sync_runs_total`. The one way the API
+/// and the CLI start a sync.
+pub async fn launch(
+    services: &Services,
+    requester: Requester<'_>,
+    progress: watch::Sender<RunCounts>,
+) -> Result<Launched, AppError> {
+    requester.require_admin()?;
+    let triggered_by = requester.name();
+    let started = match start(&services.db, &triggered_by, services.sync_stale_after).await? {
+        Started::AlreadyRunning(run) => return Ok(Launched::AlreadyRunning(run)),
+        Started::New(run) => run,
+    };
+    let span = tracing::info_span!("sync", run_id = %started.id);
+    let services = services.clone();
+    let run_row = started.clone();
+    let finished = tokio::spawn(
+        async move {
+            let outcome = run(&services, started, &progress).await;
+            match &outcome {
+                Ok(_) => services.metrics.count_sync_run("succeeded"),
+                Err(err) => {
+                    services.metrics.count_sync_run("failed");
+                    tracing::error!(error = %err, "the sync failed");
+                }
+            }
+            outcome
+        }
+        .instrument(span),
+    );
+    Ok(Launched::Started {
+        run: run_row,
+        finished,
+    })
+}
+
 /// Drives a started run to its end and records how it ended.
-pub async fn run(
-    db: &DatabaseConnection,
-    clerk: &ClerkClient,
-    events: &EventBus,
+async fn run(
+    services: &Services,
     started: sync_run::Model,
     progress: &watch::Sender<RunCounts>,
-    stale_after: Duration,
 ) -> Result<sync_run::Model, AppError> {
+    let Services {
+        db, clerk, events, ..
+    } = services;
+    let stale_after = services.sync_stale_after;
     let run_id = started.id;
     events
         .publish_sync_progress(
@@ -436,7 +483,13 @@ async fn heartbeat(
     Ok(())
 }
 
-pub async fn get(db: &DatabaseConnection, id: Uuid) -> Result<sync_run::Model, AppError> {
+/// One run, to follow it. Admins only.
+pub async fn get(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<sync_run::Model, AppError> {
+    actor.require_admin()?;
     sync_run::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -495,7 +548,9 @@ impl Report {
     }
 }
 
-pub async fn report(db: &DatabaseConnection, clerk: &ClerkClient) -> Result<Report, AppError> {
+pub async fn report(services: &Services, actor: &Actor) -> Result<Report, AppError> {
+    actor.require_admin()?;
+    let Services { db, clerk, .. } = services;
     let mut report = Report::default();
     let mut stored: HashMap<String, user::Model> = user::Entity::find()
         .all(db)

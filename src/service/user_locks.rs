@@ -26,7 +26,7 @@
 //! (Clerk is the truth), so the order admins-then-user cannot deadlock with them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
@@ -47,32 +47,57 @@ const USER_LOCK_CLASS: i32 = 0x7573_6572;
 const ADMINS_LOCK_CLASS: i32 = 0x6164_6d6e;
 const ADMINS_KEY: &str = "\0admins";
 
-/// The mutexes of the users being written now. Entries are weak: a mutex lives as long as
-/// someone holds or waits for it, and dead entries are swept as the map grows.
-static LOCAL: LazyLock<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>> =
-    LazyLock::new(Default::default);
+/// The locks of one server (or command): the mutexes of the users being written now, and the
+/// turns to hold a connection over a Clerk call. Part of `Services`, so two servers in one
+/// process (as in the tests) do not share them.
+pub(crate) struct UserLocks {
+    /// Weak entries: a mutex lives as long as someone holds or waits for it, and dead entries
+    /// are swept as the map grows.
+    local: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Turns to hold a connection over a Clerk call: a quarter of the pool, at least four,
+    /// always one connection left free. Only PostgreSQL holds connections so.
+    holders: Arc<Semaphore>,
+}
 
-/// This process's turn to write the user.
-pub(crate) async fn local(clerk_id: &str) -> OwnedMutexGuard<()> {
-    let mutex = {
-        let mut map = match LOCAL.lock() {
-            Ok(map) => map,
-            // Entries are inserted whole; a panic elsewhere cannot leave one half-written.
-            Err(poisoned) => poisoned.into_inner(),
+impl UserLocks {
+    pub(crate) fn new(db: &DatabaseConnection) -> UserLocks {
+        let turns = if db.get_database_backend() == DbBackend::Postgres {
+            let pool = db
+                .get_postgres_connection_pool()
+                .options()
+                .get_max_connections() as usize;
+            (pool / 4).max(4).min(pool.saturating_sub(1)).max(1)
+        } else {
+            1
         };
-        if map.len() >= 1024 && map.len().is_power_of_two() {
-            map.retain(|_, mutex| mutex.strong_count() > 0);
+        UserLocks {
+            local: Mutex::default(),
+            holders: Arc::new(Semaphore::new(turns)),
         }
-        match map.get(clerk_id).and_then(Weak::upgrade) {
-            Some(mutex) => mutex,
-            None => {
-                let mutex = Arc::new(tokio::sync::Mutex::new(()));
-                map.insert(clerk_id.to_owned(), Arc::downgrade(&mutex));
-                mutex
+    }
+
+    /// This process's turn to write the user.
+    pub(crate) async fn local(&self, clerk_id: &str) -> OwnedMutexGuard<()> {
+        let mutex = {
+            let mut map = match self.local.lock() {
+                Ok(map) => map,
+                // Entries are inserted whole; a panic elsewhere cannot leave one half-written.
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if map.len() >= 1024 && map.len().is_power_of_two() {
+                map.retain(|_, mutex| mutex.strong_count() > 0);
             }
-        }
-    };
-    mutex.lock_owned().await
+            match map.get(clerk_id).and_then(Weak::upgrade) {
+                Some(mutex) => mutex,
+                None => {
+                    let mutex = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(clerk_id.to_owned(), Arc::downgrade(&mutex));
+                    mutex
+                }
+            }
+        };
+        mutex.lock_owned().await
+    }
 }
 
 /// Takes the user's advisory lock in this transaction, on PostgreSQL; nothing on SQLite.
@@ -92,24 +117,6 @@ pub(crate) async fn in_transaction<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Turns to hold a connection over a Clerk call, for the process: a quarter of the pool, at
-/// least four (tests run several small-pooled servers in one process), always one connection
-/// left free.
-static HOLDERS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-
-fn holders(db: &DatabaseConnection) -> Arc<Semaphore> {
-    HOLDERS
-        .get_or_init(|| {
-            let pool = db
-                .get_postgres_connection_pool()
-                .options()
-                .get_max_connections() as usize;
-            let turns = (pool / 4).max(4).min(pool.saturating_sub(1)).max(1);
-            Arc::new(Semaphore::new(turns))
-        })
-        .clone()
-}
-
 /// A mutation's hold on a user, taken before it calls Clerk.
 pub(crate) struct UserLock {
     _local: OwnedMutexGuard<()>,
@@ -122,12 +129,13 @@ pub(crate) struct UserLock {
 
 impl UserLock {
     pub(crate) async fn acquire(
+        locks: &UserLocks,
         db: &DatabaseConnection,
         clerk_id: &str,
     ) -> Result<UserLock, AppError> {
-        let local = local(clerk_id).await;
+        let local = locks.local(clerk_id).await;
         let held = if db.get_database_backend() == DbBackend::Postgres {
-            let turn = holders(db).acquire_owned().await.map_err(|_| {
+            let turn = locks.holders.clone().acquire_owned().await.map_err(|_| {
                 AppError::Internal(anyhow::anyhow!("the user-lock semaphore is closed"))
             })?;
             let txn = super::begin_write(db).await?;
@@ -146,11 +154,12 @@ impl UserLock {
     /// `acquire`, holding the set of admins too, for a change that could leave none: call
     /// `ensure_not_last_admin` on the lock before calling Clerk.
     pub(crate) async fn acquire_guarding_admins(
+        locks: &UserLocks,
         db: &DatabaseConnection,
         clerk_id: &str,
     ) -> Result<UserLock, AppError> {
-        let admins = local(ADMINS_KEY).await;
-        let mut lock = UserLock::acquire(db, clerk_id).await?;
+        let admins = locks.local(ADMINS_KEY).await;
+        let mut lock = UserLock::acquire(locks, db, clerk_id).await?;
         if let Some((txn, _)) = &lock.held {
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -16,7 +16,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::Origin;
-use super::audit::{self, Change};
+use super::audit::{self, Action, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use crate::auth::{Actor, UserScope};
 use crate::clerk::model::{ClerkUser, from_millis};
@@ -350,6 +350,16 @@ impl Upserted {
     }
 }
 
+impl audit::Subject for user::Model {
+    fn subject_id(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        snapshot(self)
+    }
+}
+
 pub(crate) fn snapshot(user: &user::Model) -> serde_json::Value {
     json!({
         "id": user.id,
@@ -506,14 +516,8 @@ fn new_row(
     }
 }
 
-fn created_change(created: &user::Model) -> Change<'static> {
-    Change {
-        action: "user.created",
-        subject_type: "user",
-        subject_id: created.id.to_string(),
-        before: None,
-        after: Some(snapshot(created)),
-    }
+fn created_change(created: &user::Model) -> Change {
+    Change::created(Action::UserCreated, created)
 }
 
 /// `apply_profile` for many users none of whom is stored or buried (a sync page's new
@@ -615,15 +619,15 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
                 }
             } else {
                 let action = if current.role != profile.role {
-                    "user.role_changed"
+                    Action::UserRoleChanged
                 } else if current.banned != profile.banned {
                     if profile.banned {
-                        "user.suspended"
+                        Action::UserSuspended
                     } else {
-                        "user.unsuspended"
+                        Action::UserUnsuspended
                     }
                 } else {
-                    "user.updated"
+                    Action::UserUpdated
                 };
                 let kind = match (current.banned, profile.banned) {
                     (false, true) => ChangeKind::Suspended,
@@ -644,18 +648,7 @@ pub(crate) async fn apply_profile<C: ConnectionTrait>(
                 row.clerk_updated_at = Set(profile.updated_at_ms);
                 row.updated_at = Set(now);
                 let updated = row.update(txn).await?;
-                audit::record(
-                    txn,
-                    origin,
-                    Change {
-                        action,
-                        subject_type: "user",
-                        subject_id: updated.id.to_string(),
-                        before: Some(before),
-                        after: Some(snapshot(&updated)),
-                    },
-                )
-                .await?;
+                audit::record(txn, origin, Change::changed(action, before, &updated)).await?;
                 changes.push(UserChange::new(
                     kind,
                     Some(&previous),
@@ -708,13 +701,7 @@ pub(crate) async fn apply_deactivation<C: ConnectionTrait>(
     audit::record(
         txn,
         origin,
-        Change {
-            action: "user.deactivated",
-            subject_type: "user",
-            subject_id: deactivated.id.to_string(),
-            before: Some(before),
-            after: Some(snapshot(&deactivated)),
-        },
+        Change::changed(Action::UserDeactivated, before, &deactivated),
     )
     .await?;
     changes.push(UserChange::new(

@@ -10,13 +10,13 @@
 
 use entity::webhook_delivery;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, Set, TransactionTrait};
+use sea_orm::{EntityTrait, Set};
 
 use super::user_locks;
 use super::users::{self, ClerkProfile, Upserted};
-use super::{Origin, Source};
+use super::{Origin, Services, Source};
 use crate::error::AppError;
-use crate::events::{Changes, EventBus};
+use crate::events::Changes;
 use crate::metrics::Metrics;
 
 /// What a verified delivery asks for, in userhub's terms.
@@ -88,29 +88,22 @@ pub struct Delivery {
 }
 
 /// Applies a delivery once, however often it arrives.
-pub async fn handle<C: TransactionTrait>(
-    db: &C,
-    events: &EventBus,
-    delivery: &Delivery,
-) -> Result<Outcome, AppError> {
-    match handle_once(db, events, delivery).await {
+pub async fn handle(services: &Services, delivery: &Delivery) -> Result<Outcome, AppError> {
+    match handle_once(services, delivery).await {
         // A sync or another delivery inserted this user between our read and our insert: the
         // row exists now, so a second try takes the update path.
-        Err(AppError::Conflict(_)) => handle_once(db, events, delivery).await,
+        Err(AppError::Conflict(_)) => handle_once(services, delivery).await,
         outcome => outcome,
     }
 }
 
-async fn handle_once<C: TransactionTrait>(
-    db: &C,
-    events: &EventBus,
-    delivery: &Delivery,
-) -> Result<Outcome, AppError> {
+async fn handle_once(services: &Services, delivery: &Delivery) -> Result<Outcome, AppError> {
+    let Services { db, events, .. } = services;
     // A mutation writing this user (Clerk first, then here) goes first: this may be the echo
     // of its change, which must find the change stored, not store it as Clerk's own.
     let clerk_id = delivery.event.clerk_id();
     let _turn = match clerk_id {
-        Some(clerk_id) => Some(user_locks::local(clerk_id).await),
+        Some(clerk_id) => Some(services.locks.local(clerk_id).await),
         None => None,
     };
     let txn = super::begin_write(db).await?;

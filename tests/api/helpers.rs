@@ -76,6 +76,8 @@ pub(crate) struct TestApp {
     pub(crate) schema: userhub::graphql::Executor,
     pub(crate) database_url: String,
     pub(crate) metrics: Arc<Metrics>,
+    /// The server's own services (its database, Clerk client, event bus, user locks).
+    pub(crate) services: userhub::service::Services,
     /// The Clerk emulator this server talks to, over HTTP.
     pub(crate) clerk: RunningEmulator,
     /// A signed-in admin: the caller of `graphql` and `query`.
@@ -145,10 +147,11 @@ pub(crate) async fn spawn_app(
     config.clerk_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
     configure(&mut config);
     let state = AppState::build(config).await.expect("the app starts");
-    let db = state.db.clone();
-    let events = state.events.clone();
+    let db = state.services.db.clone();
+    let events = state.services.events.clone();
     let schema = state.graphql.schema.clone();
     let metrics = state.metrics.clone();
+    let services = state.services.clone();
     let listen = state.config.listen;
     let server = Server::bind(state, listen).await.expect("bind port 0");
     let address = format!("http://{}", server.local_addr().expect("a local address"));
@@ -176,6 +179,7 @@ pub(crate) async fn spawn_app(
         schema,
         database_url,
         metrics,
+        services,
         clerk,
         admin,
         admin_token,
@@ -393,6 +397,7 @@ impl TestApp {
     pub(crate) async fn create_organisation(&self, name: &str) -> entity::organisation::Model {
         organisations::create(
             &self.db,
+            userhub::auth::Requester::Operator,
             &Origin::cli(),
             NewOrganisation {
                 name: name.to_owned(),
@@ -420,18 +425,12 @@ impl TestApp {
         role: Role,
         organisation_id: Option<Uuid>,
     ) -> entity::invitation::Model {
-        let clerk = userhub::clerk::ClerkClient::new(
-            &self.clerk.api_url(),
-            Secret::new(self.clerk.emulator.secret()),
-            userhub::clerk::client::RetryPolicy::default(),
-        );
         let admin = userhub::auth::Actor {
             user: self.admin.clone(),
             session_id: None,
         };
         userhub::service::invitations::invite(
-            &self.db,
-            &clerk,
+            &self.services,
             &admin,
             &admin.origin(None),
             userhub::service::invitations::NewInvitation {

@@ -57,6 +57,7 @@ async fn organisations_page_by_name_and_leave_archived_ones_out_unless_asked(app
     let archived = app.create_organisation("Alchemy").await;
     userhub::service::organisations::archive(
         &app.db,
+        userhub::auth::Requester::Operator,
         &userhub::service::Origin::cli(),
         archived.id,
     )
@@ -114,6 +115,7 @@ async fn an_unknown_organisation_id_is_not_found(app: TestApp) {
 }
 
 async fn organisation_slugs_are_unique(app: TestApp) {
+    use userhub::auth::Requester;
     use userhub::error::AppError;
     use userhub::service::Origin;
     use userhub::service::organisations::{NewOrganisation, create};
@@ -121,6 +123,7 @@ async fn organisation_slugs_are_unique(app: TestApp) {
     app.create_organisation("Music").await;
     let second = create(
         &app.db,
+        Requester::Operator,
         &Origin::cli(),
         NewOrganisation {
             name: "MUSIC!".to_owned(),
@@ -131,6 +134,7 @@ async fn organisation_slugs_are_unique(app: TestApp) {
     assert!(matches!(second, Err(AppError::Conflict(_))), "{second:?}");
     let bad_slug = create(
         &app.db,
+        Requester::Operator,
         &Origin::cli(),
         NewOrganisation {
             name: "Dance".to_owned(),
@@ -145,6 +149,7 @@ async fn organisation_slugs_are_unique(app: TestApp) {
 }
 
 async fn an_organisation_with_active_users_cannot_be_archived(app: TestApp) {
+    use userhub::auth::Requester;
     use userhub::error::AppError;
     use userhub::service::{Origin, organisations::archive};
 
@@ -153,7 +158,7 @@ async fn an_organisation_with_active_users_cannot_be_archived(app: TestApp) {
         .create_user(TestUser::new("star@uni.test").in_organisation(org.id))
         .await;
 
-    let refused = archive(&app.db, &Origin::cli(), org.id).await;
+    let refused = archive(&app.db, Requester::Operator, &Origin::cli(), org.id).await;
     assert!(
         matches!(&refused, Err(AppError::Conflict(message)) if message.contains("1 active user")),
         "{refused:?}"
@@ -167,12 +172,12 @@ async fn an_organisation_with_active_users_cannot_be_archived(app: TestApp) {
     assert_eq!(data["organisation"]["isArchived"], false);
 
     app.deactivate(&member).await;
-    let archived = archive(&app.db, &Origin::cli(), org.id)
+    let archived = archive(&app.db, Requester::Operator, &Origin::cli(), org.id)
         .await
         .expect("archive");
     assert!(archived.archived_at.is_some());
     // Archiving again changes nothing and records nothing more.
-    archive(&app.db, &Origin::cli(), org.id)
+    archive(&app.db, Requester::Operator, &Origin::cli(), org.id)
         .await
         .expect("archive again");
     let data = app

@@ -1,10 +1,9 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use sea_orm::DatabaseConnection;
 
 use super::origin;
-use crate::clerk::ClerkClient;
 use crate::error::AppError;
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::{Invitation, Role};
 use crate::service::invitations::{self, NewInvitation};
 use crate::service::parse_id;
@@ -67,8 +66,7 @@ impl InvitationMutation {
     async fn invite_user(&self, ctx: &Context<'_>, input: InviteUserInput) -> Result<Invitation> {
         let actor = caller(ctx).actor()?;
         let invitation = invitations::invite(
-            ctx.data_unchecked::<DatabaseConnection>(),
-            ctx.data_unchecked::<ClerkClient>(),
+            services(ctx),
             actor,
             &origin(ctx, actor),
             new_invitation(input)?,
@@ -87,14 +85,8 @@ impl InvitationMutation {
         let actor = caller(ctx).actor()?;
         let emails: Vec<String> = inputs.iter().map(|input| input.email.clone()).collect();
         let items = inputs.into_iter().map(new_invitation).collect();
-        let outcomes = invitations::invite_many(
-            ctx.data_unchecked::<DatabaseConnection>(),
-            ctx.data_unchecked::<ClerkClient>(),
-            actor,
-            &origin(ctx, actor),
-            items,
-        )
-        .await?;
+        let outcomes =
+            invitations::invite_many(services(ctx), actor, &origin(ctx, actor), items).await?;
         Ok(emails
             .into_iter()
             .zip(outcomes)
@@ -117,14 +109,7 @@ impl InvitationMutation {
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Invitation> {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
-        let invitation = invitations::revoke(
-            ctx.data_unchecked::<DatabaseConnection>(),
-            ctx.data_unchecked::<ClerkClient>(),
-            actor,
-            &origin(ctx, actor),
-            id,
-        )
-        .await?;
+        let invitation = invitations::revoke(services(ctx), actor, &origin(ctx, actor), id).await?;
         Ok(Invitation::one(invitation))
     }
 }

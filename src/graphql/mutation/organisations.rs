@@ -1,8 +1,8 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use sea_orm::DatabaseConnection;
 
 use super::origin;
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::Organisation;
 use crate::service::organisations::{self, NewOrganisation};
 use crate::service::parse_id;
@@ -33,9 +33,9 @@ impl OrganisationMutation {
         input: CreateOrganisationInput,
     ) -> Result<Organisation> {
         let actor = caller(ctx).actor()?;
-        actor.require_admin()?;
         let created = organisations::create(
-            ctx.data_unchecked::<DatabaseConnection>(),
+            &services(ctx).db,
+            actor.into(),
             &origin(ctx, actor),
             NewOrganisation {
                 name: input.name,
@@ -54,10 +54,10 @@ impl OrganisationMutation {
         input: UpdateOrganisationInput,
     ) -> Result<Organisation> {
         let actor = caller(ctx).actor()?;
-        actor.require_admin()?;
         let id = parse_id("id", &id)?;
         let updated = organisations::update(
-            ctx.data_unchecked::<DatabaseConnection>(),
+            &services(ctx).db,
+            actor.into(),
             &origin(ctx, actor),
             id,
             input.name,
@@ -71,14 +71,10 @@ impl OrganisationMutation {
     /// remove them first.
     async fn archive_organisation(&self, ctx: &Context<'_>, id: ID) -> Result<Organisation> {
         let actor = caller(ctx).actor()?;
-        actor.require_admin()?;
         let id = parse_id("id", &id)?;
-        let archived = organisations::archive(
-            ctx.data_unchecked::<DatabaseConnection>(),
-            &origin(ctx, actor),
-            id,
-        )
-        .await?;
+        let archived =
+            organisations::archive(&services(ctx).db, actor.into(), &origin(ctx, actor), id)
+                .await?;
         Ok(Organisation::one(archived))
     }
 }

@@ -1,10 +1,8 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
-use sea_orm::DatabaseConnection;
 
 use super::origin;
-use crate::clerk::ClerkClient;
-use crate::events::EventBus;
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::{Role, User};
 use crate::service::accounts::{self, AccountUpdate};
 use crate::service::parse_id;
@@ -39,16 +37,7 @@ impl UserMutation {
             first_name: input.first_name,
             last_name: input.last_name,
         };
-        let user = accounts::update(
-            ctx.data_unchecked::<DatabaseConnection>(),
-            ctx.data_unchecked::<ClerkClient>(),
-            ctx.data_unchecked::<EventBus>(),
-            actor,
-            &origin(ctx, actor),
-            id,
-            update,
-        )
-        .await?;
+        let user = accounts::update(services(ctx), actor, &origin(ctx, actor), id, update).await?;
         Ok(User::one(user))
     }
 
@@ -57,15 +46,7 @@ impl UserMutation {
     async fn remove_user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
-        let user = accounts::remove(
-            ctx.data_unchecked::<DatabaseConnection>(),
-            ctx.data_unchecked::<ClerkClient>(),
-            ctx.data_unchecked::<EventBus>(),
-            actor,
-            &origin(ctx, actor),
-            id,
-        )
-        .await?;
+        let user = accounts::remove(services(ctx), actor, &origin(ctx, actor), id).await?;
         Ok(User::one(user))
     }
 
@@ -83,15 +64,7 @@ impl UserMutation {
 async fn set_suspended(ctx: &Context<'_>, id: ID, suspend: bool) -> Result<User> {
     let actor = caller(ctx).actor()?;
     let id = parse_id("id", &id)?;
-    let user = accounts::set_suspended(
-        ctx.data_unchecked::<DatabaseConnection>(),
-        ctx.data_unchecked::<ClerkClient>(),
-        ctx.data_unchecked::<EventBus>(),
-        actor,
-        &origin(ctx, actor),
-        id,
-        suspend,
-    )
-    .await?;
+    let user =
+        accounts::set_suspended(services(ctx), actor, &origin(ctx, actor), id, suspend).await?;
     Ok(User::one(user))
 }

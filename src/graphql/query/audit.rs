@@ -1,7 +1,7 @@
 use async_graphql::{Context, InputObject, Object, Result};
-use sea_orm::DatabaseConnection;
 
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::AuditEvent;
 use crate::graphql::types::audit_event::AuditEventConnection;
 use crate::graphql::types::connection::TotalCount;
@@ -35,7 +35,7 @@ impl AuditQuery {
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
         filter: Option<AuditLogFilterInput>,
     ) -> Result<AuditEventConnection> {
-        caller(ctx).actor()?.require_audit_log()?;
+        let actor = caller(ctx).actor()?;
         let page = PageRequest::parse(first, after.as_deref(), audit::ORDER_TAG)?;
         let filter = filter.unwrap_or_default();
         let filter = AuditFilter {
@@ -44,8 +44,8 @@ impl AuditQuery {
             subject_type: filter.subject_type,
             subject_id: filter.subject_id,
         };
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        let result = audit::list(db, &filter, &page).await?;
+        let db = &services(ctx).db;
+        let result = audit::list(db, actor, &filter, &page).await?;
         Ok(AuditEventConnection {
             page: result.map(AuditEvent),
             total: TotalCount::AuditEvents(filter),

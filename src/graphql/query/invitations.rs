@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use sea_orm::DatabaseConnection;
 
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::Invitation;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::invitation::{InvitationConnection, InvitationStatus};
@@ -45,7 +45,7 @@ impl InvitationQuery {
             search: filter.search,
         };
         filter.narrow_for(actor)?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = &services(ctx).db;
         let result = invitations::list(db, &filter, &page).await?;
         Ok(InvitationConnection {
             page: Invitation::page(result),

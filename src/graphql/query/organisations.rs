@@ -1,7 +1,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use sea_orm::DatabaseConnection;
 
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::Organisation;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::organisation::OrganisationConnection;
@@ -54,7 +54,7 @@ impl OrganisationQuery {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
         actor.require_organisation_readable(id)?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = &services(ctx).db;
         Ok(Some(Organisation::one(organisations::get(db, id).await?)))
     }
 
@@ -79,7 +79,7 @@ impl OrganisationQuery {
             only: None,
         };
         filter.narrow_for(actor);
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = &services(ctx).db;
         let result = organisations::list(db, &filter, order, &page).await?;
         Ok(OrganisationConnection {
             page: Organisation::page(result),

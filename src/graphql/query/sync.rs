@@ -1,8 +1,7 @@
 use async_graphql::{Context, ID, Object, Result};
-use sea_orm::DatabaseConnection;
 
-use crate::clerk::ClerkClient;
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::sync::{SyncRun, SyncStatus};
 use crate::service::{parse_id, sync};
 
@@ -13,9 +12,9 @@ pub struct SyncQuery;
 impl SyncQuery {
     /// Clerk against userhub, without changing either. Admins only. Reads every Clerk user.
     async fn sync_status(&self, ctx: &Context<'_>) -> Result<SyncStatus> {
-        caller(ctx).actor()?.require_admin()?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        let report = sync::report(db, ctx.data_unchecked::<ClerkClient>()).await?;
+        let actor = caller(ctx).actor()?;
+        let db = &services(ctx).db;
+        let report = sync::report(services(ctx), actor).await?;
         let in_sync = report.in_sync();
         Ok(SyncStatus {
             clerk_count: report.clerk_count,
@@ -31,10 +30,8 @@ impl SyncQuery {
 
     /// One sync run, to follow it. Admins only.
     async fn sync_run(&self, ctx: &Context<'_>, id: ID) -> Result<SyncRun> {
-        caller(ctx).actor()?.require_admin()?;
+        let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
-        Ok(SyncRun(
-            sync::get(ctx.data_unchecked::<DatabaseConnection>(), id).await?,
-        ))
+        Ok(SyncRun(sync::get(&services(ctx).db, actor, id).await?))
     }
 }

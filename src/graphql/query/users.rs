@@ -1,7 +1,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use sea_orm::DatabaseConnection;
 
 use crate::graphql::caller;
+use crate::graphql::services;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::user::UserConnection;
 use crate::graphql::types::{Role, User};
@@ -102,7 +102,7 @@ impl UserQuery {
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = &services(ctx).db;
         let user = users::get(db, id).await?;
         actor.require_user_readable(&user)?;
         Ok(Some(User::one(user)))
@@ -124,7 +124,7 @@ impl UserQuery {
         let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
         let mut filter = filter.unwrap_or_default().into_domain()?;
         filter.narrow_for(actor)?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = &services(ctx).db;
         let result = users::list(db, &filter, order, &page).await?;
         Ok(UserConnection {
             page: User::page(result),

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Result, SimpleObject};
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::graphql::batch::OrganisationSet;
+use crate::graphql::services;
 use crate::service::audit::{self, AuditFilter};
 use crate::service::invitations::{self, InvitationFilter};
 use crate::service::organisations::{self, OrganisationFilter};
@@ -38,7 +38,7 @@ pub(crate) enum TotalCount {
 
 impl TotalCount {
     pub(crate) async fn resolve(&self, ctx: &Context<'_>) -> Result<i64> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = &services(ctx).db;
         let count = match self {
             TotalCount::Users(filter) => users::count(db, filter).await?,
             TotalCount::OrganisationUsers {
