@@ -326,25 +326,26 @@ fn cors(state: &AppState) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Counts and times every request, and gives every error answer the request's id, so that a
-/// client quoting it leads an operator to the request's log lines.
+/// Counts and times every request; answers it with its id at hand, so every error answer
+/// names it and a client quoting it leads an operator to the request's log lines; and logs,
+/// once, a failure of the server's own that the answer carries (`ServerFault`).
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
     let route = crate::metrics::route_label(request.uri().path());
-    let request_id = request.headers().get(REQUEST_ID).cloned();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .map(Arc::from);
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let response = crate::error::answering(request_id, next.run(request)).await;
     state
         .metrics
         .observe_http(route, response.status().as_u16(), started.elapsed());
-    match request_id.as_ref().and_then(|id| id.to_str().ok()) {
-        Some(request_id)
-            if response.status().is_client_error() || response.status().is_server_error() =>
-        {
-            crate::error::stamp_request_id(response, request_id).await
-        }
-        _ => response,
+    if let Some(fault) = response.extensions().get::<crate::error::ServerFault>() {
+        fault.log();
     }
+    response
 }
 
 /// In local mode, answers only requests addressed to loopback by name (`Host: 127.0.0.1`,

@@ -3,14 +3,18 @@
 //! Policy: every failure a caller can act on is a variant with a stable code
 //! (`AppError::code`); it is mapped once to GraphQL (`extensions.code`, in
 //! `graphql::errors`) and once to HTTP (`IntoResponse` below). Database and internal failures
-//! are logged with their cause chain where they are answered, and the caller gets a generic
-//! message: the details of a 500 are for operators, not clients.
+//! are logged with their cause chain once, where they leave the process (`ServerFault`: the
+//! request middleware for HTTP answers, the GraphQL error mapping for GraphQL errors), and the
+//! caller gets a generic message: the details of a 500 are for operators, not clients. Error
+//! answers carry the request's id, put in as they are made (`current_request_id`).
 
 use axum::{
     Json,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use std::sync::Arc;
+
 use sea_orm::{DbErr, SqlErr};
 use serde_json::json;
 
@@ -101,19 +105,17 @@ impl AppError {
         }
     }
 
-    /// The message a client sees. Internal failures are logged here, once, with their causes.
+    /// The message a client sees: a failure of the server's own is named, not detailed (its
+    /// causes go to the log, `ServerFault`).
     pub fn public_message(&self) -> String {
         match self {
             AppError::Database(err) if let Some(trouble) = storage_trouble(err) => {
-                tracing::error!(error = %error_chain(self), "request failed: {}", trouble.describe());
                 format!("{}; try again later", trouble.describe())
             }
             AppError::Database(_) | AppError::Internal(_) => {
-                tracing::error!(error = %error_chain(self), "request failed");
                 "internal server error: the failure was logged".to_owned()
             }
             AppError::Unrecorded(_) => {
-                tracing::error!(error = %error_chain(self), "a change Clerk accepted was not recorded");
                 "Clerk accepted the change, but userhub could not record it; the next webhook or \
                  sync will (the failure was logged)"
                     .to_owned()
@@ -264,61 +266,86 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// The JSON body of every HTTP error userhub answers outside GraphQL.
 pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message.into() } })),
-    )
-        .into_response()
+    let mut error = json!({ "code": code, "message": message.into() });
+    if let Some(request_id) = current_request_id() {
+        error["requestId"] = json!(request_id);
+    }
+    (status, Json(json!({ "error": error }))).into_response()
 }
 
 impl IntoResponse for AppError {
+    /// The JSON error answer. A failure of the server's own (not the caller's) travels with
+    /// the answer as a `ServerFault`, which the request middleware logs once, in the request's
+    /// span.
     fn into_response(self) -> Response {
-        json_error(self.status(), self.code(), self.public_message())
+        let mut response = json_error(self.status(), self.code(), self.public_message());
+        if let Some(fault) = ServerFault::of(&self) {
+            response.extensions_mut().insert(fault);
+        }
+        response
     }
 }
 
-/// Puts the request id into a JSON error answer: `error.requestId` in userhub's HTTP errors,
-/// `extensions.requestId` of each error in GraphQL's. Other answers pass unchanged.
-pub async fn stamp_request_id(response: Response, request_id: &str) -> Response {
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.contains("json"));
-    if !is_json {
-        return response;
+tokio::task_local! {
+    /// The id of the request being answered (`x-request-id`), set by the request middleware
+    /// for the handling of each request: error answers carry it as they are made.
+    static REQUEST_ID: Arc<str>;
+}
+
+/// Runs `handling` with `request_id` as the request being answered.
+pub async fn answering<F: std::future::Future>(
+    request_id: Option<Arc<str>>,
+    handling: F,
+) -> F::Output {
+    match request_id {
+        Some(request_id) => REQUEST_ID.scope(request_id, handling).await,
+        None => handling.await,
     }
-    let (mut parts, body) = response.into_parts();
-    // userhub's error answers are small (the size limit bounds a GraphQL one); a larger body
-    // cannot be one of them, and is replaced by a generic error rather than held in memory.
-    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
-        return json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
-            "internal server error: the answer could not be read",
-        );
-    };
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Response::from_parts(parts, axum::body::Body::from(bytes));
-    };
-    let id = serde_json::Value::String(request_id.to_owned());
-    if let Some(error) = value
-        .get_mut("error")
-        .and_then(|error| error.as_object_mut())
-    {
-        error.insert("requestId".to_owned(), id.clone());
+}
+
+/// The id of the request being answered, when there is one.
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
+
+/// A failure of the server's own, with its causes, for the log: the client is told less.
+#[derive(Debug, Clone)]
+pub struct ServerFault {
+    pub summary: String,
+    pub causes: String,
+}
+
+impl ServerFault {
+    /// `Some` for the failures an operator must see (the database, a bug, a change Clerk
+    /// accepted and userhub could not record); `None` for the caller's own errors.
+    pub fn of(error: &AppError) -> Option<ServerFault> {
+        let summary = match error {
+            AppError::Database(err) => match storage_trouble(err) {
+                Some(trouble) => format!("request failed: {}", trouble.describe()),
+                None => "request failed".to_owned(),
+            },
+            AppError::Internal(_) => "request failed".to_owned(),
+            AppError::Unrecorded(_) => "a change Clerk accepted was not recorded".to_owned(),
+            _ => return None,
+        };
+        Some(ServerFault {
+            summary,
+            causes: error_chain(error),
+        })
     }
-    if let Some(errors) = value
-        .get_mut("errors")
-        .and_then(|errors| errors.as_array_mut())
-    {
-        for error in errors.iter_mut().filter_map(|error| error.as_object_mut()) {
-            let extensions = error.entry("extensions").or_insert_with(|| json!({}));
-            if let Some(extensions) = extensions.as_object_mut() {
-                extensions.insert("requestId".to_owned(), id.clone());
-            }
+
+    pub fn log(&self) {
+        tracing::error!(error = %self.causes, "{}", self.summary);
+    }
+}
+
+impl AppError {
+    /// Logs this error if it is a failure of the server's own: where an error leaves userhub
+    /// other than as an HTTP answer (a GraphQL error, a WebSocket message, one item of a bulk
+    /// answer), the code that turns it into that message calls this once.
+    pub fn log_if_server_fault(&self) {
+        if let Some(fault) = ServerFault::of(self) {
+            fault.log();
         }
     }
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(value.to_string()))
 }

@@ -201,7 +201,7 @@ pub async fn receive(
                         ),
                     )
                 }
-                other => json_error(other.status(), other.code(), other.public_message()),
+                _ => error.into_response(),
             }
         }
     }

@@ -70,6 +70,7 @@ fn assign_code(error: &mut ServerError, never_ran: bool) {
     if let Some(app_error) = app_error {
         let code = app_error.code();
         let field = app_error.field().map(str::to_owned);
+        app_error.log_if_server_fault();
         error.message = app_error.public_message();
         let extensions = error.extensions.get_or_insert_with(Default::default);
         extensions.set("code", code);

@@ -100,7 +100,11 @@ fn not_acceptable() -> Response {
 /// An error raised before GraphQL ran, in the GraphQL response shape so that GraphQL clients
 /// can show it like any other.
 fn error_response(status: StatusCode, code: &str, message: &str, format: Format) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut extensions = json!({ "code": code });
+    if let Some(request_id) = crate::error::current_request_id() {
+        extensions["requestId"] = json!(request_id);
+    }
+    let body = json!({ "errors": [{ "message": message, "extensions": extensions }] });
     (
         status,
         [(header::CONTENT_TYPE, format.content_type())],
@@ -278,6 +282,9 @@ fn refused(error: &AppError, format: Format) -> Response {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(fault) = crate::error::ServerFault::of(error) {
+        response.extensions_mut().insert(fault);
     }
     response
 }

@@ -538,6 +538,7 @@ impl Connection {
                         caller
                     }
                     Err(err) => {
+                        err.log_if_server_fault();
                         if self.legacy {
                             send(
                                 outgoing,
@@ -615,6 +616,7 @@ impl Connection {
                     Ok(caller) => caller,
                     Err(Refusal::Close(close)) => return Err(close),
                     Err(Refusal::Operation(err)) => {
+                        err.log_if_server_fault();
                         send(
                             outgoing,
                             json!({ "id": id, "type": "error", "payload": [{

@@ -39,6 +39,7 @@ pub struct ItemError {
 
 impl From<AppError> for ItemError {
     fn from(error: AppError) -> ItemError {
+        error.log_if_server_fault();
         ItemError {
             code: error.code().to_owned(),
             field: error.field().map(str::to_owned),
