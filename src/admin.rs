@@ -51,7 +51,7 @@ where
     AdminState: FromRef<S>,
 {
     let mut router = Router::new()
-        .route("/admin/assets/{name}", get(asset))
+        .route("/admin/assets/{*name}", get(asset))
         .route(
             "/admin/local/invitations/{id}/accept",
             post(accept_invitation_locally),
@@ -83,22 +83,35 @@ async fn page(State(state): State<AdminState>) -> Response {
     )
 }
 
+/// One file of `assets/admin/`, served under `/admin/assets/` by its path there.
+macro_rules! asset {
+    ($name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            bytes: include_bytes!(concat!("../assets/admin/", $name)),
+        }
+    };
+}
+
+/// The console: ES modules the browser loads as they are (main.js imports the rest), its
+/// stylesheet and its icon.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "admin.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/admin/admin.js"),
-    },
-    Asset {
-        name: "admin.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../assets/admin/admin.css"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        bytes: include_bytes!("../assets/admin/favicon.svg"),
-    },
+    asset!("main.js", "text/javascript; charset=utf-8"),
+    asset!("state.js", "text/javascript; charset=utf-8"),
+    asset!("documents.js", "text/javascript; charset=utf-8"),
+    asset!("dom.js", "text/javascript; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
+    asset!("live.js", "text/javascript; charset=utf-8"),
+    asset!("roles.js", "text/javascript; charset=utf-8"),
+    asset!("views/users.js", "text/javascript; charset=utf-8"),
+    asset!("views/invite.js", "text/javascript; charset=utf-8"),
+    asset!("views/invitations.js", "text/javascript; charset=utf-8"),
+    asset!("views/organisations.js", "text/javascript; charset=utf-8"),
+    asset!("views/sync.js", "text/javascript; charset=utf-8"),
+    asset!("views/audit.js", "text/javascript; charset=utf-8"),
+    asset!("admin.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
 ];
 
 async fn asset(Path(name): Path<String>) -> Response {
@@ -158,5 +171,34 @@ async fn accept_invitation_locally(
             AppError::not_found("invitation", &id).into_response()
         }
         Err(refusal) => json_error(StatusCode::CONFLICT, "CONFLICT", refusal.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// A module added to `assets/admin/` and imported by the page must be served too, or the
+    /// console stops at a failed import.
+    #[test]
+    fn every_file_of_the_console_is_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/admin");
+        let mut on_disk = Vec::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("assets/admin is readable") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.file_name().is_some_and(|name| name != "index.html") {
+                    let relative = path.strip_prefix(&root).expect("under the root");
+                    on_disk.push(relative.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut served: Vec<String> = ASSETS.iter().map(|asset| asset.name.to_owned()).collect();
+        served.sort();
+        assert_eq!(served, on_disk);
     }
 }

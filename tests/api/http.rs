@@ -266,10 +266,11 @@ async fn the_admin_console_is_served_from_the_binary_with_a_strict_policy(app: T
     }
     for (asset, content_type, marker) in [
         (
-            "/admin/assets/admin.js",
+            "/admin/assets/live.js",
             "text/javascript",
             "graphql-transport-ws",
         ),
+        ("/admin/assets/views/users.js", "text/javascript", "export"),
         ("/admin/assets/admin.css", "text/css", "@media"),
         ("/admin/assets/favicon.svg", "image/svg+xml", "<svg"),
     ] {
