@@ -165,7 +165,7 @@ impl AppState {
         let auth = Arc::new(Authenticator::new(verifier, services.clone()));
         let local = match emulator {
             Some(emulator) => Some(Arc::new(
-                crate::local::prepare(&db, &events, emulator, config.demo_data).await?,
+                crate::local::prepare(&services, emulator, config.demo_data).await?,
             )),
             None => None,
         };

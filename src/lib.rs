@@ -11,12 +11,15 @@
 //!  cli.rs                 the command line: serve, migrate, sync, grant-admin, emulator
 //!  app.rs                 AppState, routes, the accept loop, size and time limits, CORS,
 //!    │                    request ids, health, metrics, shutdown
-//!  admin.rs, local.rs     the admin console (assets/admin/); local mode's embedded Clerk
+//!  admin.rs, local.rs     the admin console (assets/admin/: ES modules, one per view);
+//!    │                    local mode's embedded Clerk
 //!  graphql/  webhooks/    resolvers that translate (GraphqlState); svix-verified deliveries
 //!    │                    (WebhookState): each takes its slice of AppState through FromRef
 //!  assets.rs              static files and pages with their security headers
-//!  service/               the domain: users, organisations, invitations, sync, webhooks,
-//!    │                    audit, sessions (a token to a caller), keyset pagination
+//!  service/               the domain: users (reading, from_clerk, removal), accounts,
+//!    │                    organisations, invitations, sync (run, reconcile, report),
+//!    │                    webhooks, live, audit, sessions, pagination; write.rs the one way
+//!    │                    to write, user_locks.rs one writer per user
 //!  auth/                  token verification, Caller and Actor, every access rule
 //!  error.rs  events/      AppError; the change-event bus and Origin
 //!  clerk/                 Clerk's client, wire types and emulator: knows nothing of the domain
@@ -28,12 +31,15 @@
 //! - Nothing below `graphql/` knows about GraphQL or HTTP; nothing above `service/` writes SQL.
 //! - Service entry points take `service::Services` (the database, Clerk, the event bus, the
 //!   metrics, the user locks: built once in `AppState::build`, registered in the schema) and
-//!   the `Actor` or `Requester` whose right they check through `auth/access.rs`.
+//!   the `Actor` or `Requester` whose right they check through `auth/access.rs`. Resolvers and
+//!   handlers apply no access rule themselves (`tests/layers.rs` checks); a list comes back
+//!   with its filter narrowed to the caller (`service::Scoped`), and its total counts that.
 //! - `service/` returns `error::AppError`, which is mapped once to GraphQL error codes
 //!   (`graphql/errors.rs`) and once to HTTP responses (`error.rs`).
-//! - Every change writes its audit event in the same transaction (`service/audit.rs`) and
-//!   publishes one change event when it commits (`events/`: in-process, or `NOTIFY` inside the
-//!   transaction on PostgreSQL so every replica hears it).
+//! - Every change goes through one unit of work, `service::Write`: its rows and their audit
+//!   events (`service/audit.rs`) in one transaction, and its change events published when it
+//!   commits (`events/`: in-process, or `NOTIFY` inside the transaction on PostgreSQL so every
+//!   replica hears it), both or neither.
 //! - A mutation holds its user from the Clerk call to the commit (`service/user_locks.rs`), so
 //!   Clerk's webhook about that change, which can overtake Clerk's answer, finds it stored and
 //!   the change stays credited to the person who made it.

@@ -9,16 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use entity::role::Role;
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::auth::Requester;
 use crate::clerk::emulator::{Emulator, NewUser, RunningEmulator, SigningKey, TokenOptions};
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
-use crate::events::EventBus;
 use crate::service::organisations::{self, NewOrganisation};
 use crate::service::users::{self, ClerkProfile};
-use crate::service::{Origin, Source};
+use crate::service::{Origin, Services, Source};
 
 /// How long the printed admin token lasts. The emulator's key is new at every start, so a
 /// token never outlives the process anyway.
@@ -52,15 +50,15 @@ fn local_origin() -> Origin {
 /// Fills the emulator (and, for an empty database, the database), makes sure an admin exists,
 /// and signs a token for them.
 pub async fn prepare(
-    db: &DatabaseConnection,
-    events: &EventBus,
+    services: &Services,
     emulator: RunningEmulator,
     demo_data: bool,
 ) -> anyhow::Result<LocalMode> {
+    let Services { db, events, .. } = services;
     let clerk = &emulator.emulator;
     let known = users::all(db).await?;
     if known.is_empty() && demo_data {
-        seed_demo_directory(db, events, clerk).await?;
+        seed_demo_directory(services, clerk).await?;
     }
     // Users deleted in Clerk stay deleted: only the active ones go back into the emulator.
     for user in known.iter().filter(|user| user.is_active) {
@@ -125,11 +123,7 @@ pub async fn prepare(
 }
 
 /// A few organisations and a few dozen people, enough to see pagination, roles and filters.
-async fn seed_demo_directory(
-    db: &DatabaseConnection,
-    events: &EventBus,
-    clerk: &Emulator,
-) -> anyhow::Result<()> {
+async fn seed_demo_directory(services: &Services, clerk: &Emulator) -> anyhow::Result<()> {
     const ORGANISATIONS: [&str; 3] = [
         "School of Computing",
         "School of Mathematics",
@@ -167,7 +161,7 @@ async fn seed_demo_directory(
     let mut organisation_ids = Vec::new();
     for name in ORGANISATIONS {
         let org = organisations::create(
-            db,
+            services,
             Requester::Operator,
             &origin,
             NewOrganisation {
@@ -196,7 +190,7 @@ async fn seed_demo_directory(
             })
             .map_err(|refusal| anyhow::anyhow!("cannot create a demo user: {}", refusal.message))?;
         if let Some(profile) = ClerkProfile::of(&created) {
-            users::upsert_from_clerk(db, events, &origin, profile).await?;
+            users::upsert_from_clerk(&services.db, &services.events, &origin, profile).await?;
         }
     }
     tracing::info!("local mode: a demo directory of 3 organisations and 36 users was created");

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod invitations;
+pub mod live;
 pub mod organisations;
 pub mod pagination;
 pub mod sessions;
@@ -13,6 +14,9 @@ pub mod sync;
 pub(crate) mod user_locks;
 pub mod users;
 pub mod webhooks;
+mod write;
+
+pub(crate) use write::Write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,18 +70,20 @@ impl Services {
 // with the events, below this layer.
 pub use crate::events::{Origin, Source};
 
-/// Begins a transaction that will write. On SQLite it starts `IMMEDIATE`, taking the write
-/// lock at once: a deferred transaction that reads and then writes can find another writer in
-/// the way and fail with "database is locked" at once, where an immediate one waits its turn
-/// (the busy timeout). PostgreSQL ignores the mode.
-pub(crate) async fn begin_write<C: sea_orm::TransactionTrait>(
-    db: &C,
-) -> Result<C::Transaction, sea_orm::DbErr> {
-    db.begin_with_options(sea_orm::TransactionOptions {
-        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-        ..sea_orm::TransactionOptions::default()
-    })
-    .await
+/// A list's filter narrowed to what one caller may read. Only the service makes one (its
+/// `list` functions, through `auth::access`), so the total of a list a caller was shown is
+/// counted within that caller's scope too.
+#[derive(Debug, Clone)]
+pub struct Scoped<F>(F);
+
+impl<F> Scoped<F> {
+    pub(in crate::service) fn new(filter: F) -> Scoped<F> {
+        Scoped(filter)
+    }
+
+    pub fn filter(&self) -> &F {
+        &self.0
+    }
 }
 
 /// Parses an id given by a client.

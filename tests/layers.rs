@@ -199,3 +199,61 @@ fn the_reader_finds_what_it_must_refuse() {
         ["service"]
     );
 }
+
+/// The access rules of `auth/access.rs` that a caller could apply itself: its public methods
+/// named `require_*`, `may_*`, `readable_*`, `is_admin` and `invitation_if_*`.
+fn access_rules(src: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(src.join("auth/access.rs")).expect("auth/access.rs");
+    let mut rules: Vec<String> = code_lines(&text)
+        .filter_map(|(_, code)| code.trim().strip_prefix("pub fn "))
+        .filter_map(first_ident)
+        .filter(|name| {
+            ["require_", "may_", "readable_", "invitation_if_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || name == "is_admin"
+        })
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// One rule for where access is checked (docs/architecture.md): every service entry point that
+/// reads or writes takes the caller and checks through `auth::access`; resolvers and handlers
+/// only translate, so none of them applies a rule itself.
+#[test]
+fn resolvers_and_handlers_leave_access_to_the_service() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let rules = access_rules(&src);
+    assert!(
+        rules.len() >= 10,
+        "the access rules were not found in auth/access.rs: {rules:?}"
+    );
+    let mut files = Vec::new();
+    for layer in ["graphql", "webhooks"] {
+        sources(&src.join(layer), &mut files);
+    }
+    files.sort();
+    let mut violations = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("a readable source file");
+        for (line_number, code) in code_lines(&text) {
+            for rule in &rules {
+                let call = format!(".{rule}(");
+                if code.contains(&call) {
+                    violations.push(format!(
+                        "{}:{line_number}: applies `{rule}` itself: {}",
+                        file.strip_prefix(&src).unwrap_or(file).display(),
+                        code.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "access checked outside the service (move it into the service function called):\n{}",
+        violations.join("\n")
+    );
+}

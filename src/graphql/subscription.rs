@@ -19,6 +19,7 @@ use crate::auth::Actor;
 use crate::error::AppError;
 use crate::events::{self, Event};
 use crate::graphql::services;
+use crate::service::live::{self, AccessLost};
 use crate::service::{parse_id, sync};
 
 #[derive(Default)]
@@ -39,9 +40,7 @@ impl Subscription {
         let organisation_id = organisation_id
             .map(|id| parse_id("organisationId", &id))
             .transpose()?;
-        if let Some(id) = organisation_id {
-            actor.require_organisation_readable(id)?;
-        }
+        live::follow_users(&actor, organisation_id)?;
         let receiver = services(ctx).events.subscribe();
         let access = ctx.data_opt::<AccessChanged>().cloned();
         Ok(watch(
@@ -49,10 +48,7 @@ impl Subscription {
             actor,
             access,
             move |actor, event| match event {
-                Event::User(change)
-                    if actor.may_see_change(change)
-                        && organisation_id.is_none_or(|id| change.concerns_organisation(id)) =>
-                {
+                Event::User(change) if live::sees_user_change(actor, change, organisation_id) => {
                     Some(UserChange(change.clone()))
                 }
                 _ => None,
@@ -67,7 +63,7 @@ impl Subscription {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<SyncProgress>> + use<>> {
         let actor = caller(ctx).actor()?.clone();
-        actor.require_admin()?;
+        live::follow_syncs(&actor)?;
         // Subscribe before reading the latest run, so no step falls between the two.
         let receiver = services(ctx).events.subscribe();
         let latest = sync::last(&services(ctx).db).await?.map(|run| {
@@ -78,7 +74,9 @@ impl Subscription {
         });
         let access = ctx.data_opt::<AccessChanged>().cloned();
         let live = watch(receiver, actor, access, |actor, event| match event {
-            Event::Sync(progress) if actor.is_admin() => Some(SyncProgress(progress.clone())),
+            Event::Sync(progress) if live::sees_sync_progress(actor) => {
+                Some(SyncProgress(progress.clone()))
+            }
             _ => None,
         });
         Ok(futures_util::StreamExt::chain(
@@ -204,34 +202,25 @@ where
     })
 }
 
-/// Keeps the subscriber's own row current; an error, and why, when the change alters their
-/// access (their role or organisation, or whether they may sign in at all).
+/// Keeps the subscriber's own row current (`live::follow_self`); an error, and the reason the
+/// socket gives, when the change alters their access.
 fn follow_subscriber(
     actor: &mut Actor,
     change: &events::UserChange,
 ) -> Option<(AppError, &'static str)> {
-    if change.user.id != actor.user.id {
-        return None;
-    }
-    if !change.user.is_active || change.user.banned {
-        return Some((
+    Some(match live::follow_self(actor, change)? {
+        AccessLost::RemovedOrSuspended => (
             AppError::Unauthenticated(
                 "your account was removed or suspended; the subscription has ended".to_owned(),
             ),
             AccessChanged::REMOVED_OR_SUSPENDED,
-        ));
-    }
-    if change.user.role != actor.user.role
-        || change.user.organisation_id != actor.user.organisation_id
-    {
-        return Some((
+        ),
+        AccessLost::RoleOrOrganisation => (
             AppError::Forbidden(
                 "your role or organisation changed; the subscription has ended: subscribe again"
                     .to_owned(),
             ),
             AccessChanged::ROLE_OR_ORGANISATION,
-        ));
-    }
-    actor.user = change.user.clone();
-    None
+        ),
+    })
 }

@@ -16,7 +16,7 @@ use crate::auth::Actor;
 use crate::auth::access::RequestedChange;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
 use crate::error::AppError;
-use crate::events::{Changes, EventBus};
+use crate::events::EventBus;
 
 /// What `update` may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -81,10 +81,9 @@ async fn apply(
     })?;
     let clerk_id = profile.clerk_id.clone();
     let stored = async {
-        let write = lock.write(db).await?;
-        let mut changes = Changes::default();
-        let outcome = users::upsert_in(&write.txn, origin, profile, &mut changes).await?;
-        write.commit(events, changes).await?;
+        let mut write = lock.write(db, origin).await?;
+        let outcome = users::upsert_in(&mut write, profile).await?;
+        write.commit(events).await?;
         outcome
             .map(|outcome| outcome.user().clone())
             .ok_or_else(|| AppError::Conflict(format!("Clerk has deleted the user `{clerk_id}`")))
@@ -201,12 +200,10 @@ pub async fn remove(
     let lock = lock_for(services, &target, true).await?;
     clerk.delete_user(&target.clerk_id).await?;
     let stored = async {
-        let write = lock.write(db).await?;
-        let mut changes = Changes::default();
-        let current = users::get(&write.txn, target.id).await?;
-        let deactivated =
-            users::apply_deactivation(&write.txn, origin, current, &mut changes).await?;
-        write.commit(events, changes).await?;
+        let mut write = lock.write(db, origin).await?;
+        let current = users::get(write.conn(), target.id).await?;
+        let deactivated = users::apply_deactivation(&mut write, current).await?;
+        write.commit(events).await?;
         Ok::<_, AppError>(deactivated)
     };
     stored

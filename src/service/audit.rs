@@ -8,8 +8,8 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Origin;
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
+use super::{Origin, Scoped};
 use crate::auth::Actor;
 use crate::error::AppError;
 
@@ -181,29 +181,35 @@ const NEWEST_FIRST: Keyset<audit_event::Column> = Keyset {
     direction: Direction::Desc,
 };
 
-/// The audit log, newest first. Admins only: it names every change to everyone.
+/// The audit log, newest first, and the filter for its `total`. Admins only: it names every
+/// change to everyone.
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     actor: &Actor,
-    filter: &AuditFilter,
+    filter: AuditFilter,
     page: &PageRequest,
-) -> Result<Page<audit_event::Model>, AppError> {
+) -> Result<(Page<audit_event::Model>, Scoped<AuditFilter>), AppError> {
     actor.require_audit_log()?;
     let query = audit_event::Entity::find().filter(filter.condition());
-    fetch_page(conn, query, NEWEST_FIRST, page, |event| {
+    let found = fetch_page(conn, query, NEWEST_FIRST, page, |event| {
         Cursor {
             key: None,
             id: event.id,
         }
         .encode(ORDER_TAG)
     })
-    .await
+    .await?;
+    Ok((found, Scoped::new(filter)))
 }
 
-pub async fn count<C: ConnectionTrait>(conn: &C, filter: &AuditFilter) -> Result<u64, AppError> {
+/// How many events the audit log a caller was shown holds.
+pub async fn total<C: ConnectionTrait>(
+    conn: &C,
+    filter: &Scoped<AuditFilter>,
+) -> Result<u64, AppError> {
     use sea_orm::PaginatorTrait;
     Ok(audit_event::Entity::find()
-        .filter(filter.condition())
+        .filter(filter.filter().condition())
         .count(conn)
         .await?)
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Action, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
-use super::{Origin, Services, accounts, users};
+use super::{Origin, Scoped, Services, Write, accounts, users};
 use crate::auth::Actor;
 pub use crate::clerk::model::INVITATION_KEY;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
@@ -124,7 +124,9 @@ pub async fn invite(
     origin: &Origin,
     new: NewInvitation,
 ) -> Result<invitation::Model, AppError> {
-    let Services { db, clerk, .. } = services;
+    let Services {
+        db, clerk, events, ..
+    } = services;
     let email = check(db, actor, &new).await?;
     let id = Uuid::now_v7();
     let metadata = json!({
@@ -152,15 +154,12 @@ pub async fn invite(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    let txn = super::begin_write(db).await?;
-    let created = row.insert(&txn).await?;
-    audit::record(
-        &txn,
-        origin,
-        Change::created(Action::InvitationCreated, &created),
-    )
-    .await?;
-    sea_orm::TransactionSession::commit(txn).await?;
+    let write = Write::begin(db, origin).await?;
+    let created = row.insert(write.conn()).await?;
+    write
+        .audit(Change::created(Action::InvitationCreated, &created))
+        .await?;
+    write.commit(events).await?;
     Ok(created)
 }
 
@@ -208,7 +207,9 @@ pub async fn revoke(
     origin: &Origin,
     id: Uuid,
 ) -> Result<invitation::Model, AppError> {
-    let Services { db, clerk, .. } = services;
+    let Services {
+        db, clerk, events, ..
+    } = services;
     let current = get(db, id).await?;
     actor.require_invite(current.role, current.organisation_id)?;
     if current.status != InvitationStatus::Pending {
@@ -220,36 +221,19 @@ pub async fn revoke(
     clerk
         .revoke_invitation(&current.clerk_invitation_id)
         .await?;
-    set_status(
-        db,
-        origin,
-        current,
-        InvitationStatus::Revoked,
-        Action::InvitationRevoked,
-    )
-    .await
-}
-
-async fn set_status<C: sea_orm::TransactionTrait>(
-    db: &C,
-    origin: &Origin,
-    current: invitation::Model,
-    status: InvitationStatus,
-    action: Action,
-) -> Result<invitation::Model, AppError> {
-    let txn = super::begin_write(db).await?;
+    let write = Write::begin(db, origin).await?;
     let before = snapshot(&current);
     let mut row: invitation::ActiveModel = current.into();
-    row.status = Set(status);
+    row.status = Set(InvitationStatus::Revoked);
     row.updated_at = Set(super::now());
-    let updated = row.update(&txn).await?;
-    audit::record(&txn, origin, Change::changed(action, before, &updated)).await?;
-    sea_orm::TransactionSession::commit(txn).await?;
-    Ok(updated)
+    let revoked = row.update(write.conn()).await?;
+    write
+        .audit(Change::changed(Action::InvitationRevoked, before, &revoked))
+        .await?;
+    write.commit(events).await?;
+    Ok(revoked)
 }
 
-/// Marks accepted the pending invitation of a user who has just arrived, found by email (the
-/// invitation's id travels in the metadata too, but an email is what every path has).
 /// Which of these emails have a pending invitation, in one statement.
 pub(crate) async fn pending_among<C: ConnectionTrait>(
     conn: &C,
@@ -270,11 +254,10 @@ pub(crate) async fn pending_among<C: ConnectionTrait>(
         .collect())
 }
 
-pub(crate) async fn accept_for_email<C: ConnectionTrait>(
-    conn: &C,
-    origin: &Origin,
-    email: &str,
-) -> Result<(), AppError> {
+/// Marks accepted the pending invitation of a user who has just arrived, found by email (the
+/// invitation's id travels in the metadata too, but an email is what every path has).
+pub(crate) async fn accept_for_email(write: &Write, email: &str) -> Result<(), AppError> {
+    let conn = write.conn();
     let pending = invitation::Entity::find()
         .filter(invitation::Column::Email.eq(email))
         .filter(invitation::Column::Status.eq(InvitationStatus::Pending))
@@ -286,12 +269,13 @@ pub(crate) async fn accept_for_email<C: ConnectionTrait>(
         row.status = Set(InvitationStatus::Accepted);
         row.updated_at = Set(super::now());
         let updated = row.update(conn).await?;
-        audit::record(
-            conn,
-            origin,
-            Change::changed(Action::InvitationAccepted, before, &updated),
-        )
-        .await?;
+        write
+            .audit(Change::changed(
+                Action::InvitationAccepted,
+                before,
+                &updated,
+            ))
+            .await?;
     }
     Ok(())
 }
@@ -307,7 +291,7 @@ pub struct InvitationFilter {
 
 impl InvitationFilter {
     /// Narrows this filter to the invitations `actor` may read (`auth::access` decides).
-    pub fn narrow_for(&mut self, actor: &Actor) -> Result<(), AppError> {
+    fn narrow_for(&mut self, actor: &Actor) -> Result<(), AppError> {
         self.organisation_id = actor.readable_invitations(self.organisation_id)?;
         Ok(())
     }
@@ -338,28 +322,34 @@ const NEWEST_FIRST: Keyset<invitation::Column> = Keyset {
     direction: Direction::Desc,
 };
 
+/// A page of the invitations `actor` may read that match `filter`, and the filter as
+/// narrowed to them (for `total`).
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
-    filter: &InvitationFilter,
+    actor: &Actor,
+    mut filter: InvitationFilter,
     page: &PageRequest,
-) -> Result<Page<invitation::Model>, AppError> {
+) -> Result<(Page<invitation::Model>, Scoped<InvitationFilter>), AppError> {
+    filter.narrow_for(actor)?;
     let query = invitation::Entity::find().filter(filter.condition()?);
-    fetch_page(conn, query, NEWEST_FIRST, page, |row| {
+    let found = fetch_page(conn, query, NEWEST_FIRST, page, |row| {
         Cursor {
             key: None,
             id: row.id,
         }
         .encode(ORDER_TAG)
     })
-    .await
+    .await?;
+    Ok((found, Scoped::new(filter)))
 }
 
-pub async fn count<C: ConnectionTrait>(
+/// How many invitations a list holds, within its caller's scope.
+pub async fn total<C: ConnectionTrait>(
     conn: &C,
-    filter: &InvitationFilter,
+    filter: &Scoped<InvitationFilter>,
 ) -> Result<u64, AppError> {
     Ok(invitation::Entity::find()
-        .filter(filter.condition()?)
+        .filter(filter.filter().condition()?)
         .count(conn)
         .await?)
 }

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use entity::organisation;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionSession, TransactionTrait, sea_query::Condition,
+    sea_query::Condition,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, Action, Change};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
-use super::{Origin, users};
+use super::{Origin, Scoped, Services, Write, users};
 use crate::auth::{Actor, Requester};
 use crate::error::AppError;
 
@@ -29,7 +29,7 @@ pub struct OrganisationFilter {
 
 impl OrganisationFilter {
     /// Narrows this filter to the organisations `actor` may read (`auth::access` decides).
-    pub fn narrow_for(&mut self, actor: &Actor) {
+    fn narrow_for(&mut self, actor: &Actor) {
         self.only = actor.readable_organisations();
     }
 
@@ -120,22 +120,45 @@ pub async fn by_ids<C: ConnectionTrait>(
         .collect())
 }
 
-pub async fn list<C: ConnectionTrait>(
+/// One organisation, if the caller may read it: `FORBIDDEN` for another organisation than the
+/// caller's (admins read all), then `NOT_FOUND` for an unknown id.
+pub async fn read<C: ConnectionTrait>(
     conn: &C,
-    filter: &OrganisationFilter,
-    order: OrganisationOrder,
-    page: &PageRequest,
-) -> Result<Page<organisation::Model>, AppError> {
-    let query = organisation::Entity::find().filter(filter.condition()?);
-    fetch_page(conn, query, order.keyset(), page, |org| order.cursor(org)).await
+    actor: &Actor,
+    id: Uuid,
+) -> Result<organisation::Model, AppError> {
+    check_readable(actor, id)?;
+    get(conn, id).await
 }
 
-pub async fn count<C: ConnectionTrait>(
+/// Whether the caller may read this organisation and its members, wherever it was reached
+/// from (a user's organisation, a mutation's result, a subscription's payload).
+pub fn check_readable(actor: &Actor, id: Uuid) -> Result<(), AppError> {
+    actor.require_organisation_readable(id)
+}
+
+/// A page of the organisations `actor` may read that match `filter`, and the filter as
+/// narrowed to them (for `total`).
+pub async fn list<C: ConnectionTrait>(
     conn: &C,
-    filter: &OrganisationFilter,
+    actor: &Actor,
+    mut filter: OrganisationFilter,
+    order: OrganisationOrder,
+    page: &PageRequest,
+) -> Result<(Page<organisation::Model>, Scoped<OrganisationFilter>), AppError> {
+    filter.narrow_for(actor);
+    let query = organisation::Entity::find().filter(filter.condition()?);
+    let found = fetch_page(conn, query, order.keyset(), page, |org| order.cursor(org)).await?;
+    Ok((found, Scoped::new(filter)))
+}
+
+/// How many organisations a list holds, within its caller's scope.
+pub async fn total<C: ConnectionTrait>(
+    conn: &C,
+    filter: &Scoped<OrganisationFilter>,
 ) -> Result<u64, AppError> {
     Ok(organisation::Entity::find()
-        .filter(filter.condition()?)
+        .filter(filter.filter().condition()?)
         .count(conn)
         .await?)
 }
@@ -248,8 +271,8 @@ pub(crate) fn snapshot(org: &organisation::Model) -> serde_json::Value {
 }
 
 /// Creates an organisation and its audit event, together.
-pub async fn create<C: TransactionTrait>(
-    db: &C,
+pub async fn create(
+    services: &Services,
     requester: Requester<'_>,
     origin: &Origin,
     new: NewOrganisation,
@@ -263,7 +286,8 @@ pub async fn create<C: TransactionTrait>(
         })?,
     };
     let now = super::now();
-    let txn = super::begin_write(db).await?;
+    let Services { db, events, .. } = services;
+    let write = Write::begin(db, origin).await?;
     let org = organisation::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
@@ -272,21 +296,18 @@ pub async fn create<C: TransactionTrait>(
         updated_at: Set(now),
         archived_at: Set(None),
     }
-    .insert(&txn)
+    .insert(write.conn())
     .await?;
-    audit::record(
-        &txn,
-        origin,
-        Change::created(Action::OrganisationCreated, &org),
-    )
-    .await?;
-    txn.commit().await?;
+    write
+        .audit(Change::created(Action::OrganisationCreated, &org))
+        .await?;
+    write.commit(events).await?;
     Ok(org)
 }
 
 /// Renames an organisation or changes its slug, with its audit event.
-pub async fn update<C: TransactionTrait>(
-    db: &C,
+pub async fn update(
+    services: &Services,
     requester: Requester<'_>,
     origin: &Origin,
     id: Uuid,
@@ -296,8 +317,9 @@ pub async fn update<C: TransactionTrait>(
     requester.require_admin()?;
     let name = name.map(|name| validate_name(&name)).transpose()?;
     let slug = slug.map(|slug| validate_slug(slug.trim())).transpose()?;
-    let txn = super::begin_write(db).await?;
-    let current = get(&txn, id).await?;
+    let Services { db, events, .. } = services;
+    let write = Write::begin(db, origin).await?;
+    let current = get(write.conn(), id).await?;
     let unchanged = name.as_ref().is_none_or(|name| *name == current.name)
         && slug.as_ref().is_none_or(|slug| *slug == current.slug);
     if unchanged {
@@ -312,34 +334,36 @@ pub async fn update<C: TransactionTrait>(
         row.slug = Set(slug);
     }
     row.updated_at = Set(super::now());
-    let updated = row.update(&txn).await?;
-    audit::record(
-        &txn,
-        origin,
-        Change::changed(Action::OrganisationUpdated, before, &updated),
-    )
-    .await?;
-    txn.commit().await?;
+    let updated = row.update(write.conn()).await?;
+    write
+        .audit(Change::changed(
+            Action::OrganisationUpdated,
+            before,
+            &updated,
+        ))
+        .await?;
+    write.commit(events).await?;
     Ok(updated)
 }
 
 /// Archives an organisation. Refused while it has active users: they must be moved or
 /// removed first, so nobody is left in an organisation that no longer shows. Archiving an
 /// archived organisation changes nothing.
-pub async fn archive<C: TransactionTrait>(
-    db: &C,
+pub async fn archive(
+    services: &Services,
     requester: Requester<'_>,
     origin: &Origin,
     id: Uuid,
 ) -> Result<organisation::Model, AppError> {
     requester.require_admin()?;
-    let txn = super::begin_write(db).await?;
-    let current = get(&txn, id).await?;
+    let Services { db, events, .. } = services;
+    let write = Write::begin(db, origin).await?;
+    let current = get(write.conn(), id).await?;
     if current.archived_at.is_some() {
         return Ok(current);
     }
     let active = users::count(
-        &txn,
+        write.conn(),
         &users::UserFilter {
             organisation_id: Some(id),
             is_active: Some(true),
@@ -357,14 +381,15 @@ pub async fn archive<C: TransactionTrait>(
     let mut row: organisation::ActiveModel = current.into();
     row.archived_at = Set(Some(now));
     row.updated_at = Set(now);
-    let archived = row.update(&txn).await?;
-    audit::record(
-        &txn,
-        origin,
-        Change::changed(Action::OrganisationArchived, before, &archived),
-    )
-    .await?;
-    txn.commit().await?;
+    let archived = row.update(write.conn()).await?;
+    write
+        .audit(Change::changed(
+            Action::OrganisationArchived,
+            before,
+            &archived,
+        ))
+        .await?;
+    write.commit(events).await?;
     Ok(archived)
 }
 

@@ -35,8 +35,9 @@ use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use entity::user;
 
+use super::Origin;
+use super::write::{Write, begin_transaction};
 use crate::error::AppError;
-use crate::events::{Changes, EventBus};
 
 /// Names these locks among PostgreSQL's advisory locks (the two-key form: this, then the hash
 /// of the Clerk id), apart from the migration and sync locks.
@@ -138,7 +139,7 @@ impl UserLock {
             let turn = locks.holders.clone().acquire_owned().await.map_err(|_| {
                 AppError::Internal(anyhow::anyhow!("the user-lock semaphore is closed"))
             })?;
-            let txn = super::begin_write(db).await?;
+            let txn = begin_transaction(db).await?;
             in_transaction(&txn, clerk_id).await?;
             Some((txn, turn))
         } else {
@@ -194,32 +195,29 @@ impl UserLock {
         Ok(target)
     }
 
-    /// The transaction to write the user in, still under the lock until it ends.
-    pub(crate) async fn write(self, db: &DatabaseConnection) -> Result<UserWrite, AppError> {
+    /// The write to store the change in: on PostgreSQL the transaction that holds the lock,
+    /// elsewhere a new one; the lock is released when the write ends.
+    pub(crate) async fn write(
+        self,
+        db: &DatabaseConnection,
+        origin: &Origin,
+    ) -> Result<Write, AppError> {
         let (txn, turn) = match self.held {
             Some((txn, turn)) => (txn, Some(turn)),
-            None => (super::begin_write(db).await?, None),
+            None => (begin_transaction(db).await?, None),
         };
-        Ok(UserWrite {
-            txn,
+        let hold = Hold {
             _local: self._local,
             _admins: self._admins,
             _turn: turn,
-        })
+        };
+        Ok(Write::in_transaction(txn, origin, Some(hold)))
     }
 }
 
-/// A write transaction on a locked user; committing it (through the event bus) ends the lock.
-pub(crate) struct UserWrite {
-    pub(crate) txn: DatabaseTransaction,
+/// What a `Write` keeps of a user lock until it ends.
+pub(crate) struct Hold {
     _local: OwnedMutexGuard<()>,
     _admins: Option<OwnedMutexGuard<()>>,
     _turn: Option<OwnedSemaphorePermit>,
-}
-
-impl UserWrite {
-    /// Commits and publishes; the lock is released once both are done.
-    pub(crate) async fn commit(self, events: &EventBus, changes: Changes) -> Result<(), DbErr> {
-        events.commit(self.txn, changes).await
-    }
 }

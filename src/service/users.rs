@@ -22,6 +22,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use super::Scoped;
 use super::audit::{self};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
 use crate::auth::{Actor, UserScope};
@@ -47,7 +48,7 @@ pub struct UserFilter {
 
 impl UserFilter {
     /// Narrows this filter to the users `actor` may read (`auth::access` decides).
-    pub fn narrow_for(&mut self, actor: &Actor) -> Result<(), AppError> {
+    fn narrow_for(&mut self, actor: &Actor) -> Result<(), AppError> {
         match actor.readable_users(self.organisation_id)? {
             UserScope::All => {}
             UserScope::Organisation(id) => self.organisation_id = Some(id),
@@ -178,17 +179,45 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
         .await?)
 }
 
-pub async fn list<C: ConnectionTrait>(
+/// One user, if the caller may read them: `NOT_FOUND` for an unknown id, `FORBIDDEN` for a
+/// user outside the caller's organisation.
+pub async fn read<C: ConnectionTrait>(
     conn: &C,
-    filter: &UserFilter,
-    order: UserOrder,
-    page: &PageRequest,
-) -> Result<Page<user::Model>, AppError> {
-    let query = user::Entity::find().filter(filter.condition()?);
-    fetch_page(conn, query, order.keyset(), page, |user| order.cursor(user)).await
+    actor: &Actor,
+    id: Uuid,
+) -> Result<user::Model, AppError> {
+    let user = get(conn, id).await?;
+    actor.require_user_readable(&user)?;
+    Ok(user)
 }
 
-pub async fn count<C: ConnectionTrait>(conn: &C, filter: &UserFilter) -> Result<u64, AppError> {
+/// A page of the users `actor` may read that match `filter`, and the filter as narrowed to
+/// them (for `total`).
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    mut filter: UserFilter,
+    order: UserOrder,
+    page: &PageRequest,
+) -> Result<(Page<user::Model>, Scoped<UserFilter>), AppError> {
+    filter.narrow_for(actor)?;
+    let query = user::Entity::find().filter(filter.condition()?);
+    let found = fetch_page(conn, query, order.keyset(), page, |user| order.cursor(user)).await?;
+    Ok((found, Scoped::new(filter)))
+}
+
+/// How many users a list holds, within its caller's scope.
+pub async fn total<C: ConnectionTrait>(
+    conn: &C,
+    filter: &Scoped<UserFilter>,
+) -> Result<u64, AppError> {
+    count(conn, filter.filter()).await
+}
+
+pub(crate) async fn count<C: ConnectionTrait>(
+    conn: &C,
+    filter: &UserFilter,
+) -> Result<u64, AppError> {
     Ok(user::Entity::find()
         .filter(filter.condition()?)
         .count(conn)

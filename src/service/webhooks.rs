@@ -14,9 +14,8 @@ use sea_orm::{EntityTrait, Set};
 
 use super::user_locks;
 use super::users::{self, ClerkProfile, Upserted};
-use super::{Origin, Services, Source};
+use super::{Origin, Services, Source, Write};
 use crate::error::AppError;
-use crate::events::Changes;
 use crate::metrics::Metrics;
 
 /// What a verified delivery asks for, in userhub's terms.
@@ -106,45 +105,44 @@ async fn handle_once(services: &Services, delivery: &Delivery) -> Result<Outcome
         Some(clerk_id) => Some(services.locks.local(clerk_id).await),
         None => None,
     };
-    let txn = super::begin_write(db).await?;
-    if let Some(clerk_id) = clerk_id {
-        user_locks::in_transaction(&txn, clerk_id).await?;
-    }
-    if webhook_delivery::Entity::find_by_id(delivery.svix_id.clone())
-        .one(&txn)
-        .await?
-        .is_some()
-    {
-        return Ok(Outcome::Duplicate);
-    }
     let origin = Origin {
         actor: "clerk".to_owned(),
         source: Source::Webhook,
         correlation_id: Some(delivery.svix_id.clone()),
     };
-    let mut changes = Changes::default();
+    let mut write = Write::begin(db, &origin).await?;
+    if let Some(clerk_id) = clerk_id {
+        user_locks::in_transaction(write.conn(), clerk_id).await?;
+    }
+    if webhook_delivery::Entity::find_by_id(delivery.svix_id.clone())
+        .one(write.conn())
+        .await?
+        .is_some()
+    {
+        return Ok(Outcome::Duplicate);
+    }
     let outcome = match &delivery.event {
         ClerkEvent::UserUpserted(profile) => {
-            match users::upsert_in(&txn, &origin, profile.clone(), &mut changes).await? {
+            match users::upsert_in(&mut write, profile.clone()).await? {
                 Some(Upserted::Created(_) | Upserted::Updated(_)) => Outcome::Applied,
                 Some(Upserted::Unchanged(_)) => Outcome::Unchanged,
                 Some(Upserted::Stale(_)) | None => Outcome::Stale,
             }
         }
         ClerkEvent::UserDeleted { clerk_id } => {
-            match users::find_by_clerk_id(&txn, clerk_id).await? {
+            match users::find_by_clerk_id(write.conn(), clerk_id).await? {
                 Some(user) if user.is_active => {
-                    users::apply_deactivation(&txn, &origin, user, &mut changes).await?;
+                    users::apply_deactivation(&mut write, user).await?;
                     Outcome::Applied
                 }
                 Some(user) => {
-                    users::apply_deactivation(&txn, &origin, user, &mut changes).await?;
+                    users::apply_deactivation(&mut write, user).await?;
                     Outcome::Unchanged
                 }
                 // Deleted before we heard of its creation: the tombstone is all there is
                 // to write, and it keeps the late `user.created` out.
                 None => {
-                    users::bury(&txn, clerk_id).await?;
+                    users::bury(write.conn(), clerk_id).await?;
                     Outcome::Applied
                 }
             }
@@ -167,13 +165,13 @@ async fn handle_once(services: &Services, delivery: &Delivery) -> Result<Outcome
             .do_nothing()
             .to_owned(),
     )
-    .exec_without_returning(&txn)
+    .exec_without_returning(write.conn())
     .await?;
     if recorded == 0 {
         // The same delivery, handled concurrently, committed first: this one rolls back.
         return Ok(Outcome::Duplicate);
     }
-    events.commit(txn, changes).await?;
+    write.commit(events).await?;
     Ok(outcome)
 }
 

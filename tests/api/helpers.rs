@@ -396,7 +396,7 @@ impl TestApp {
 
     pub(crate) async fn create_organisation(&self, name: &str) -> entity::organisation::Model {
         organisations::create(
-            &self.db,
+            &self.services,
             userhub::auth::Requester::Operator,
             &Origin::cli(),
             NewOrganisation {

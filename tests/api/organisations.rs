@@ -56,7 +56,7 @@ async fn organisations_page_by_name_and_leave_archived_ones_out_unless_asked(app
     }
     let archived = app.create_organisation("Alchemy").await;
     userhub::service::organisations::archive(
-        &app.db,
+        &app.services,
         userhub::auth::Requester::Operator,
         &userhub::service::Origin::cli(),
         archived.id,
@@ -122,7 +122,7 @@ async fn organisation_slugs_are_unique(app: TestApp) {
 
     app.create_organisation("Music").await;
     let second = create(
-        &app.db,
+        &app.services,
         Requester::Operator,
         &Origin::cli(),
         NewOrganisation {
@@ -133,7 +133,7 @@ async fn organisation_slugs_are_unique(app: TestApp) {
     .await;
     assert!(matches!(second, Err(AppError::Conflict(_))), "{second:?}");
     let bad_slug = create(
-        &app.db,
+        &app.services,
         Requester::Operator,
         &Origin::cli(),
         NewOrganisation {
@@ -158,7 +158,7 @@ async fn an_organisation_with_active_users_cannot_be_archived(app: TestApp) {
         .create_user(TestUser::new("star@uni.test").in_organisation(org.id))
         .await;
 
-    let refused = archive(&app.db, Requester::Operator, &Origin::cli(), org.id).await;
+    let refused = archive(&app.services, Requester::Operator, &Origin::cli(), org.id).await;
     assert!(
         matches!(&refused, Err(AppError::Conflict(message)) if message.contains("1 active user")),
         "{refused:?}"
@@ -172,12 +172,12 @@ async fn an_organisation_with_active_users_cannot_be_archived(app: TestApp) {
     assert_eq!(data["organisation"]["isArchived"], false);
 
     app.deactivate(&member).await;
-    let archived = archive(&app.db, Requester::Operator, &Origin::cli(), org.id)
+    let archived = archive(&app.services, Requester::Operator, &Origin::cli(), org.id)
         .await
         .expect("archive");
     assert!(archived.archived_at.is_some());
     // Archiving again changes nothing and records nothing more.
-    archive(&app.db, Requester::Operator, &Origin::cli(), org.id)
+    archive(&app.services, Requester::Operator, &Origin::cli(), org.id)
         .await
         .expect("archive again");
     let data = app

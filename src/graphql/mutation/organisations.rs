@@ -34,7 +34,7 @@ impl OrganisationMutation {
     ) -> Result<Organisation> {
         let actor = caller(ctx).actor()?;
         let created = organisations::create(
-            &services(ctx).db,
+            services(ctx),
             actor.into(),
             &origin(ctx, actor),
             NewOrganisation {
@@ -56,7 +56,7 @@ impl OrganisationMutation {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
         let updated = organisations::update(
-            &services(ctx).db,
+            services(ctx),
             actor.into(),
             &origin(ctx, actor),
             id,
@@ -73,8 +73,7 @@ impl OrganisationMutation {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
         let archived =
-            organisations::archive(&services(ctx).db, actor.into(), &origin(ctx, actor), id)
-                .await?;
+            organisations::archive(services(ctx), actor.into(), &origin(ctx, actor), id).await?;
         Ok(Organisation::one(archived))
     }
 }

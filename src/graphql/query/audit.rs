@@ -45,10 +45,10 @@ impl AuditQuery {
             subject_id: filter.subject_id,
         };
         let db = &services(ctx).db;
-        let result = audit::list(db, actor, &filter, &page).await?;
+        let (found, scope) = audit::list(db, actor, filter, &page).await?;
         Ok(AuditEventConnection {
-            page: result.map(AuditEvent),
-            total: TotalCount::AuditEvents(filter),
+            page: found.map(AuditEvent),
+            total: TotalCount::AuditEvents(scope),
         })
     }
 }

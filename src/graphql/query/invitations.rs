@@ -36,7 +36,7 @@ impl InvitationQuery {
         let actor = caller(ctx).actor()?;
         let page = PageRequest::parse(first, after.as_deref(), invitations::ORDER_TAG)?;
         let filter = filter.unwrap_or_default();
-        let mut filter = InvitationFilter {
+        let filter = InvitationFilter {
             status: filter.status.map(Into::into),
             organisation_id: filter
                 .organisation_id
@@ -44,12 +44,11 @@ impl InvitationQuery {
                 .transpose()?,
             search: filter.search,
         };
-        filter.narrow_for(actor)?;
         let db = &services(ctx).db;
-        let result = invitations::list(db, &filter, &page).await?;
+        let (found, scope) = invitations::list(db, actor, filter, &page).await?;
         Ok(InvitationConnection {
-            page: Invitation::page(result),
-            total: TotalCount::Invitations(filter),
+            page: Invitation::page(found),
+            total: TotalCount::Invitations(scope),
         })
     }
 }

@@ -53,9 +53,10 @@ impl OrganisationQuery {
     async fn organisation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Organisation>> {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
-        actor.require_organisation_readable(id)?;
         let db = &services(ctx).db;
-        Ok(Some(Organisation::one(organisations::get(db, id).await?)))
+        Ok(Some(Organisation::one(
+            organisations::read(db, actor, id).await?,
+        )))
     }
 
     /// Organisations the caller may read, a page at a time: all for admins, their own for
@@ -73,17 +74,16 @@ impl OrganisationQuery {
         let order: OrganisationOrder = order_by.into();
         let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
         let filter = filter.unwrap_or_default();
-        let mut filter = OrganisationFilter {
+        let filter = OrganisationFilter {
             search: filter.search,
             include_archived: filter.include_archived,
             only: None,
         };
-        filter.narrow_for(actor);
         let db = &services(ctx).db;
-        let result = organisations::list(db, &filter, order, &page).await?;
+        let (found, scope) = organisations::list(db, actor, filter, order, &page).await?;
         Ok(OrganisationConnection {
-            page: Organisation::page(result),
-            total: TotalCount::Organisations(filter),
+            page: Organisation::page(found),
+            total: TotalCount::Organisations(scope),
         })
     }
 }

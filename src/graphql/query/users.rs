@@ -103,9 +103,7 @@ impl UserQuery {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
         let db = &services(ctx).db;
-        let user = users::get(db, id).await?;
-        actor.require_user_readable(&user)?;
-        Ok(Some(User::one(user)))
+        Ok(Some(User::one(users::read(db, actor, id).await?)))
     }
 
     /// Users the caller may read, a page at a time: everyone for admins, the caller's own
@@ -122,13 +120,12 @@ impl UserQuery {
         let actor = caller(ctx).actor()?;
         let order: UserOrder = order_by.into();
         let page = PageRequest::parse(first, after.as_deref(), order.tag())?;
-        let mut filter = filter.unwrap_or_default().into_domain()?;
-        filter.narrow_for(actor)?;
+        let filter = filter.unwrap_or_default().into_domain()?;
         let db = &services(ctx).db;
-        let result = users::list(db, &filter, order, &page).await?;
+        let (found, scope) = users::list(db, actor, filter, order, &page).await?;
         Ok(UserConnection {
-            page: User::page(result),
-            total: TotalCount::Users(filter),
+            page: User::page(found),
+            total: TotalCount::Users(scope),
         })
     }
 }

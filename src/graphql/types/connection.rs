@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::graphql::batch::OrganisationSet;
 use crate::graphql::services;
+use crate::service::Scoped;
 use crate::service::audit::{self, AuditFilter};
 use crate::service::invitations::{self, InvitationFilter};
 use crate::service::organisations::{self, OrganisationFilter};
@@ -24,23 +25,23 @@ pub struct PageInfo {
 
 /// How to count the whole list a page comes from, when asked.
 pub(crate) enum TotalCount {
-    Users(UserFilter),
+    Users(Scoped<UserFilter>),
     /// Counted for every organisation of the set at once.
     OrganisationUsers {
         organisations: Arc<OrganisationSet>,
         organisation_id: Uuid,
         filter: UserFilter,
     },
-    Organisations(OrganisationFilter),
-    AuditEvents(AuditFilter),
-    Invitations(InvitationFilter),
+    Organisations(Scoped<OrganisationFilter>),
+    AuditEvents(Scoped<AuditFilter>),
+    Invitations(Scoped<InvitationFilter>),
 }
 
 impl TotalCount {
     pub(crate) async fn resolve(&self, ctx: &Context<'_>) -> Result<i64> {
         let db = &services(ctx).db;
         let count = match self {
-            TotalCount::Users(filter) => users::count(db, filter).await?,
+            TotalCount::Users(scope) => users::total(db, scope).await?,
             TotalCount::OrganisationUsers {
                 organisations,
                 organisation_id,
@@ -50,9 +51,9 @@ impl TotalCount {
                     .user_count(ctx, *organisation_id, filter)
                     .await?
             }
-            TotalCount::Organisations(filter) => organisations::count(db, filter).await?,
-            TotalCount::AuditEvents(filter) => audit::count(db, filter).await?,
-            TotalCount::Invitations(filter) => invitations::count(db, filter).await?,
+            TotalCount::Organisations(scope) => organisations::total(db, scope).await?,
+            TotalCount::AuditEvents(scope) => audit::total(db, scope).await?,
+            TotalCount::Invitations(scope) => invitations::total(db, scope).await?,
         };
         Ok(count as i64)
     }

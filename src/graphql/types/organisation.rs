@@ -9,6 +9,7 @@ use super::connection::TotalCount;
 use super::user::UserConnection;
 use crate::graphql::batch::OrganisationSet;
 use crate::graphql::query::users::{UserOrderBy, UsersInOrganisationFilterInput};
+use crate::service::organisations;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::users::{UserFilter, UserOrder};
 
@@ -37,10 +38,8 @@ impl Organisation {
     /// Its members are the caller's to read, wherever this organisation was reached from (a
     /// query, a mutation's result, a subscription's payload about a user who moved).
     fn require_members_readable(&self, ctx: &Context<'_>) -> Result<()> {
-        crate::graphql::caller(ctx)
-            .actor()?
-            .require_organisation_readable(self.model.id)?;
-        Ok(())
+        let actor = crate::graphql::caller(ctx).actor()?;
+        Ok(organisations::check_readable(actor, self.model.id)?)
     }
 }
 

@@ -94,9 +94,8 @@ impl User {
         let Some(organisation_id) = self.model.organisation_id else {
             return Ok(None);
         };
-        crate::graphql::caller(ctx)
-            .actor()?
-            .require_organisation_readable(organisation_id)?;
+        let actor = crate::graphql::caller(ctx).actor()?;
+        crate::service::organisations::check_readable(actor, organisation_id)?;
         Ok(self
             .set
             .organisation(ctx, organisation_id)

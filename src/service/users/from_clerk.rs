@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::role::Role;
 use entity::{organisation, user};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set, TransactionTrait,
+    ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -14,9 +14,9 @@ use super::removal::is_buried;
 use super::{find_by_clerk_id, snapshot};
 use crate::clerk::model::{ClerkUser, from_millis};
 use crate::error::AppError;
-use crate::events::{ChangeKind, Changes, EventBus, UserChange};
-use crate::service::Origin;
-use crate::service::audit::{self, Action, Change};
+use crate::events::{ChangeKind, EventBus};
+use crate::service::audit::{Action, Change};
+use crate::service::{Origin, Write};
 
 /// A user as Clerk describes them, already read into userhub's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,12 +85,15 @@ impl Upserted {
 /// Brings the row of a Clerk user in line with Clerk's state, if that state is newer than the
 /// one stored, writes the audit event in the same transaction, and publishes the change when
 /// it commits. A user Clerk has deleted is not brought back: `CONFLICT`.
-pub async fn upsert_from_clerk<C: TransactionTrait>(
+pub async fn upsert_from_clerk<C>(
     db: &C,
     events: &EventBus,
     origin: &Origin,
     profile: ClerkProfile,
-) -> Result<Upserted, AppError> {
+) -> Result<Upserted, AppError>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+{
     let clerk_id = profile.clerk_id.clone();
     let outcome = match upsert_once(db, events, origin, profile.clone()).await {
         // Another writer (a webhook, a sync, a parallel first request) inserted this user
@@ -101,41 +104,41 @@ pub async fn upsert_from_clerk<C: TransactionTrait>(
     outcome.ok_or_else(|| AppError::Conflict(format!("Clerk has deleted the user `{clerk_id}`")))
 }
 
-async fn upsert_once<C: TransactionTrait>(
+async fn upsert_once<C>(
     db: &C,
     events: &EventBus,
     origin: &Origin,
     profile: ClerkProfile,
-) -> Result<Option<Upserted>, AppError> {
-    let txn = crate::service::begin_write(db).await?;
-    let mut changes = Changes::default();
-    let outcome = upsert_in(&txn, origin, profile, &mut changes).await?;
-    events.commit(txn, changes).await?;
+) -> Result<Option<Upserted>, AppError>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    let mut write = Write::begin(db, origin).await?;
+    let outcome = upsert_in(&mut write, profile).await?;
+    write.commit(events).await?;
     Ok(outcome)
 }
 
-/// `upsert_from_clerk` inside a caller's transaction. `None` when Clerk has deleted the user
-/// (a tombstone and no row): nothing is written.
-pub(crate) async fn upsert_in<C: ConnectionTrait>(
-    txn: &C,
-    origin: &Origin,
+/// `upsert_from_clerk` inside a caller's write. `None` when Clerk has deleted the user (a
+/// tombstone and no row): nothing is written.
+pub(crate) async fn upsert_in(
+    write: &mut Write,
     profile: ClerkProfile,
-    changes: &mut Changes,
 ) -> Result<Option<Upserted>, AppError> {
+    let conn = write.conn();
     // An organisation userhub does not know is kept as unassigned; sync status reports it.
     let organisation_exists = match profile.organisation_id {
         Some(id) => organisation::Entity::find_by_id(id)
-            .one(txn)
+            .one(conn)
             .await?
             .is_some(),
         None => false,
     };
-    let existing = find_by_clerk_id(txn, &profile.clerk_id).await?;
-    if existing.is_none() && is_buried(txn, &profile.clerk_id).await? {
+    let existing = find_by_clerk_id(conn, &profile.clerk_id).await?;
+    if existing.is_none() && is_buried(conn, &profile.clerk_id).await? {
         return Ok(None);
     }
-    let outcome =
-        apply_profile(txn, origin, profile, existing, organisation_exists, changes).await?;
+    let outcome = apply_profile(write, profile, existing, organisation_exists).await?;
     Ok(Some(outcome))
 }
 
@@ -184,11 +187,9 @@ fn created_change(created: &user::Model) -> Change {
 /// `apply_profile` for many users none of whom is stored or buried (a sync page's new
 /// users): the rows in one statement, their audit events in another, one look-up of pending
 /// invitations for all their emails. The same rows, events and changes as one by one.
-pub(crate) async fn create_many<C: ConnectionTrait>(
-    txn: &C,
-    origin: &Origin,
+pub(crate) async fn create_many(
+    write: &mut Write,
     profiles: Vec<(ClerkProfile, bool)>,
-    changes: &mut Changes,
 ) -> Result<usize, AppError> {
     let now = crate::service::now();
     let mut rows = Vec::with_capacity(profiles.len());
@@ -204,123 +205,305 @@ pub(crate) async fn create_many<C: ConnectionTrait>(
         rows.iter()
             .map(|row| row.clone().into_active_model().reset_all()),
     )
-    .exec_without_returning(txn)
+    .exec_without_returning(write.conn())
     .await?;
-    audit::record_many(txn, origin, rows.iter().map(created_change).collect()).await?;
+    write
+        .audit_many(rows.iter().map(created_change).collect())
+        .await?;
     let invited = crate::service::invitations::pending_among(
-        txn,
+        write.conn(),
         rows.iter().map(|row| row.email.clone()).collect(),
     )
     .await?;
     for row in &rows {
-        // Rule 3: an invitation meets its user.
+        // An invitation meets its user (docs/architecture.md, rule 3).
         if invited.contains(&row.email) {
-            crate::service::invitations::accept_for_email(txn, origin, &row.email).await?;
+            crate::service::invitations::accept_for_email(write, &row.email).await?;
         }
     }
     let count = rows.len();
     for row in rows {
-        changes.push(UserChange::new(ChangeKind::Created, None, row, origin));
+        write.user_changed(ChangeKind::Created, None, row);
     }
     Ok(count)
 }
 
-/// The heart of `upsert_from_clerk`, for callers that hold a transaction and have already
-/// read the stored row and whether the profile's organisation exists (sync, a page at a time).
-/// A deactivated row stays as it is: Clerk deleted that user, and any profile of theirs that
-/// arrives now is older than the deletion.
-pub(crate) async fn apply_profile<C: ConnectionTrait>(
-    txn: &C,
-    origin: &Origin,
+/// What a Clerk profile means for the stored row: decided from values alone, written by
+/// `apply_profile`.
+#[derive(Debug)]
+enum Decision {
+    /// No row: this one is stored.
+    Create(user::Model),
+    /// The stored row is newer, or Clerk deleted the user: nothing is written.
+    Stale(user::Model),
+    /// The profile says what the row says; a newer Clerk timestamp is still kept, so an older
+    /// event arriving after this one is not applied over it.
+    Unchanged {
+        current: user::Model,
+        newer_timestamp: Option<i64>,
+    },
+    Update {
+        current: Box<user::Model>,
+        updated: Box<user::Model>,
+        action: Action,
+        kind: ChangeKind,
+    },
+}
+
+fn decide(
     profile: ClerkProfile,
     existing: Option<user::Model>,
     organisation_exists: bool,
-    changes: &mut Changes,
-) -> Result<Upserted, AppError> {
+    now: DateTime<Utc>,
+) -> Result<Decision, AppError> {
     let email = stored_email(&profile)?;
     let organisation_id = profile.organisation_id.filter(|_| organisation_exists);
-    let now = crate::service::now();
-    let outcome = match existing {
-        None => {
-            let created = new_row(profile, email, organisation_id, now)
+    let Some(current) = existing else {
+        return Ok(Decision::Create(new_row(
+            profile,
+            email,
+            organisation_id,
+            now,
+        )));
+    };
+    // A deactivated row stays as it is: Clerk deleted that user, and any profile of theirs
+    // that arrives now is older than the deletion.
+    if !current.is_active || current.clerk_updated_at > profile.updated_at_ms {
+        return Ok(Decision::Stale(current));
+    }
+    let banned = profile.banned;
+    let updated = user::Model {
+        id: current.id,
+        is_active: current.is_active,
+        created_at: current.created_at,
+        deactivated_at: current.deactivated_at,
+        ..new_row(profile, email, organisation_id, now)
+    };
+    let unchanged = current.email == updated.email
+        && current.first_name == updated.first_name
+        && current.last_name == updated.last_name
+        && current.image_url == updated.image_url
+        && current.role == updated.role
+        && current.organisation_id == updated.organisation_id
+        && current.banned == updated.banned
+        && current.last_sign_in_at == updated.last_sign_in_at;
+    if unchanged {
+        let newer_timestamp = (updated.clerk_updated_at > current.clerk_updated_at)
+            .then_some(updated.clerk_updated_at);
+        return Ok(Decision::Unchanged {
+            current,
+            newer_timestamp,
+        });
+    }
+    let action = if current.role != updated.role {
+        Action::UserRoleChanged
+    } else if current.banned != banned {
+        if banned {
+            Action::UserSuspended
+        } else {
+            Action::UserUnsuspended
+        }
+    } else {
+        Action::UserUpdated
+    };
+    let kind = match (current.banned, banned) {
+        (false, true) => ChangeKind::Suspended,
+        (true, false) => ChangeKind::Unsuspended,
+        _ => ChangeKind::Updated,
+    };
+    Ok(Decision::Update {
+        current: Box::new(current),
+        updated: Box::new(updated),
+        action,
+        kind,
+    })
+}
+
+/// The heart of `upsert_from_clerk`, for callers that hold a write and have already read the
+/// stored row and whether the profile's organisation exists (sync, a page at a time).
+pub(crate) async fn apply_profile(
+    write: &mut Write,
+    profile: ClerkProfile,
+    existing: Option<user::Model>,
+    organisation_exists: bool,
+) -> Result<Upserted, AppError> {
+    let decision = decide(
+        profile,
+        existing,
+        organisation_exists,
+        crate::service::now(),
+    )?;
+    let outcome = match decision {
+        Decision::Create(row) => {
+            let created = row
                 .into_active_model()
                 .reset_all()
-                .insert(txn)
+                .insert(write.conn())
                 .await?;
-            audit::record(txn, origin, created_change(&created)).await?;
-            // Rule 3: an invitation meets its user.
-            crate::service::invitations::accept_for_email(txn, origin, &created.email).await?;
-            changes.push(UserChange::new(
-                ChangeKind::Created,
-                None,
-                created.clone(),
-                origin,
-            ));
+            write.audit(created_change(&created)).await?;
+            // An invitation meets its user (docs/architecture.md, rule 3).
+            crate::service::invitations::accept_for_email(write, &created.email).await?;
+            write.user_changed(ChangeKind::Created, None, created.clone());
             Upserted::Created(created)
         }
-        Some(current) if !current.is_active || current.clerk_updated_at > profile.updated_at_ms => {
-            Upserted::Stale(current)
+        Decision::Stale(current) => Upserted::Stale(current),
+        Decision::Unchanged {
+            current,
+            newer_timestamp: None,
+        } => Upserted::Unchanged(current),
+        Decision::Unchanged {
+            current,
+            newer_timestamp: Some(timestamp),
+        } => {
+            let mut row = current.into_active_model();
+            row.clerk_updated_at = Set(timestamp);
+            Upserted::Unchanged(row.update(write.conn()).await?)
         }
-        Some(current) => {
-            let unchanged = current.email == email
-                && current.first_name == profile.first_name
-                && current.last_name == profile.last_name
-                && current.image_url == profile.image_url
-                && current.role == profile.role
-                && current.organisation_id == organisation_id
-                && current.banned == profile.banned
-                && current.last_sign_in_at == profile.last_sign_in_at;
-            if unchanged {
-                // Nothing to record, but the newer timestamp must be kept: an older event
-                // arriving after this one would otherwise be applied over it.
-                if profile.updated_at_ms > current.clerk_updated_at {
-                    let mut row = current.into_active_model();
-                    row.clerk_updated_at = Set(profile.updated_at_ms);
-                    Upserted::Unchanged(row.update(txn).await?)
-                } else {
-                    Upserted::Unchanged(current)
-                }
-            } else {
-                let action = if current.role != profile.role {
-                    Action::UserRoleChanged
-                } else if current.banned != profile.banned {
-                    if profile.banned {
-                        Action::UserSuspended
-                    } else {
-                        Action::UserUnsuspended
-                    }
-                } else {
-                    Action::UserUpdated
-                };
-                let kind = match (current.banned, profile.banned) {
-                    (false, true) => ChangeKind::Suspended,
-                    (true, false) => ChangeKind::Unsuspended,
-                    _ => ChangeKind::Updated,
-                };
-                let previous = current.clone();
-                let before = snapshot(&current);
-                let mut row = current.into_active_model();
-                row.email = Set(email);
-                row.first_name = Set(profile.first_name);
-                row.last_name = Set(profile.last_name);
-                row.image_url = Set(profile.image_url);
-                row.role = Set(profile.role);
-                row.organisation_id = Set(organisation_id);
-                row.banned = Set(profile.banned);
-                row.last_sign_in_at = Set(profile.last_sign_in_at);
-                row.clerk_updated_at = Set(profile.updated_at_ms);
-                row.updated_at = Set(now);
-                let updated = row.update(txn).await?;
-                audit::record(txn, origin, Change::changed(action, before, &updated)).await?;
-                changes.push(UserChange::new(
-                    kind,
-                    Some(&previous),
-                    updated.clone(),
-                    origin,
-                ));
-                Upserted::Updated(updated)
-            }
+        Decision::Update {
+            current,
+            updated,
+            action,
+            kind,
+        } => {
+            let updated = updated
+                .into_active_model()
+                .reset_all()
+                .update(write.conn())
+                .await?;
+            write
+                .audit(Change::changed(action, snapshot(&current), &updated))
+                .await?;
+            write.user_changed(kind, Some(&current), updated.clone());
+            Upserted::Updated(updated)
         }
     };
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(updated_at_ms: i64) -> ClerkProfile {
+        ClerkProfile {
+            clerk_id: "user_1".to_owned(),
+            email: " Ada@Uni.Test ".to_owned(),
+            first_name: Some("Ada".to_owned()),
+            last_name: Some("Lovelace".to_owned()),
+            image_url: None,
+            role: Role::Lecturer,
+            organisation_id: Some(Uuid::nil()),
+            banned: false,
+            last_sign_in_at: None,
+            updated_at_ms,
+        }
+    }
+
+    fn stored(updated_at_ms: i64) -> user::Model {
+        let created = DateTime::from_timestamp(1_700_000_000, 0).expect("a valid time");
+        user::Model {
+            id: Uuid::from_u128(7),
+            created_at: created,
+            updated_at: created,
+            ..new_row(
+                profile(updated_at_ms),
+                "ada@uni.test".to_owned(),
+                Some(Uuid::nil()),
+                created,
+            )
+        }
+    }
+
+    #[test]
+    fn a_new_user_is_created_with_a_clean_email_and_only_a_known_organisation() {
+        let now = crate::service::now();
+        let Ok(Decision::Create(row)) = decide(profile(10), None, false, now) else {
+            panic!("a user with no row is created");
+        };
+        assert_eq!(row.email, "ada@uni.test");
+        assert_eq!(row.organisation_id, None);
+        assert_eq!((row.created_at, row.updated_at), (now, now));
+        assert!(row.is_active);
+    }
+
+    #[test]
+    fn an_older_profile_or_a_removed_user_is_stale() {
+        let now = crate::service::now();
+        let decision = decide(profile(5), Some(stored(10)), true, now);
+        assert!(matches!(decision, Ok(Decision::Stale(_))), "{decision:?}");
+        let removed = user::Model {
+            is_active: false,
+            ..stored(10)
+        };
+        let decision = decide(profile(20), Some(removed), true, now);
+        assert!(matches!(decision, Ok(Decision::Stale(_))), "{decision:?}");
+    }
+
+    #[test]
+    fn the_same_profile_later_keeps_only_its_timestamp() {
+        let now = crate::service::now();
+        let decision = decide(profile(20), Some(stored(10)), true, now);
+        assert!(
+            matches!(
+                decision,
+                Ok(Decision::Unchanged {
+                    newer_timestamp: Some(20),
+                    ..
+                })
+            ),
+            "{decision:?}"
+        );
+        let decision = decide(profile(10), Some(stored(10)), true, now);
+        assert!(
+            matches!(
+                decision,
+                Ok(Decision::Unchanged {
+                    newer_timestamp: None,
+                    ..
+                })
+            ),
+            "{decision:?}"
+        );
+    }
+
+    #[test]
+    fn a_change_keeps_the_row_identity_and_names_what_changed() {
+        let now = crate::service::now();
+        let current = stored(10);
+        let banned = ClerkProfile {
+            banned: true,
+            ..profile(20)
+        };
+        let Ok(Decision::Update {
+            updated,
+            action,
+            kind,
+            ..
+        }) = decide(banned, Some(current.clone()), true, now)
+        else {
+            panic!("a ban is an update");
+        };
+        assert_eq!(
+            (action, kind),
+            (Action::UserSuspended, ChangeKind::Suspended)
+        );
+        assert_eq!(
+            (updated.id, updated.created_at, updated.updated_at),
+            (current.id, current.created_at, now)
+        );
+        assert_eq!((updated.banned, updated.clerk_updated_at), (true, 20));
+
+        let promoted = ClerkProfile {
+            role: Role::OrgAdmin,
+            ..profile(30)
+        };
+        let Ok(Decision::Update { action, kind, .. }) = decide(promoted, Some(current), true, now)
+        else {
+            panic!("a new role is an update");
+        };
+        assert_eq!(
+            (action, kind),
+            (Action::UserRoleChanged, ChangeKind::Updated)
+        );
+    }
 }

@@ -3,16 +3,16 @@
 
 use entity::{clerk_tombstone, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::{get, snapshot};
 use crate::error::AppError;
-use crate::events::{ChangeKind, Changes, EventBus, UserChange};
-use crate::service::Origin;
-use crate::service::audit::{self, Action, Change};
+use crate::events::{ChangeKind, EventBus};
+use crate::service::audit::{Action, Change};
+use crate::service::{Origin, Write};
 
 /// Records that Clerk deleted this id. Ids are never reused, so every later event about it is
 /// stale, even one that overtook the deletion.
@@ -64,28 +64,28 @@ pub(crate) async fn buried_among<C: ConnectionTrait>(
 /// Soft-deletes a user Clerk has deleted: the row and its history stay, `is_active` becomes
 /// false, and the Clerk id is buried so no late event brings it back. Deactivating an inactive
 /// user changes nothing and records nothing.
-pub async fn deactivate<C: TransactionTrait>(
+pub async fn deactivate<C>(
     db: &C,
     events: &EventBus,
     origin: &Origin,
     id: Uuid,
-) -> Result<user::Model, AppError> {
-    let txn = crate::service::begin_write(db).await?;
-    let mut changes = Changes::default();
-    let current = get(&txn, id).await?;
-    let deactivated = apply_deactivation(&txn, origin, current, &mut changes).await?;
-    events.commit(txn, changes).await?;
+) -> Result<user::Model, AppError>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    let mut write = Write::begin(db, origin).await?;
+    let current = get(write.conn(), id).await?;
+    let deactivated = apply_deactivation(&mut write, current).await?;
+    write.commit(events).await?;
     Ok(deactivated)
 }
 
-/// `deactivate` inside a caller's transaction, on a row it has read.
-pub(crate) async fn apply_deactivation<C: ConnectionTrait>(
-    txn: &C,
-    origin: &Origin,
+/// `deactivate` inside a caller's write, on a row it has read.
+pub(crate) async fn apply_deactivation(
+    write: &mut Write,
     current: user::Model,
-    changes: &mut Changes,
 ) -> Result<user::Model, AppError> {
-    bury(txn, &current.clerk_id).await?;
+    bury(write.conn(), &current.clerk_id).await?;
     if !current.is_active {
         return Ok(current);
     }
@@ -96,18 +96,18 @@ pub(crate) async fn apply_deactivation<C: ConnectionTrait>(
     row.is_active = Set(false);
     row.deactivated_at = Set(Some(now));
     row.updated_at = Set(now);
-    let deactivated = row.update(txn).await?;
-    audit::record(
-        txn,
-        origin,
-        Change::changed(Action::UserDeactivated, before, &deactivated),
-    )
-    .await?;
-    changes.push(UserChange::new(
+    let deactivated = row.update(write.conn()).await?;
+    write
+        .audit(Change::changed(
+            Action::UserDeactivated,
+            before,
+            &deactivated,
+        ))
+        .await?;
+    write.user_changed(
         ChangeKind::Deactivated,
         Some(&previous),
         deactivated.clone(),
-        origin,
-    ));
+    );
     Ok(deactivated)
 }

@@ -1,0 +1,98 @@
+//! One unit of work: the only way the domain writes.
+//!
+//! Every change, whatever asked for it, is the same four steps: begin a transaction, write the
+//! rows, record an audit event for each thing changed (in that transaction), then commit and
+//! publish the live changes (both or neither, `EventBus::commit`). A `Write` holds the
+//! transaction, who is making the change, and the changes to publish, so no path can forget a
+//! step or publish what did not commit. Dropping it unfinished rolls everything back.
+
+use entity::{audit_event, user};
+use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+
+use super::Origin;
+use super::audit::{self, Change};
+use super::user_locks::Hold;
+use crate::error::AppError;
+use crate::events::{ChangeKind, Changes, EventBus, UserChange};
+
+pub(crate) struct Write {
+    txn: DatabaseTransaction,
+    origin: Origin,
+    changes: Changes,
+    /// A mutation's lock on the user it writes, released when the write ends.
+    _hold: Option<Hold>,
+}
+
+impl Write {
+    /// Begins a write. On SQLite the transaction starts `IMMEDIATE`, taking the write lock at
+    /// once: a deferred transaction that reads and then writes can find another writer in the
+    /// way and fail with "database is locked" at once, where an immediate one waits its turn
+    /// (the busy timeout). PostgreSQL ignores the mode.
+    pub(crate) async fn begin<C>(db: &C, origin: &Origin) -> Result<Write, DbErr>
+    where
+        C: TransactionTrait<Transaction = DatabaseTransaction>,
+    {
+        Ok(Write::in_transaction(
+            begin_transaction(db).await?,
+            origin,
+            None,
+        ))
+    }
+
+    /// A write in a transaction already begun (a user lock's, which holds it over a Clerk call).
+    pub(super) fn in_transaction(
+        txn: DatabaseTransaction,
+        origin: &Origin,
+        hold: Option<Hold>,
+    ) -> Write {
+        Write {
+            txn,
+            origin: origin.clone(),
+            changes: Changes::default(),
+            _hold: hold,
+        }
+    }
+
+    /// The transaction, to read and write rows in.
+    pub(crate) fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Records a change in the audit trail, in this write.
+    pub(crate) async fn audit(&self, change: Change) -> Result<audit_event::Model, AppError> {
+        audit::record(&self.txn, &self.origin, change).await
+    }
+
+    /// Records many changes in one statement (a sync page's creations).
+    pub(crate) async fn audit_many(&self, changes: Vec<Change>) -> Result<(), AppError> {
+        audit::record_many(&self.txn, &self.origin, changes).await
+    }
+
+    /// A user changed from `previous` to `after`: live subscribers hear of it once this
+    /// write commits.
+    pub(crate) fn user_changed(
+        &mut self,
+        kind: ChangeKind,
+        previous: Option<&user::Model>,
+        after: user::Model,
+    ) {
+        self.changes
+            .push(UserChange::new(kind, previous, after, &self.origin));
+    }
+
+    /// Commits and publishes; a user lock held by this write is released once both are done.
+    pub(crate) async fn commit(self, events: &EventBus) -> Result<(), DbErr> {
+        events.commit(self.txn, self.changes).await
+    }
+}
+
+/// A transaction that will write (`Write::begin` tells why `IMMEDIATE`).
+pub(super) async fn begin_transaction<C: TransactionTrait>(
+    db: &C,
+) -> Result<C::Transaction, DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..sea_orm::TransactionOptions::default()
+    })
+    .await
+}
