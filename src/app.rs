@@ -319,9 +319,11 @@ fn cors(state: &AppState) -> Option<tower_http::cors::CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 header::ACCEPT,
+                header::IF_NONE_MATCH,
                 REQUEST_ID,
             ])
-            .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+            // A page that revalidates a query over GET reads the tag it got.
+            .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::ETAG])
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -4,6 +4,7 @@
 //! arguments into domain values, call `service::`, and wrap the result in a GraphQL type.
 
 pub mod batch;
+mod conditional;
 pub mod depth;
 pub mod errors;
 pub mod execute;

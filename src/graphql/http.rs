@@ -203,7 +203,15 @@ pub async fn post(
         }
     };
     let prepared = state.schema.prepare(request);
-    execute(&state, &headers, prepared, format).await
+    execute(&state, &headers, prepared, format, Method::Post).await
+}
+
+/// How the request came: a GET's complete answer is tagged for conditional requests
+/// (`conditional.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
 }
 
 pub async fn get(
@@ -260,7 +268,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, &headers, prepared, format).await
+    execute(&state, &headers, prepared, format, Method::Get).await
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {
@@ -295,6 +303,7 @@ async fn execute(
     headers: &HeaderMap,
     prepared: Result<Prepared, Vec<async_graphql::ServerError>>,
     format: Format,
+    method: Method,
 ) -> Response {
     use std::sync::atomic::Ordering;
     let caller = match state
@@ -365,6 +374,7 @@ async fn execute(
     } else {
         StatusCode::OK
     };
+    let complete = response.errors.is_empty();
     // A request error never ran, so its response has no `data` entry at all.
     let body = if request_error {
         serde_json::to_vec(&json!({ "errors": response.errors }))
@@ -372,6 +382,9 @@ async fn execute(
         serde_json::to_vec(&response)
     };
     match body {
+        Ok(body) if method == Method::Get && complete => {
+            super::conditional::answer(headers, format.content_type(), body)
+        }
         Ok(body) => (
             status,
             [(header::CONTENT_TYPE, format.content_type())],

@@ -14,6 +14,7 @@ on_both_databases!(
     validation_errors_follow_the_accepted_media_type,
     a_syntax_error_is_a_parse_error,
     queries_run_over_get_but_mutations_do_not,
+    a_query_over_get_answers_304_while_its_answer_is_unchanged,
     graphiql_is_served_to_browsers_from_the_binary,
     the_admin_console_is_served_from_the_binary_with_a_strict_policy,
     a_client_over_its_rate_limit_gets_429_with_retry_after => with_tight_rate_limits,
@@ -182,6 +183,102 @@ async fn queries_run_over_get_but_mutations_do_not(app: TestApp) {
     assert_eq!(response.headers()["allow"], "POST");
 }
 
+/// GET of `query` as the holder of `token`, with `If-None-Match` when given.
+async fn conditional_get(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    if_none_match: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .get(app.url("/graphql"))
+        .bearer_auth(token)
+        .query(&[("query", query)]);
+    if let Some(tag) = if_none_match {
+        request = request.header("if-none-match", tag);
+    }
+    request.send().await.expect("answer")
+}
+
+fn etag_of(response: &reqwest::Response) -> String {
+    response.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+async fn a_query_over_get_answers_304_while_its_answer_is_unchanged(app: TestApp) {
+    use crate::helpers::TestUser;
+    const ME: &str = "{ me { id firstName } }";
+    let first = conditional_get(&app, &app.admin_token, ME, None).await;
+    assert_eq!(first.status(), 200);
+    let tag = etag_of(&first);
+    assert_eq!(first.headers()["cache-control"], "private, no-cache");
+    let vary: Vec<&str> = first
+        .headers()
+        .get_all("vary")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    assert!(
+        vary.iter().any(|value| value.contains("authorization")),
+        "{vary:?}"
+    );
+    let body: Value = first.json().await.expect("JSON");
+    assert_eq!(body["data"]["me"]["id"], app.admin.id.to_string());
+
+    // The same answer: 304, no body, the same tag; a weak or listed tag matches too.
+    for held in [tag.clone(), format!("W/{tag}"), format!("\"stale\", {tag}")] {
+        let again = conditional_get(&app, &app.admin_token, ME, Some(&held)).await;
+        assert_eq!(again.status(), 304, "{held}");
+        assert_eq!(etag_of(&again), tag);
+        assert!(again.bytes().await.expect("body").is_empty());
+    }
+
+    // A committed change makes a new answer, with a new tag.
+    app.query(
+        "mutation($id: ID!) { updateUser(id: $id, input: { firstName: \"Renamed\" }) { id } }",
+        json!({ "id": app.admin.id }),
+    )
+    .await;
+    let changed = conditional_get(&app, &app.admin_token, ME, Some(&tag)).await;
+    assert_eq!(changed.status(), 200);
+    let new_tag = etag_of(&changed);
+    assert_ne!(new_tag, tag);
+    let body: Value = changed.json().await.expect("JSON");
+    assert_eq!(body["data"]["me"]["firstName"], "Renamed");
+
+    // Another caller's answer to the same query is theirs, whatever tag they send.
+    let member = app.create_user(TestUser::new("member@uni.test")).await;
+    let theirs = conditional_get(&app, &app.token_for(&member), ME, Some(&new_tag)).await;
+    assert_eq!(theirs.status(), 200);
+    assert_ne!(etag_of(&theirs), new_tag);
+    let body: Value = theirs.json().await.expect("JSON");
+    assert_eq!(body["data"]["me"]["id"], member.id.to_string());
+
+    // An answer with errors, and any answer to a POST, carries no tag.
+    let failed = conditional_get(
+        &app,
+        &app.admin_token,
+        "{ user(id: \"00000000-0000-0000-0000-000000000000\") { id } }",
+        None,
+    )
+    .await;
+    assert_eq!(failed.status(), 200);
+    assert!(failed.headers().get("etag").is_none());
+    let posted = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({ "query": ME }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(posted.status(), 200);
+    assert!(posted.headers().get("etag").is_none());
+}
+
 async fn graphiql_is_served_to_browsers_from_the_binary(app: TestApp) {
     let page = app
         .client
@@ -345,6 +442,10 @@ async fn browser_pages_of_allowed_origins_may_call_the_api_and_others_may_not(ap
     );
     assert!(
         allowed_headers.contains("content-type"),
+        "{allowed_headers}"
+    );
+    assert!(
+        allowed_headers.contains("if-none-match"),
         "{allowed_headers}"
     );
     assert!(
