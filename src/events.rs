@@ -1,6 +1,8 @@
-//! The change-event bus (docs/architecture.md, rule 5): every committed change to a user,
-//! whatever made it (a mutation, a webhook, a sync), is published once, after its transaction
-//! commits, to every live subscriber on every replica.
+//! The change-event bus (docs/architecture.md, rule 5): every committed change, whatever made
+//! it (a mutation, a webhook, a sync, the command line), is published once, after its
+//! transaction commits, to every live subscriber on every replica: a user's change whole, an
+//! organisation's or an invitation's as what it touched (`RecordChange`), for whatever keeps
+//! answers derived from them.
 //!
 //! - On SQLite the bus is in-process: one server process owns the file.
 //! - On PostgreSQL a change is a `NOTIFY` sent inside the transaction that makes it, so it is
@@ -130,10 +132,25 @@ pub struct SyncProgress {
     pub total: Option<i64>,
 }
 
+/// A committed change to an organisation or an invitation: which record it touched, and the
+/// organisation whose answers it can alter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum RecordChange {
+    Organisation {
+        id: Uuid,
+    },
+    Invitation {
+        id: Uuid,
+        organisation_id: Option<Uuid>,
+    },
+}
+
 /// What subscribers receive.
 #[derive(Debug, Clone)]
 pub enum Event {
     User(Arc<UserChange>),
+    Record(RecordChange),
     Sync(Arc<SyncProgress>),
     /// Events may have been lost: the replica's connection to PostgreSQL dropped and was made
     /// again. A subscriber cannot know what it missed, so it is told.
@@ -142,15 +159,22 @@ pub enum Event {
 
 /// The changes a transaction makes, published when it commits.
 #[derive(Debug, Default)]
-pub struct Changes(Vec<UserChange>);
+pub struct Changes {
+    users: Vec<UserChange>,
+    records: Vec<RecordChange>,
+}
 
 impl Changes {
     pub fn push(&mut self, change: UserChange) {
-        self.0.push(change);
+        self.users.push(change);
+    }
+
+    pub fn push_record(&mut self, change: RecordChange) {
+        self.records.push(change);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.users.is_empty() && self.records.is_empty()
     }
 }
 
@@ -277,13 +301,18 @@ impl EventBus {
             return txn.commit().await;
         }
         if self.is_postgres() {
-            postgres::notify(&txn, changes.0.iter().map(postgres::user_payload)).await?;
+            let users = changes.users.iter().map(postgres::user_payload);
+            let records = changes.records.iter().map(postgres::record_payload);
+            postgres::notify(&txn, users.chain(records)).await?;
             return txn.commit().await;
         }
         txn.commit().await?;
-        for change in changes.0 {
-            // No receiver is not a failure: nobody is watching.
+        // No receiver is not a failure: nobody is watching.
+        for change in changes.users {
             let _ = self.inner.local.send(Event::User(Arc::new(change)));
+        }
+        for change in changes.records {
+            let _ = self.inner.local.send(Event::Record(change));
         }
         Ok(())
     }

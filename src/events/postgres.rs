@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
-use super::{ChangeKind, Event, SyncProgress, UserChange};
+use super::{ChangeKind, Event, RecordChange, SyncProgress, UserChange};
 
 const CHANNEL: &str = "userhub_events";
 /// PostgreSQL refuses a payload of 8000 bytes or more. A change too large to carry its user
@@ -25,6 +25,7 @@ const MAX_PAYLOAD_BYTES: usize = 7900;
 enum Wire {
     User(UserWire),
     Sync(SyncProgress),
+    Record(RecordChange),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,6 +62,10 @@ pub(super) fn user_payload(change: &UserChange) -> String {
     };
     wire.user = None;
     encode(&Wire::User(wire))
+}
+
+pub(super) fn record_payload(change: &RecordChange) -> String {
+    encode(&Wire::Record(*change))
 }
 
 pub(super) fn sync_payload(progress: &SyncProgress) -> String {
@@ -188,6 +193,7 @@ async fn deliver(db: &DatabaseConnection, local: &broadcast::Sender<Event>, payl
     };
     let event = match wire {
         Wire::Sync(progress) => Event::Sync(Arc::new(progress)),
+        Wire::Record(change) => Event::Record(change),
         Wire::User(wire) => {
             let user = match wire.user {
                 Some(user) => user,

@@ -154,11 +154,12 @@ pub async fn invite(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    let write = Write::begin(db, origin).await?;
+    let mut write = Write::begin(db, origin).await?;
     let created = row.insert(write.conn()).await?;
     write
         .audit(Change::created(Action::InvitationCreated, &created))
         .await?;
+    write.invitation_changed(&created);
     write.commit(events).await?;
     Ok(created)
 }
@@ -221,7 +222,7 @@ pub async fn revoke(
     clerk
         .revoke_invitation(&current.clerk_invitation_id)
         .await?;
-    let write = Write::begin(db, origin).await?;
+    let mut write = Write::begin(db, origin).await?;
     let before = snapshot(&current);
     let mut row: invitation::ActiveModel = current.into();
     row.status = Set(InvitationStatus::Revoked);
@@ -230,6 +231,7 @@ pub async fn revoke(
     write
         .audit(Change::changed(Action::InvitationRevoked, before, &revoked))
         .await?;
+    write.invitation_changed(&revoked);
     write.commit(events).await?;
     Ok(revoked)
 }
@@ -256,19 +258,18 @@ pub(crate) async fn pending_among<C: ConnectionTrait>(
 
 /// Marks accepted the pending invitation of a user who has just arrived, found by email (the
 /// invitation's id travels in the metadata too, but an email is what every path has).
-pub(crate) async fn accept_for_email(write: &Write, email: &str) -> Result<(), AppError> {
-    let conn = write.conn();
+pub(crate) async fn accept_for_email(write: &mut Write, email: &str) -> Result<(), AppError> {
     let pending = invitation::Entity::find()
         .filter(invitation::Column::Email.eq(email))
         .filter(invitation::Column::Status.eq(InvitationStatus::Pending))
-        .all(conn)
+        .all(write.conn())
         .await?;
     for current in pending {
         let before = snapshot(&current);
         let mut row: invitation::ActiveModel = current.into();
         row.status = Set(InvitationStatus::Accepted);
         row.updated_at = Set(super::now());
-        let updated = row.update(conn).await?;
+        let updated = row.update(write.conn()).await?;
         write
             .audit(Change::changed(
                 Action::InvitationAccepted,
@@ -276,6 +277,7 @@ pub(crate) async fn accept_for_email(write: &Write, email: &str) -> Result<(), A
                 &updated,
             ))
             .await?;
+        write.invitation_changed(&updated);
     }
     Ok(())
 }

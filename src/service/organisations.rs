@@ -287,7 +287,7 @@ pub async fn create(
     };
     let now = super::now();
     let Services { db, events, .. } = services;
-    let write = Write::begin(db, origin).await?;
+    let mut write = Write::begin(db, origin).await?;
     let org = organisation::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
@@ -301,6 +301,7 @@ pub async fn create(
     write
         .audit(Change::created(Action::OrganisationCreated, &org))
         .await?;
+    write.organisation_changed(&org);
     write.commit(events).await?;
     Ok(org)
 }
@@ -318,7 +319,7 @@ pub async fn update(
     let name = name.map(|name| validate_name(&name)).transpose()?;
     let slug = slug.map(|slug| validate_slug(slug.trim())).transpose()?;
     let Services { db, events, .. } = services;
-    let write = Write::begin(db, origin).await?;
+    let mut write = Write::begin(db, origin).await?;
     let current = get(write.conn(), id).await?;
     let unchanged = name.as_ref().is_none_or(|name| *name == current.name)
         && slug.as_ref().is_none_or(|slug| *slug == current.slug);
@@ -342,6 +343,7 @@ pub async fn update(
             &updated,
         ))
         .await?;
+    write.organisation_changed(&updated);
     write.commit(events).await?;
     Ok(updated)
 }
@@ -357,7 +359,7 @@ pub async fn archive(
 ) -> Result<organisation::Model, AppError> {
     requester.require_admin()?;
     let Services { db, events, .. } = services;
-    let write = Write::begin(db, origin).await?;
+    let mut write = Write::begin(db, origin).await?;
     let current = get(write.conn(), id).await?;
     if current.archived_at.is_some() {
         return Ok(current);
@@ -389,6 +391,7 @@ pub async fn archive(
             &archived,
         ))
         .await?;
+    write.organisation_changed(&archived);
     write.commit(events).await?;
     Ok(archived)
 }

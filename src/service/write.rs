@@ -2,18 +2,18 @@
 //!
 //! Every change, whatever asked for it, is the same four steps: begin a transaction, write the
 //! rows, record an audit event for each thing changed (in that transaction), then commit and
-//! publish the live changes (both or neither, `EventBus::commit`). A `Write` holds the
+//! publish a change event for each (both or neither, `EventBus::commit`). A `Write` holds the
 //! transaction, who is making the change, and the changes to publish, so no path can forget a
 //! step or publish what did not commit. Dropping it unfinished rolls everything back.
 
-use entity::{audit_event, user};
+use entity::{audit_event, invitation, organisation, user};
 use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 
 use super::Origin;
 use super::audit::{self, Change};
 use super::user_locks::Hold;
 use crate::error::AppError;
-use crate::events::{ChangeKind, Changes, EventBus, UserChange};
+use crate::events::{ChangeKind, Changes, EventBus, RecordChange, UserChange};
 
 pub(crate) struct Write {
     txn: DatabaseTransaction,
@@ -78,6 +78,21 @@ impl Write {
     ) {
         self.changes
             .push(UserChange::new(kind, previous, after, &self.origin));
+    }
+
+    /// An organisation was created or changed: published when this write commits.
+    pub(crate) fn organisation_changed(&mut self, organisation: &organisation::Model) {
+        self.changes.push_record(RecordChange::Organisation {
+            id: organisation.id,
+        });
+    }
+
+    /// An invitation was created or changed: published when this write commits.
+    pub(crate) fn invitation_changed(&mut self, invitation: &invitation::Model) {
+        self.changes.push_record(RecordChange::Invitation {
+            id: invitation.id,
+            organisation_id: invitation.organisation_id,
+        });
     }
 
     /// Commits and publishes; a user lock held by this write is released once both are done.

@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod contract;
 mod emulator_webhooks;
+mod events;
 mod faults;
 mod http;
 mod invitations;

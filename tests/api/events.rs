@@ -1,0 +1,100 @@
+//! Every write publishes what it changed: organisations and invitations as well as users, so
+//! whatever keeps answers derived from them (a response cache, a dashboard) hears of each
+//! change once it commits, on every replica.
+
+use std::time::Duration;
+
+use entity::role::Role;
+use serde_json::json;
+use tokio::sync::broadcast;
+use userhub::events::{Event, EventBus, RecordChange};
+
+use crate::helpers::{TestApp, TestUser, on_both_databases};
+
+on_both_databases!(organisation_and_invitation_changes_are_published_on_every_replica);
+
+/// The next `count` organisation and invitation changes `receiver` hears (user changes are
+/// skipped).
+async fn records(receiver: &mut broadcast::Receiver<Event>, count: usize) -> Vec<RecordChange> {
+    let mut heard = Vec::new();
+    while heard.len() < count {
+        let event = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} changes heard: {heard:?}", heard.len()))
+            .expect("the bus is open");
+        if let Event::Record(change) = event {
+            heard.push(change);
+        }
+    }
+    heard
+}
+
+async fn organisation_and_invitation_changes_are_published_on_every_replica(app: TestApp) {
+    let mut here = app.events.subscribe();
+    // On PostgreSQL, a bus of its own: what another replica hears.
+    let other_replica = if app.database_url.starts_with("postgres") {
+        Some(
+            EventBus::postgres(&app.database_url, app.db.clone(), 64)
+                .await
+                .expect("another replica listens"),
+        )
+    } else {
+        None
+    };
+    let mut there = other_replica.as_ref().map(EventBus::subscribe);
+
+    let created = app
+        .query(
+            r#"mutation { createOrganisation(input: { name: "Physics" }) { id } }"#,
+            json!({}),
+        )
+        .await;
+    let organisation_id: uuid::Uuid = created["createOrganisation"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an id");
+    app.query(
+        r#"mutation($id: ID!) { updateOrganisation(id: $id, input: { name: "Physics and Astronomy" }) { id } }"#,
+        json!({ "id": organisation_id }),
+    )
+    .await;
+    let revoked = app
+        .invite("gone@uni.test", Role::Lecturer, Some(organisation_id))
+        .await;
+    app.query(
+        "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
+        json!({ "id": revoked.id }),
+    )
+    .await;
+    let accepted = app
+        .invite("arrives@uni.test", Role::Lecturer, Some(organisation_id))
+        .await;
+    // The invitee signs up: the invitation meets its user.
+    app.create_user(TestUser::new("arrives@uni.test")).await;
+    app.query(
+        "mutation($id: ID!) { archiveOrganisation(id: $id) { id } }",
+        json!({ "id": organisation_id }),
+    )
+    .await;
+
+    let organisation = RecordChange::Organisation {
+        id: organisation_id,
+    };
+    let invitation = |id| RecordChange::Invitation {
+        id,
+        organisation_id: Some(organisation_id),
+    };
+    let expected = vec![
+        organisation,
+        organisation,
+        invitation(revoked.id),
+        invitation(revoked.id),
+        invitation(accepted.id),
+        invitation(accepted.id),
+        organisation,
+    ];
+    assert_eq!(records(&mut here, expected.len()).await, expected);
+    if let Some(there) = &mut there {
+        assert_eq!(records(there, expected.len()).await, expected);
+    }
+}
