@@ -18,7 +18,7 @@
 mod postgres;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use entity::{sync_run, user};
@@ -190,6 +190,8 @@ struct Inner {
     /// False while a replica's `LISTEN` connection is being made again: changes committed
     /// then reach no subscriber here.
     listening: Arc<AtomicBool>,
+    /// Advances with every change this replica hears of (`EventBus::version`).
+    version: Arc<AtomicU64>,
 }
 
 enum Transport {
@@ -219,6 +221,7 @@ impl EventBus {
                 local,
                 transport: Transport::InProcess,
                 listening: Arc::new(AtomicBool::new(true)),
+                version: Arc::default(),
             }),
         }
     }
@@ -232,12 +235,21 @@ impl EventBus {
     ) -> Result<EventBus, DbErr> {
         let (local, _) = broadcast::channel(capacity.max(16));
         let listening = Arc::new(AtomicBool::new(false));
-        let stop = postgres::listen(database_url, db, local.clone(), listening.clone()).await?;
+        let version = Arc::new(AtomicU64::new(0));
+        let stop = postgres::listen(
+            database_url,
+            db,
+            local.clone(),
+            listening.clone(),
+            version.clone(),
+        )
+        .await?;
         Ok(EventBus {
             inner: Arc::new(Inner {
                 local,
                 transport: Transport::Postgres { _stop: Some(stop) },
                 listening,
+                version,
             }),
         })
     }
@@ -269,6 +281,7 @@ impl EventBus {
                 local,
                 transport,
                 listening: Arc::new(AtomicBool::new(true)),
+                version: Arc::default(),
             }),
         }
     }
@@ -281,6 +294,20 @@ impl EventBus {
     /// lost `LISTEN` connection is being made again.
     pub fn is_listening(&self) -> bool {
         self.inner.listening.load(Ordering::Acquire)
+    }
+
+    /// Where this replica's view of the data is: it advances when a change commits here
+    /// (before `commit` returns, so before the write is acknowledged), when another replica's
+    /// change is heard, and when the stream was lost and changes may have been missed. An
+    /// answer computed at one version is current while the version stays the same, as far as
+    /// this replica has heard (another replica's change counts once its `NOTIFY` arrives):
+    /// what a cache of answers checks before it reuses one.
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Acquire)
+    }
+
+    fn advance(&self) {
+        self.inner.version.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -304,9 +331,14 @@ impl EventBus {
             let users = changes.users.iter().map(postgres::user_payload);
             let records = changes.records.iter().map(postgres::record_payload);
             postgres::notify(&txn, users.chain(records)).await?;
-            return txn.commit().await;
+            txn.commit().await?;
+            // The NOTIFY advances it again when it comes back; this replica's own readers must
+            // not wait for that.
+            self.advance();
+            return Ok(());
         }
         txn.commit().await?;
+        self.advance();
         // No receiver is not a failure: nobody is watching.
         for change in changes.users {
             let _ = self.inner.local.send(Event::User(Arc::new(change)));
@@ -326,8 +358,10 @@ impl EventBus {
             {
                 tracing::warn!(error = %err, "cannot publish the sync's progress");
             }
+            self.advance();
             return;
         }
+        self.advance();
         let _ = self.inner.local.send(Event::Sync(Arc::new(progress)));
     }
 }

@@ -2,7 +2,7 @@
 //! per replica.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -123,13 +123,19 @@ pub(super) async fn listen(
     db: DatabaseConnection,
     local: broadcast::Sender<Event>,
     listening: Arc<AtomicBool>,
+    version: Arc<AtomicU64>,
 ) -> Result<oneshot::Sender<()>, DbErr> {
     let listener = connect(url)
         .await
         .map_err(|err| DbErr::Custom(format!("cannot LISTEN for change events: {err}")))?;
     listening.store(true, Ordering::Release);
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(run(url.to_owned(), listener, db, local, listening, stopped));
+    let heard = Heard {
+        local,
+        listening,
+        version,
+    };
+    tokio::spawn(run(url.to_owned(), listener, db, heard, stopped));
     Ok(stop)
 }
 
@@ -137,12 +143,26 @@ pub(super) async fn listen(
 /// the replica is deaf is a second of changes its subscribers are told they missed.
 const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(1);
 
+/// Where a replica's listener hands what it hears.
+struct Heard {
+    local: broadcast::Sender<Event>,
+    listening: Arc<AtomicBool>,
+    /// `EventBus::version`: advanced by every event, and by every loss of the stream.
+    version: Arc<AtomicU64>,
+}
+
+impl Heard {
+    fn send(&self, event: Event) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+        let _ = self.local.send(event);
+    }
+}
+
 async fn run(
     url: String,
     mut listener: PgListener,
     db: DatabaseConnection,
-    local: broadcast::Sender<Event>,
-    listening: Arc<AtomicBool>,
+    heard: Heard,
     mut stopped: oneshot::Receiver<()>,
 ) {
     loop {
@@ -152,15 +172,15 @@ async fn run(
         };
         let lost = match received {
             Ok(Some(notification)) => {
-                deliver(&db, &local, notification.payload()).await;
+                deliver(&db, &heard, notification.payload()).await;
                 continue;
             }
             Ok(None) => "the connection was closed".to_owned(),
             Err(err) => err.to_string(),
         };
-        listening.store(false, Ordering::Release);
+        heard.listening.store(false, Ordering::Release);
         tracing::warn!(error = %lost, "the change-event connection to PostgreSQL was lost; reconnecting, and telling live subscribers they may have missed events");
-        let _ = local.send(Event::Missed);
+        heard.send(Event::Missed);
         let mut wait = Duration::from_millis(100);
         listener = loop {
             tokio::select! {
@@ -177,13 +197,13 @@ async fn run(
         };
         // Changes committed while the connection was down were never heard; a subscriber that
         // came since is told so too, before the replica says it listens again.
-        let _ = local.send(Event::Missed);
-        listening.store(true, Ordering::Release);
+        heard.send(Event::Missed);
+        heard.listening.store(true, Ordering::Release);
         tracing::info!("listening for change events again");
     }
 }
 
-async fn deliver(db: &DatabaseConnection, local: &broadcast::Sender<Event>, payload: &str) {
+async fn deliver(db: &DatabaseConnection, heard: &Heard, payload: &str) {
     let wire: Wire = match serde_json::from_str(payload) {
         Ok(wire) => wire,
         Err(err) => {
@@ -202,7 +222,7 @@ async fn deliver(db: &DatabaseConnection, local: &broadcast::Sender<Event>, payl
                     Ok(None) => return,
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot read the user of a change event");
-                        let _ = local.send(Event::Missed);
+                        heard.send(Event::Missed);
                         return;
                     }
                 },
@@ -216,5 +236,5 @@ async fn deliver(db: &DatabaseConnection, local: &broadcast::Sender<Event>, payl
             }))
         }
     };
-    let _ = local.send(event);
+    heard.send(event);
 }

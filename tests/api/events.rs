@@ -11,7 +11,10 @@ use userhub::events::{Event, EventBus, RecordChange};
 
 use crate::helpers::{TestApp, TestUser, on_both_databases};
 
-on_both_databases!(organisation_and_invitation_changes_are_published_on_every_replica);
+on_both_databases!(
+    organisation_and_invitation_changes_are_published_on_every_replica,
+    the_version_advances_before_a_write_is_acknowledged_and_on_every_replica,
+);
 
 /// The next `count` organisation and invitation changes `receiver` hears (user changes are
 /// skipped).
@@ -96,5 +99,67 @@ async fn organisation_and_invitation_changes_are_published_on_every_replica(app:
     assert_eq!(records(&mut here, expected.len()).await, expected);
     if let Some(there) = &mut there {
         assert_eq!(records(there, expected.len()).await, expected);
+    }
+}
+
+/// The bus's version, what a cache of answers will check: a write advances it on the replica
+/// that made it before the write is acknowledged (read-your-writes there), a read does not,
+/// and another replica's advances when the change's NOTIFY arrives. Prints how long that took
+/// (the cross-replica bound a cache would be stale for); times are measured, not asserted.
+async fn the_version_advances_before_a_write_is_acknowledged_and_on_every_replica(app: TestApp) {
+    let other_replica = if app.database_url.starts_with("postgres") {
+        Some(
+            EventBus::postgres(&app.database_url, app.db.clone(), 64)
+                .await
+                .expect("another replica listens"),
+        )
+    } else {
+        None
+    };
+    let before = app.events.version();
+    app.query("{ users { totalCount } me { id } }", json!({}))
+        .await;
+    assert_eq!(app.events.version(), before, "a read changed nothing");
+
+    let mut delays = Vec::new();
+    for round in 0..20 {
+        let here = app.events.version();
+        let there = other_replica.as_ref().map(EventBus::version);
+        let sent = std::time::Instant::now();
+        app.query(
+            "mutation($id: ID!, $name: String!) { updateUser(id: $id, input: { firstName: $name }) { id } }",
+            json!({ "id": app.admin.id, "name": format!("Round {round}") }),
+        )
+        .await;
+        let acknowledged = std::time::Instant::now();
+        assert!(
+            app.events.version() > here,
+            "round {round}: the write was acknowledged before this replica's version moved"
+        );
+        if let (Some(bus), Some(there)) = (&other_replica, there) {
+            let deadline = sent + Duration::from_secs(10);
+            while bus.version() == there {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: the other replica never heard the change"
+                );
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            delays.push((acknowledged.elapsed(), sent.elapsed()));
+        }
+    }
+    if !delays.is_empty() {
+        let mut after_ack: Vec<Duration> = delays.iter().map(|(ack, _)| *ack).collect();
+        let mut after_request: Vec<Duration> = delays.iter().map(|(_, sent)| *sent).collect();
+        after_ack.sort();
+        after_request.sort();
+        println!(
+            "cross-replica version over {} writes: the other replica moved, after the acknowledgement, median {:?} and max {:?}; after the request was sent, median {:?} and max {:?}",
+            delays.len(),
+            after_ack[after_ack.len() / 2],
+            after_ack[after_ack.len() - 1],
+            after_request[after_request.len() / 2],
+            after_request[after_request.len() - 1],
+        );
     }
 }
