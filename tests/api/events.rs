@@ -16,6 +16,18 @@ on_both_databases!(
     the_version_advances_before_a_write_is_acknowledged_and_on_every_replica,
 );
 
+/// On PostgreSQL, a bus of its own on the test's database: what another replica hears.
+async fn another_replica(app: &TestApp) -> Option<EventBus> {
+    if !app.database_url.starts_with("postgres") {
+        return None;
+    }
+    Some(
+        EventBus::postgres(&app.database_url, app.db.clone(), 64)
+            .await
+            .expect("another replica listens"),
+    )
+}
+
 /// The next `count` organisation and invitation changes `receiver` hears (user changes are
 /// skipped).
 async fn records(receiver: &mut broadcast::Receiver<Event>, count: usize) -> Vec<RecordChange> {
@@ -34,16 +46,7 @@ async fn records(receiver: &mut broadcast::Receiver<Event>, count: usize) -> Vec
 
 async fn organisation_and_invitation_changes_are_published_on_every_replica(app: TestApp) {
     let mut here = app.events.subscribe();
-    // On PostgreSQL, a bus of its own: what another replica hears.
-    let other_replica = if app.database_url.starts_with("postgres") {
-        Some(
-            EventBus::postgres(&app.database_url, app.db.clone(), 64)
-                .await
-                .expect("another replica listens"),
-        )
-    } else {
-        None
-    };
+    let other_replica = another_replica(&app).await;
     let mut there = other_replica.as_ref().map(EventBus::subscribe);
 
     let created = app
@@ -107,15 +110,7 @@ async fn organisation_and_invitation_changes_are_published_on_every_replica(app:
 /// and another replica's advances when the change's NOTIFY arrives. Prints how long that took
 /// (the cross-replica bound a cache would be stale for); times are measured, not asserted.
 async fn the_version_advances_before_a_write_is_acknowledged_and_on_every_replica(app: TestApp) {
-    let other_replica = if app.database_url.starts_with("postgres") {
-        Some(
-            EventBus::postgres(&app.database_url, app.db.clone(), 64)
-                .await
-                .expect("another replica listens"),
-        )
-    } else {
-        None
-    };
+    let other_replica = another_replica(&app).await;
     let before = app.events.version();
     app.query("{ users { totalCount } me { id } }", json!({}))
         .await;
