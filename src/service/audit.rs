@@ -105,8 +105,9 @@ impl Change {
     }
 }
 
-/// Writes one audit event. Call it with the transaction that makes the change.
-pub async fn record<C: ConnectionTrait>(
+/// Writes one audit event, in the transaction that makes the change. Only `service::Write`
+/// calls it (`Write::audit`), so no change is recorded outside a unit of work.
+pub(super) async fn record<C: ConnectionTrait>(
     conn: &C,
     origin: &Origin,
     change: Change,
@@ -115,7 +116,7 @@ pub async fn record<C: ConnectionTrait>(
 }
 
 /// Writes many audit events in one statement (a sync page's creations).
-pub(crate) async fn record_many<C: ConnectionTrait>(
+pub(super) async fn record_many<C: ConnectionTrait>(
     conn: &C,
     origin: &Origin,
     changes: Vec<Change>,
