@@ -26,11 +26,13 @@ use crate::clerk::client::RetryPolicy;
 use crate::config::{Config, Secret};
 use crate::error::json_error;
 use crate::events::EventBus;
+use crate::graphql::cache::ResponseCache;
 use crate::graphql::{self, GraphqlState};
 use crate::local::LocalMode;
 use crate::metrics::Metrics;
 use crate::rate_limit::{Guarded, RateLimiter};
 use crate::service::Services;
+use crate::service::freshness::Freshness;
 use crate::service::sessions::Authenticator;
 use crate::webhooks::WebhookState;
 
@@ -197,6 +199,11 @@ impl AppState {
             config: config.clone(),
             metrics: metrics.clone(),
             auth,
+            cache: Arc::new(ResponseCache::new(
+                Freshness::new(config.cache, events.clone(), &db, &config.database_url),
+                config.cache_bytes,
+                metrics.clone(),
+            )),
             sockets: Arc::default(),
             local_admin_token: local
                 .as_ref()

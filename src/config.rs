@@ -184,6 +184,17 @@ pub struct Config {
     #[arg(long, env = "USERHUB_SYNC_STALE_AFTER_SECONDS", default_value_t = 60)]
     pub sync_stale_after_seconds: u64,
 
+    /// The response cache for queries over HTTP: `on` reuses an answer while no change has
+    /// been heard since it was computed (on this replica at once, from another replica once
+    /// its event arrives); `strict` also asks the database, in one cheap read, whether
+    /// anything committed since; `off` computes every answer.
+    #[arg(long, env = "USERHUB_CACHE", value_enum, default_value_t = CacheMode::On)]
+    pub cache: CacheMode,
+
+    /// Most bytes of answers the response cache keeps; the least recently used go first.
+    #[arg(long, env = "USERHUB_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub cache_bytes: usize,
+
     /// Requests a minute one client may make to `/graphql` (queries, mutations, WebSocket
     /// upgrades), after a burst of `USERHUB_RATE_LIMIT_BURST`; 0 turns the limit off. A refused
     /// request gets 429 with `Retry-After`. Always off in local mode.
@@ -252,6 +263,14 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// How the response cache decides that an answer is still current (`USERHUB_CACHE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheMode {
+    Off,
+    On,
+    Strict,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -286,6 +305,8 @@ impl Config {
             webhook_max_bytes: 512 * 1024,
             event_buffer: 4096,
             sync_stale_after_seconds: 60,
+            cache: CacheMode::On,
+            cache_bytes: 64 * 1024 * 1024,
             rate_limit_per_minute: 6000,
             rate_limit_burst: 200,
             webhook_rate_limit_per_minute: 30000,

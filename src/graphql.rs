@@ -4,6 +4,7 @@
 //! arguments into domain values, call `service::`, and wrap the result in a GraphQL type.
 
 pub mod batch;
+pub mod cache;
 mod conditional;
 pub mod depth;
 pub mod errors;
@@ -39,6 +40,8 @@ pub struct GraphqlState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Authenticator>,
+    /// Answers of queries, reused while current (`cache.rs`).
+    pub cache: Arc<cache::ResponseCache>,
     /// WebSockets open per client.
     pub sockets: Arc<ws::OpenSockets>,
     /// In local mode, the printed admin token: GraphiQL is given it, and sockets are not

@@ -176,6 +176,13 @@ pub struct Metrics {
     pub rate_limited_webhooks: AtomicU64,
     pub websocket_connections: AtomicI64,
     pub subscriptions: AtomicI64,
+    /// The response cache (`graphql/cache.rs`): answers reused, answers computed for want of
+    /// a current one, answers dropped to stay within the byte budget, and what it holds.
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub cache_evictions: AtomicU64,
+    pub cache_bytes: AtomicI64,
+    pub cache_entries: AtomicI64,
     http_responses: CounterFamily,
     http_seconds: HistogramFamily,
     operations: CounterFamily,
@@ -289,6 +296,21 @@ impl Metrics {
                 "Time spent in SQL statements.",
                 &self.db_statement_micros,
             ),
+            (
+                "userhub_response_cache_hits_total",
+                "Query answers reused from the response cache.",
+                &self.cache_hits,
+            ),
+            (
+                "userhub_response_cache_misses_total",
+                "Cacheable queries computed because no current answer was cached.",
+                &self.cache_misses,
+            ),
+            (
+                "userhub_response_cache_evictions_total",
+                "Answers dropped from the response cache to stay within USERHUB_CACHE_BYTES.",
+                &self.cache_evictions,
+            ),
         ];
         for (name, help, value) in counters {
             header(&mut out, name, help, "counter");
@@ -305,6 +327,16 @@ impl Metrics {
                 "Operations running over GraphQL WebSocket connections: live subscriptions, and \
                  queries while they run.",
                 &self.subscriptions,
+            ),
+            (
+                "userhub_response_cache_bytes",
+                "Bytes of answers (and their keys) the response cache holds.",
+                &self.cache_bytes,
+            ),
+            (
+                "userhub_response_cache_entries",
+                "Answers the response cache holds.",
+                &self.cache_entries,
             ),
         ];
         for (name, help, value) in gauges {

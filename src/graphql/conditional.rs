@@ -1,7 +1,8 @@
 //! Conditional GET for queries: an answer carries a strong `ETag` (a hash of its bytes), and a
 //! client that sends it back in `If-None-Match` gets `304 Not Modified` with no body while the
-//! answer is the same. The answer is still computed (this saves the transfer, not the work),
-//! and only a complete one (no errors) gets a tag: an error may not last. Answers depend on the
+//! answer is the same. The tag is computed once per answer: with the answer when the response
+//! cache keeps it (`cache.rs`), which then answers the next request without running anything.
+//! Only a complete answer (no errors) gets a tag: an error may not last. Answers depend on the
 //! caller's token, so they are `private` and vary on `Authorization`; `no-cache` makes every
 //! reuse ask first.
 
@@ -29,20 +30,24 @@ pub(super) fn names_tag(if_none_match: &str, tag: &str) -> bool {
 
 /// A complete answer to a GET: `304` when the client holds it already, else the answer with
 /// its validators.
-pub(super) fn answer(request: &HeaderMap, content_type: HeaderValue, body: Vec<u8>) -> Response {
-    let tag = tag_of(&body);
+pub(super) fn answer(
+    request: &HeaderMap,
+    content_type: HeaderValue,
+    body: axum::body::Bytes,
+    tag: &str,
+) -> Response {
     let not_modified = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .any(|value| names_tag(value, &tag));
+        .any(|value| names_tag(value, tag));
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
     };
     let headers = response.headers_mut();
-    if let Ok(tag) = HeaderValue::from_str(&tag) {
+    if let Ok(tag) = HeaderValue::from_str(tag) {
         headers.insert(header::ETAG, tag);
     }
     headers.insert(

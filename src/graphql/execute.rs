@@ -20,6 +20,7 @@ use async_graphql::{Request, Response, ServerError};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
+use super::cache::{Key, NOT_CACHEABLE};
 use super::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED, assign_codes, with_code};
 use super::schema::AppSchema;
 use super::{depth, introspection, size};
@@ -40,9 +41,25 @@ pub struct Prepared {
     /// The first root field the operation selects (not its alias), for metrics; `fragment`
     /// when the operation starts with a fragment.
     pub root_field: String,
+    /// A query whose root fields all read only what change events announce (`cache.rs`).
+    cacheable: bool,
 }
 
 impl Prepared {
+    /// What this request's answer depends on besides the data, for `caller`; `None` when its
+    /// answer must not be reused.
+    pub fn cache_key(&self, caller: Option<uuid::Uuid>) -> Option<Key> {
+        if !self.cacheable {
+            return None;
+        }
+        Some(Key {
+            query: self.request.query.clone(),
+            operation_name: self.request.operation_name.clone(),
+            variables: serde_json::to_string(&self.request.variables).ok()?,
+            caller,
+        })
+    }
+
     /// Adds data for the resolvers (the caller, the request id).
     pub fn data<D: std::any::Any + Send + Sync>(mut self, data: D) -> Prepared {
         self.request = self.request.data(data);
@@ -91,6 +108,13 @@ impl Executor {
         }
         .map_err(|message| vec![with_code(ServerError::new(message, None), BAD_REQUEST)])?;
         let operation_type = operation.node.ty;
+        let roots = &operation.node.selection_set.node.items;
+        let cacheable = operation_type == OperationType::Query
+            && roots.iter().all(|item| match &item.node {
+                Selection::Field(field) => !NOT_CACHEABLE.contains(&field.node.name.node.as_str()),
+                // A fragment at the root is not looked into: not kept.
+                _ => false,
+            });
         let root_field = match operation.node.selection_set.node.items.first() {
             Some(item) => match &item.node {
                 Selection::Field(field) => field.node.name.node.to_string(),
@@ -115,6 +139,7 @@ impl Executor {
             request,
             operation: operation_type,
             root_field,
+            cacheable,
         })
     }
 

@@ -19,6 +19,7 @@ use super::errors::{code_of, is_request_error_code, stamp_request_id};
 use super::execute::Prepared;
 use super::graphiql;
 use super::{GraphqlState, RequestId};
+use crate::auth::Caller;
 use crate::auth::caller::session_token;
 use crate::error::AppError;
 
@@ -297,7 +298,8 @@ fn refused(error: &AppError, format: Format) -> Response {
     response
 }
 
-/// Authenticates the caller, then runs the request, or answers why it cannot run.
+/// Authenticates the caller, then answers the request from the response cache (`cache.rs`),
+/// or runs it, or answers why it cannot run.
 async fn execute(
     state: &GraphqlState,
     headers: &HeaderMap,
@@ -306,9 +308,15 @@ async fn execute(
     method: Method,
 ) -> Response {
     use std::sync::atomic::Ordering;
+    let started = std::time::Instant::now();
+    // Taken before anything is read: what is read next is at least this current.
+    let stamp = match &prepared {
+        Ok(_) => state.cache.stamp().await,
+        Err(_) => None,
+    };
     let caller = match state
         .auth
-        .authenticate(session_token(headers).as_deref())
+        .authenticate_at(session_token(headers).as_deref(), stamp.as_ref())
         .await
     {
         Ok(caller) => caller,
@@ -318,9 +326,8 @@ async fn execute(
         .metrics
         .graphql_operations
         .fetch_add(1, Ordering::Relaxed);
-    let started = std::time::Instant::now();
     let request_id = request_id(headers);
-    let (mut response, kind, root_field) = match prepared {
+    let (mut response, kind, root_field, kept_as) = match prepared {
         Ok(prepared) => {
             let kind = match prepared.operation {
                 OperationType::Query => "query",
@@ -328,13 +335,28 @@ async fn execute(
                 OperationType::Subscription => "subscription",
             };
             let root_field = prepared.root_field.clone();
+            let caller_id = match &caller {
+                Caller::User(actor) => Some(actor.user.id),
+                Caller::Anonymous => None,
+            };
+            let kept_as = stamp
+                .and_then(|stamp| Some((prepared.cache_key(caller_id)?, stamp)));
+            if let Some((key, stamp)) = &kept_as
+                && let Some(answer) = state.cache.get(key, stamp)
+            {
+                state
+                    .metrics
+                    .observe_operation(kind, &root_field, "ok", started.elapsed());
+                return complete_answer(headers, format, method, answer.body, &answer.tag);
+            }
             let prepared = prepared.data(caller).data(RequestId(request_id.clone()));
-            (state.schema.run(prepared).await, kind, root_field)
+            (state.schema.run(prepared).await, kind, root_field, kept_as)
         }
         Err(errors) => (
             async_graphql::Response::from_errors(errors),
             "invalid",
             String::new(),
+            None,
         ),
     };
     state
@@ -382,8 +404,20 @@ async fn execute(
         serde_json::to_vec(&response)
     };
     match body {
-        Ok(body) if method == Method::Get && complete => {
-            super::conditional::answer(headers, format.content_type(), body)
+        Ok(body) if complete => {
+            let body = Bytes::from(body);
+            match kept_as {
+                Some((key, stamp)) => {
+                    let answer = state.cache.put(key, stamp, body);
+                    complete_answer(headers, format, method, answer.body, &answer.tag)
+                }
+                None if method == Method::Get => {
+                    let tag = super::conditional::tag_of(&body);
+                    complete_answer(headers, format, method, body, &tag)
+                }
+                // A POST answer carries no tag.
+                None => complete_answer(headers, format, method, body, ""),
+            }
         }
         Ok(body) => (
             status,
@@ -400,5 +434,24 @@ async fn execute(
                 format,
             )
         }
+    }
+}
+
+/// An answer with no errors: over GET with its validators (`conditional.rs`), over POST as it is.
+fn complete_answer(
+    headers: &HeaderMap,
+    format: Format,
+    method: Method,
+    body: Bytes,
+    tag: &str,
+) -> Response {
+    match method {
+        Method::Get => super::conditional::answer(headers, format.content_type(), body, tag),
+        Method::Post => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, format.content_type())],
+            body,
+        )
+            .into_response(),
     }
 }

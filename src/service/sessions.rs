@@ -2,8 +2,13 @@
 //! database, which is what decides their role. A user Clerk knows but userhub does not yet
 //! (their `user.created` webhook has not arrived) is fetched from Clerk and stored first.
 
-use entity::user;
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, PoisonError};
 
+use entity::user;
+use lru::LruCache;
+
+use super::freshness::Stamp;
 use super::users;
 use super::{Origin, Services, Source};
 use crate::auth::{Actor, Caller, TokenError, TokenVerifier};
@@ -12,16 +17,38 @@ use crate::error::AppError;
 pub struct Authenticator {
     verifier: TokenVerifier,
     services: Services,
+    /// Users found for a token's subject, with the stamp of when they were read
+    /// (`freshness.rs`): a caller's many requests between two changes read their row once.
+    known: Mutex<LruCache<String, (Stamp, user::Model)>>,
 }
+
+/// Callers remembered at once: a user row is well under a kilobyte.
+const KNOWN_CALLERS: usize = 10_000;
 
 impl Authenticator {
     pub fn new(verifier: TokenVerifier, services: Services) -> Authenticator {
-        Authenticator { verifier, services }
+        Authenticator {
+            verifier,
+            services,
+            known: Mutex::new(LruCache::new(
+                NonZeroUsize::new(KNOWN_CALLERS).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
     }
 
     /// No credentials make an anonymous caller; bad ones are an error, never anonymity.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, AppError> {
         Ok(self.authenticate_session(token).await?.0)
+    }
+
+    /// `authenticate`, reusing the caller's row read at `stamp` (taken before this call) when
+    /// nothing has committed since.
+    pub async fn authenticate_at(
+        &self,
+        token: Option<&str>,
+        stamp: Option<&Stamp>,
+    ) -> Result<Caller, AppError> {
+        Ok(self.authenticate_with(token, stamp).await?.0)
     }
 
     /// `authenticate`, with the moment the token expires (Unix seconds) for a signed-in caller:
@@ -30,6 +57,14 @@ impl Authenticator {
         &self,
         token: Option<&str>,
     ) -> Result<(Caller, Option<u64>), AppError> {
+        self.authenticate_with(token, None).await
+    }
+
+    async fn authenticate_with(
+        &self,
+        token: Option<&str>,
+        stamp: Option<&Stamp>,
+    ) -> Result<(Caller, Option<u64>), AppError> {
         let Some(token) = token else {
             return Ok((Caller::Anonymous, None));
         };
@@ -37,9 +72,15 @@ impl Authenticator {
             TokenError::KeysUnavailable(reason) => AppError::Upstream(reason),
             other => AppError::Unauthenticated(other.to_string()),
         })?;
-        let user = match users::find_by_clerk_id(&self.services.db, &claims.sub).await? {
+        let user = match self.remembered(&claims.sub, stamp) {
             Some(user) => user,
-            None => self.fetch_from_clerk(&claims.sub).await?,
+            None => match users::find_by_clerk_id(&self.services.db, &claims.sub).await? {
+                Some(user) => {
+                    self.remember(&claims.sub, stamp, &user);
+                    user
+                }
+                None => self.fetch_from_clerk(&claims.sub).await?,
+            },
         };
         if !user.is_active {
             return Err(AppError::Forbidden(
@@ -54,6 +95,22 @@ impl Authenticator {
             session_id: claims.sid,
         }));
         Ok((caller, Some(claims.exp)))
+    }
+
+    fn remembered(&self, clerk_id: &str, stamp: Option<&Stamp>) -> Option<user::Model> {
+        let stamp = stamp?;
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        match known.get(clerk_id) {
+            Some((read_at, user)) if read_at == stamp => Some(user.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, clerk_id: &str, stamp: Option<&Stamp>, user: &user::Model) {
+        if let Some(stamp) = stamp {
+            let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+            known.put(clerk_id.to_owned(), (stamp.clone(), user.clone()));
+        }
     }
 
     async fn fetch_from_clerk(&self, clerk_id: &str) -> Result<user::Model, AppError> {
