@@ -129,7 +129,9 @@ impl ResponseCache {
             entries.forget(&key, &replaced, &self.metrics);
         }
         entries.bytes += cost;
-        self.metrics.cache_bytes.fetch_add(cost as i64, Ordering::Relaxed);
+        self.metrics
+            .cache_bytes
+            .fetch_add(cost as i64, Ordering::Relaxed);
         self.metrics.cache_entries.fetch_add(1, Ordering::Relaxed);
         while entries.bytes > self.budget {
             let Some((key, evicted)) = entries.answers.pop_lru() else {
@@ -155,7 +157,9 @@ impl Entries {
     fn forget(&mut self, key: &Key, answer: &Answer, metrics: &Metrics) {
         let cost = cost(key, answer);
         self.bytes = self.bytes.saturating_sub(cost);
-        metrics.cache_bytes.fetch_sub(cost as i64, Ordering::Relaxed);
+        metrics
+            .cache_bytes
+            .fetch_sub(cost as i64, Ordering::Relaxed);
         metrics.cache_entries.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -179,7 +183,10 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let freshness = Freshness::off(EventBus::in_process(16));
         assert_eq!(freshness.mode(), CacheMode::Off);
-        (ResponseCache::new(freshness, budget, metrics.clone()), metrics)
+        (
+            ResponseCache::new(freshness, budget, metrics.clone()),
+            metrics,
+        )
     }
 
     #[test]
@@ -197,11 +204,27 @@ mod tests {
             .expect("the same key at the same stamp");
         assert_eq!(hit.body, kept.body);
         assert_eq!(hit.tag, kept.tag);
-        assert!(cache.get(&key("{ me { id } }", bob), &Stamp::Heard(7)).is_none());
-        assert!(cache.get(&key("{ me { id } }", None), &Stamp::Heard(7)).is_none());
-        assert!(cache.get(&key("{ me { id } }", alice), &Stamp::Heard(8)).is_none());
+        assert!(
+            cache
+                .get(&key("{ me { id } }", bob), &Stamp::Heard(7))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&key("{ me { id } }", None), &Stamp::Heard(7))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&key("{ me { id } }", alice), &Stamp::Heard(8))
+                .is_none()
+        );
         // The stale answer was dropped: even its old stamp finds nothing now.
-        assert!(cache.get(&key("{ me { id } }", alice), &Stamp::Heard(7)).is_none());
+        assert!(
+            cache
+                .get(&key("{ me { id } }", alice), &Stamp::Heard(7))
+                .is_none()
+        );
         assert_eq!(metrics.cache_hits.load(Ordering::Relaxed), 1);
         assert_eq!(metrics.cache_misses.load(Ordering::Relaxed), 4);
         assert_eq!(metrics.cache_entries.load(Ordering::Relaxed), 0);
@@ -214,7 +237,11 @@ mod tests {
         let (cache, metrics) = cache(budget);
         let body = Bytes::from(vec![b'x'; 1000]);
         for n in 0..40 {
-            cache.put(key(&format!("{{ q{n} }}"), None), Stamp::Heard(1), body.clone());
+            cache.put(
+                key(&format!("{{ q{n} }}"), None),
+                Stamp::Heard(1),
+                body.clone(),
+            );
             // The first is used all along, so it is never the least recently used.
             assert!(cache.get(&key("{ q0 }", None), &Stamp::Heard(1)).is_some());
             let held = metrics.cache_bytes.load(Ordering::Relaxed);

@@ -339,8 +339,7 @@ async fn execute(
                 Caller::User(actor) => Some(actor.user.id),
                 Caller::Anonymous => None,
             };
-            let kept_as = stamp
-                .and_then(|stamp| Some((prepared.cache_key(caller_id)?, stamp)));
+            let kept_as = stamp.and_then(|stamp| Some((prepared.cache_key(caller_id)?, stamp)));
             if let Some((key, stamp)) = &kept_as
                 && let Some(answer) = state.cache.get(key, stamp)
             {

@@ -6,14 +6,16 @@
 //! stamp from then on, so equal stamps mean nothing committed in between. How the stamp of now
 //! is known depends on `USERHUB_CACHE`:
 //!
-//! - `on`: the event bus's version (`EventBus::version`), with no database read. A change is
-//!   counted on the replica that committed it before the write is acknowledged, and on every
-//!   other replica once its `NOTIFY` arrives. While a replica's `LISTEN` connection is down it
-//!   hears nothing, so there is no stamp then (nothing is reused).
-//! - `strict`: one cheap read that changes with every commit, from any process: PostgreSQL's
-//!   current snapshot (`pg_current_snapshot()`: a new transaction id, or one that ended, makes
-//!   it another), SQLite's `PRAGMA data_version` on a connection kept for it (it moves when any
-//!   other connection commits, this process's pool and a command-line tool alike).
+//! - `on`, on PostgreSQL: the event bus's version (`EventBus::version`), with no database
+//!   read. A change is counted on the replica that committed it before the write is
+//!   acknowledged, and on every other replica once its `NOTIFY` arrives. While a replica's
+//!   `LISTEN` connection is down it hears nothing, so there is no stamp then (nothing is reused).
+//! - `strict` on PostgreSQL: one cheap read that changes with every commit, from any process:
+//!   the current snapshot (`pg_current_snapshot()`: a new transaction id, or one that ended,
+//!   makes it another). A round trip per request, and exact across replicas.
+//! - SQLite, `on` and `strict` alike: `PRAGMA data_version` on a connection kept for it. It
+//!   moves when any other connection commits, this process's pool and a command-line tool
+//!   alike (whose changes no event of this process announces), and costs no round trip.
 //! - `off`: no stamp.
 
 use std::sync::Arc;
@@ -31,7 +33,7 @@ use crate::events::EventBus;
 pub enum Stamp {
     /// The event bus's version (`USERHUB_CACHE=on`).
     Heard(u64),
-    /// What the database said (`USERHUB_CACHE=strict`).
+    /// What the database said (`USERHUB_CACHE=strict`, and SQLite).
     Stored(Arc<str>),
 }
 
@@ -75,13 +77,18 @@ impl Freshness {
         database_url: &str,
     ) -> Freshness {
         let probe = match (mode, db.get_database_backend()) {
+            (CacheMode::Off, _) | (CacheMode::On, DatabaseBackend::Postgres) => Probe::None,
+            // Another connection would open another database: only this process writes this
+            // one, and its bus hears every change.
+            _ if database_url.contains(":memory:") || database_url.contains("mode=memory") => {
+                Probe::None
+            }
             (CacheMode::Strict, DatabaseBackend::Postgres) => Probe::Postgres(db.clone()),
-            (CacheMode::Strict, _) => Probe::Sqlite {
+            _ => Probe::Sqlite {
                 url: database_url.to_owned(),
                 connection: Mutex::new(None),
                 epoch: AtomicU64::new(0),
             },
-            _ => Probe::None,
         };
         Freshness {
             inner: Arc::new(Inner {
@@ -110,14 +117,14 @@ impl Freshness {
     /// The stamp of now; `None` when nothing may be reused now (the cache is off, the bus is
     /// not listening, the database could not be asked).
     pub async fn now(&self) -> Option<Stamp> {
-        match self.inner.mode {
-            CacheMode::Off => None,
-            CacheMode::On => self
+        match (self.inner.mode, &self.inner.probe) {
+            (CacheMode::Off, _) => None,
+            (_, Probe::None) => self
                 .inner
                 .events
                 .is_listening()
                 .then(|| Stamp::Heard(self.inner.events.version())),
-            CacheMode::Strict => match self.stored().await {
+            _ => match self.stored().await {
                 Ok(stamp) => Some(stamp),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot read the database's version: nothing is reused");

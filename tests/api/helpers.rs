@@ -132,19 +132,7 @@ pub(crate) async fn spawn_app(
     .start("127.0.0.1:0".parse().expect("an address"))
     .await
     .expect("the Clerk emulator starts");
-    let mut config = Config::with_database(database_url.clone());
-    config.listen = "127.0.0.1:0".parse().expect("an address");
-    config.db_max_connections = 5;
-    // Every test is one client on loopback; the rate-limit tests turn the limits on.
-    config.rate_limit_per_minute = 0;
-    config.webhook_rate_limit_per_minute = 0;
-    config.ws_operations_per_minute = 0;
-    config.clerk_api_url = clerk.api_url();
-    config.clerk_secret_key = Some(Secret::new(clerk.emulator.secret()));
-    // As in production: tokens must come from this Clerk, for this origin.
-    config.clerk_issuer = Some(clerk.emulator.issuer());
-    config.clerk_authorized_parties = vec![DEFAULT_AUTHORIZED_PARTY.to_owned()];
-    config.clerk_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
+    let mut config = server_config(&database_url, &clerk);
     configure(&mut config);
     let state = AppState::build(config).await.expect("the app starts");
     let db = state.services.db.clone();
@@ -186,6 +174,52 @@ pub(crate) async fn spawn_app(
         shutdown: Some(shutdown),
         scratch,
     })
+}
+
+/// The settings of every test server: on `database_url`, talking to `clerk`.
+fn server_config(database_url: &str, clerk: &RunningEmulator) -> Config {
+    let mut config = Config::with_database(database_url.to_owned());
+    config.listen = "127.0.0.1:0".parse().expect("an address");
+    config.db_max_connections = 5;
+    // Every test is one client on loopback; the rate-limit tests turn the limits on.
+    config.rate_limit_per_minute = 0;
+    config.webhook_rate_limit_per_minute = 0;
+    config.ws_operations_per_minute = 0;
+    config.clerk_api_url = clerk.api_url();
+    config.clerk_secret_key = Some(Secret::new(clerk.emulator.secret()));
+    // As in production: tokens must come from this Clerk, for this origin.
+    config.clerk_issuer = Some(clerk.emulator.issuer());
+    config.clerk_authorized_parties = vec![DEFAULT_AUTHORIZED_PARTY.to_owned()];
+    config.clerk_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
+    config
+}
+
+/// A second server in this process on a test's database and Clerk: another replica (its own
+/// pool, event bus and cache). It stops when dropped.
+pub(crate) struct OtherServer {
+    pub(crate) address: String,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    pub(crate) async fn another_server(&self, configure: impl FnOnce(&mut Config)) -> OtherServer {
+        let mut config = server_config(&self.database_url, &self.clerk);
+        configure(&mut config);
+        let state = AppState::build(config)
+            .await
+            .expect("the second server starts");
+        let listen = state.config.listen;
+        let server = Server::bind(state, listen).await.expect("bind port 0");
+        let address = format!("http://{}", server.local_addr().expect("a local address"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        OtherServer {
+            address,
+            _shutdown: shutdown,
+        }
+    }
 }
 
 /// Adds a user to Clerk (the emulator) and to userhub, the way a sync does.
@@ -497,7 +531,6 @@ impl<'a> TestUser<'a> {
     }
 }
 
-/// The `extensions.code` of the first error of a response.
 /// The text `GET /metrics` at `address` answers now.
 pub(crate) async fn scrape_metrics(address: &str) -> String {
     reqwest::get(format!("{address}/metrics"))
@@ -517,6 +550,7 @@ pub(crate) fn metric(text: &str, sample: &str) -> u64 {
         .unwrap_or_else(|| panic!("{sample} in {text}"))
 }
 
+/// The `extensions.code` of the first error of a response.
 pub(crate) fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()

@@ -13,6 +13,7 @@ mod access;
 mod access_nested;
 mod audit;
 mod auth;
+mod cache;
 mod contract;
 mod emulator_webhooks;
 mod events;
