@@ -8,7 +8,7 @@ tables, with pgbench running userhub's own statements as the ceiling.
 
 Environment: BENCH_DATABASE_URL (a PostgreSQL server, default the local one), ROUNDS,
 DURATION and WARMUP (seconds), CONNECTIONS ("32 128"), USERHUB_BIN, SMOKE, WRITE=0 (measure
-without touching BENCHMARKS.md), USERHUB_BASELINE_BIN and USERHUB_BASELINE_LABEL (another
+without touching BENCHMARKS.md), HOT=0 (leave out the userhub with its response cache on), USERHUB_BASELINE_BIN and USERHUB_BASELINE_LABEL (another
 build of userhub, say an earlier commit's, measured in the same run: before/after ratios),
 PERF=FILE (a `perf record` of userhub under the first 32-connection run).
 
@@ -46,10 +46,14 @@ ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:
 USERHUB_BIN = Path(os.environ.get("USERHUB_BIN", ROOT / "target" / "release" / "userhub"))
 # Another userhub binary (an earlier commit's) measured in the same run: before/after ratios.
 BASELINE_BIN = os.environ.get("USERHUB_BASELINE_BIN")
-# A file to write a `perf record` of userhub under the first 32-connection run to.
+# A file to write a `perf record` of userhub under the first 32-connection run to, and which
+# userhub: `userhub` (cache off) or `userhub, cache on`.
 PERF = os.environ.get("PERF")
+PERF_SERVER = os.environ.get("PERF_SERVER", "userhub")
 BASELINE_LABEL = os.environ.get("USERHUB_BASELINE_LABEL", "baseline")
 WRITE = os.environ.get("WRITE", "0" if SMOKE else "1") == "1"
+# W1 hot: also a userhub with its response cache on (the same page, asked again and again).
+HOT = os.environ.get("HOT", "1") == "1"
 NAME = f"userhub_bench_w1_{os.getpid()}"
 DATABASE_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + NAME
 SECRET = f"sk_test_bench_w1_{os.getpid()}"
@@ -240,7 +244,9 @@ def pgbench(statements: list[str], clients: int, seconds: int) -> float:
     return float(found.group(1))
 
 
-def start_userhub(label: str, binary: Path = USERHUB_BIN):
+def start_userhub(label: str, binary: Path = USERHUB_BIN, cache: str = "off"):
+    """A userhub server; its response cache `off` unless asked (the uncached path is the
+    comparison with PostGraphile, which computes every answer; `on` is W1 hot)."""
     return start(
         f"userhub_{label}",
         [str(binary), "serve"],
@@ -252,6 +258,7 @@ def start_userhub(label: str, binary: Path = USERHUB_BIN):
             "RUST_LOG": "warn,userhub::cli=info",
             # One load generator is one client: the per-client limit would measure itself.
             "USERHUB_RATE_LIMIT_PER_MINUTE": "0",
+            "USERHUB_CACHE": cache,
         },
         r"userhub listening on (http://127\.0\.0\.1:\d+)",
     )
@@ -350,6 +357,11 @@ def main() -> None:
             "userhub": (f"{userhub_url}/graphql", USERHUB_QUERY, token),
             "PostGraphile": (f"{graphile_url}/graphql", POSTGRAPHILE_QUERY, None),
         }
+        pids = {"userhub": userhub.pid}
+        if HOT:
+            hot, match = start_userhub("hot", cache="on")
+            pids["userhub, cache on"] = hot.pid
+            targets["userhub, cache on"] = (f"{match.group(1)}/graphql", USERHUB_QUERY, token)
         if BASELINE_BIN:
             baseline, match = start_userhub("baseline", Path(BASELINE_BIN))
             targets["userhub before"] = (f"{match.group(1)}/graphql", USERHUB_QUERY, token)
@@ -360,10 +372,10 @@ def main() -> None:
                 for name, (url, query, bearer) in targets.items():
                     wrk(url, query, bearer, connections, WARMUP)
                     profiler = None
-                    if PERF and name == "userhub" and round_number == 1 and connections == CONNECTIONS[0]:
+                    if PERF and name == PERF_SERVER and round_number == 1 and connections == CONNECTIONS[0]:
                         # A profile of the server under this load, for BENCHMARKS.md's "what bounds it".
                         profiler = subprocess.Popen(
-                            ["perf", "record", "-F", "999", "-g", "-p", str(userhub.pid), "-o", PERF,
+                            ["perf", "record", "-F", "999", "-g", "-p", str(pids[name]), "-o", PERF,
                              "--", "sleep", str(DURATION)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     figures = wrk(url, query, bearer, connections, DURATION)
@@ -447,7 +459,8 @@ def write_report(results, per_request, idle, peak, statements, ceiling, starts) 
         "| server | connections | req/s | p50 ms | p99 ms | failed |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for (name, connections), runs in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "userhub")):
+    order = {"userhub": 0, "userhub, cache on": 1}
+    for (name, connections), runs in sorted(results.items(), key=lambda item: (item[0][1], order.get(item[0][0], 2), item[0][0])):
         lines.append(
             f"| {name} | {connections} | {spread([r['rps'] for r in runs])} | "
             f"{statistics.median(r['p50_ms'] for r in runs):.2f} | "
@@ -463,6 +476,11 @@ def write_report(results, per_request, idle, peak, statements, ceiling, starts) 
     p99_theirs = {c: statistics.median(r["p99_ms"] for r in results[("PostGraphile", c)]) for c in CONNECTIONS}
     lines.append("| userhub / PostGraphile, req/s | " + " | ".join(f"{ours[c] / theirs[c]:.2f}×" for c in CONNECTIONS) + " |")
     lines.append("| userhub / PostGraphile, p99 | " + " | ".join(f"{p99_ours[c] / p99_theirs[c]:.2f}" for c in CONNECTIONS) + " |")
+    if ("userhub, cache on", CONNECTIONS[0]) in results:
+        hot = {c: statistics.median(r["rps"] for r in results[("userhub, cache on", c)]) for c in CONNECTIONS}
+        p99_hot = {c: statistics.median(r["p99_ms"] for r in results[("userhub, cache on", c)]) for c in CONNECTIONS}
+        lines.append("| userhub cache on / PostGraphile, req/s | " + " | ".join(f"{hot[c] / theirs[c]:.2f}×" for c in CONNECTIONS) + " |")
+        lines.append("| userhub cache on / PostGraphile, p99 | " + " | ".join(f"{p99_hot[c] / p99_theirs[c]:.2f}" for c in CONNECTIONS) + " |")
     if ("userhub before", CONNECTIONS[0]) in results:
         before = {c: statistics.median(r["rps"] for r in results[("userhub before", c)]) for c in CONNECTIONS}
         lines.append(f"| userhub / userhub before ({BASELINE_LABEL}), req/s | " + " | ".join(f"{ours[c] / before[c]:.2f}×" for c in CONNECTIONS) + " |")

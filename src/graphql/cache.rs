@@ -37,6 +37,16 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key of `request`'s answer for `caller`; `None` when its variables cannot be written.
+    pub fn of(request: &async_graphql::Request, caller: Option<Uuid>) -> Option<Key> {
+        Some(Key {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: serde_json::to_string(&request.variables).ok()?,
+            caller,
+        })
+    }
+
     fn bytes(&self) -> usize {
         self.query.len()
             + self.operation_name.as_ref().map_or(0, String::len)
@@ -50,6 +60,8 @@ impl Key {
 pub struct Answer {
     pub body: Bytes,
     pub tag: Arc<str>,
+    /// The operation's first root field, for the metrics of a reuse.
+    pub root_field: Arc<str>,
     stamp: Stamp,
 }
 
@@ -114,9 +126,10 @@ impl ResponseCache {
 
     /// Keeps an answer computed at `stamp`, and gives it back with its tag. An answer too big
     /// to keep is given back all the same.
-    pub fn put(&self, key: Key, stamp: Stamp, body: Bytes) -> Answer {
+    pub fn put(&self, key: Key, stamp: Stamp, root_field: &str, body: Bytes) -> Answer {
         let answer = Answer {
             tag: super::conditional::tag_of(&body).into(),
+            root_field: root_field.into(),
             body,
             stamp,
         };
@@ -149,7 +162,7 @@ impl ResponseCache {
 }
 
 fn cost(key: &Key, answer: &Answer) -> usize {
-    key.bytes() + answer.body.len() + answer.tag.len() + ENTRY_OVERHEAD
+    key.bytes() + answer.body.len() + answer.tag.len() + answer.root_field.len() + ENTRY_OVERHEAD
 }
 
 impl Entries {
@@ -197,6 +210,7 @@ mod tests {
         let kept = cache.put(
             key("{ me { id } }", alice),
             Stamp::Heard(7),
+            "me",
             Bytes::from_static(b"{\"data\":{}}"),
         );
         let hit = cache
@@ -240,6 +254,7 @@ mod tests {
             cache.put(
                 key(&format!("{{ q{n} }}"), None),
                 Stamp::Heard(1),
+                "q",
                 body.clone(),
             );
             // The first is used all along, so it is never the least recently used.
@@ -254,6 +269,7 @@ mod tests {
         let big = cache.put(
             key("{ big }", None),
             Stamp::Heard(1),
+            "big",
             Bytes::from(vec![b'y'; budget / 4]),
         );
         assert_eq!(big.body.len(), budget / 4);

@@ -20,7 +20,7 @@ use async_graphql::{Request, Response, ServerError};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-use super::cache::{Key, NOT_CACHEABLE};
+use super::cache::NOT_CACHEABLE;
 use super::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED, assign_codes, with_code};
 use super::schema::AppSchema;
 use super::{depth, introspection, size};
@@ -46,18 +46,10 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// What this request's answer depends on besides the data, for `caller`; `None` when its
-    /// answer must not be reused.
-    pub fn cache_key(&self, caller: Option<uuid::Uuid>) -> Option<Key> {
-        if !self.cacheable {
-            return None;
-        }
-        Some(Key {
-            query: self.request.query.clone(),
-            operation_name: self.request.operation_name.clone(),
-            variables: serde_json::to_string(&self.request.variables).ok()?,
-            caller,
-        })
+    /// Whether its answer may be kept (`cache.rs`): a query reading only what change events
+    /// announce.
+    pub fn is_cacheable(&self) -> bool {
+        self.cacheable
     }
 
     /// Adds data for the resolvers (the caller, the request id).

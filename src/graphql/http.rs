@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::cache::Key;
 use super::errors::{code_of, is_request_error_code, stamp_request_id};
-use super::execute::Prepared;
 use super::graphiql;
 use super::{GraphqlState, RequestId};
 use crate::auth::Caller;
@@ -203,8 +203,7 @@ pub async fn post(
             );
         }
     };
-    let prepared = state.schema.prepare(request);
-    execute(&state, &headers, prepared, format, Method::Post).await
+    execute(&state, &headers, request, format, Method::Post).await
 }
 
 /// How the request came: a GET's complete answer is tagged for conditional requests
@@ -253,23 +252,7 @@ pub async fn get(
             );
         }
     };
-    let prepared = state.schema.prepare(request);
-    if prepared
-        .as_ref()
-        .is_ok_and(|prepared| prepared.operation == OperationType::Mutation)
-    {
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-            "mutations must be sent with POST",
-            format,
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    execute(&state, &headers, prepared, format, Method::Get).await
+    execute(&state, &headers, request, format, Method::Get).await
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {
@@ -298,22 +281,33 @@ fn refused(error: &AppError, format: Format) -> Response {
     response
 }
 
+/// GET runs queries only.
+fn mutation_over_get(format: Format) -> Response {
+    let mut response = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "mutations must be sent with POST",
+        format,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
 /// Authenticates the caller, then answers the request from the response cache (`cache.rs`),
-/// or runs it, or answers why it cannot run.
+/// or checks and runs it, or answers why it cannot run.
 async fn execute(
     state: &GraphqlState,
     headers: &HeaderMap,
-    prepared: Result<Prepared, Vec<async_graphql::ServerError>>,
+    request: async_graphql::Request,
     format: Format,
     method: Method,
 ) -> Response {
     use std::sync::atomic::Ordering;
     let started = std::time::Instant::now();
     // Taken before anything is read: what is read next is at least this current.
-    let stamp = match &prepared {
-        Ok(_) => state.cache.stamp().await,
-        Err(_) => None,
-    };
+    let stamp = state.cache.stamp().await;
     let caller = match state
         .auth
         .authenticate_at(session_token(headers).as_deref(), stamp.as_ref())
@@ -326,6 +320,29 @@ async fn execute(
         .metrics
         .graphql_operations
         .fetch_add(1, Ordering::Relaxed);
+    let caller_id = match &caller {
+        Caller::User(actor) => Some(actor.user.id),
+        Caller::Anonymous => None,
+    };
+    // Looked up before the document is even parsed: only a query that passed every check and
+    // ran without an error was kept, and the same request would pass and run the same way.
+    let key = stamp.as_ref().and_then(|_| Key::of(&request, caller_id));
+    if let (Some(key), Some(stamp)) = (&key, &stamp)
+        && let Some(answer) = state.cache.get(key, stamp)
+    {
+        state
+            .metrics
+            .observe_operation("query", &answer.root_field, "ok", started.elapsed());
+        return complete_answer(headers, format, method, answer.body, &answer.tag);
+    }
+    let prepared = state.schema.prepare(request);
+    if method == Method::Get
+        && prepared
+            .as_ref()
+            .is_ok_and(|prepared| prepared.operation == OperationType::Mutation)
+    {
+        return mutation_over_get(format);
+    }
     let request_id = request_id(headers);
     let (mut response, kind, root_field, kept_as) = match prepared {
         Ok(prepared) => {
@@ -335,19 +352,10 @@ async fn execute(
                 OperationType::Subscription => "subscription",
             };
             let root_field = prepared.root_field.clone();
-            let caller_id = match &caller {
-                Caller::User(actor) => Some(actor.user.id),
-                Caller::Anonymous => None,
+            let kept_as = match (key, stamp) {
+                (Some(key), Some(stamp)) if prepared.is_cacheable() => Some((key, stamp)),
+                _ => None,
             };
-            let kept_as = stamp.and_then(|stamp| Some((prepared.cache_key(caller_id)?, stamp)));
-            if let Some((key, stamp)) = &kept_as
-                && let Some(answer) = state.cache.get(key, stamp)
-            {
-                state
-                    .metrics
-                    .observe_operation(kind, &root_field, "ok", started.elapsed());
-                return complete_answer(headers, format, method, answer.body, &answer.tag);
-            }
             let prepared = prepared.data(caller).data(RequestId(request_id.clone()));
             (state.schema.run(prepared).await, kind, root_field, kept_as)
         }
@@ -407,7 +415,7 @@ async fn execute(
             let body = Bytes::from(body);
             match kept_as {
                 Some((key, stamp)) => {
-                    let answer = state.cache.put(key, stamp, body);
+                    let answer = state.cache.put(key, stamp, &root_field, body);
                     complete_answer(headers, format, method, answer.body, &answer.tag)
                 }
                 None if method == Method::Get => {

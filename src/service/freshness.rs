@@ -12,7 +12,9 @@
 //!   `LISTEN` connection is down it hears nothing, so there is no stamp then (nothing is reused).
 //! - `strict` on PostgreSQL: one cheap read that changes with every commit, from any process:
 //!   the current snapshot (`pg_current_snapshot()`: a new transaction id, or one that ended,
-//!   makes it another). A round trip per request, and exact across replicas.
+//!   makes it another). A round trip per request, and exact across replicas. Transaction ids
+//!   belong to the whole PostgreSQL server, so another database's writes count too: a needless
+//!   miss, never a stale answer.
 //! - SQLite, `on` and `strict` alike: `PRAGMA data_version` on a connection kept for it. It
 //!   moves when any other connection commits, this process's pool and a command-line tool
 //!   alike (whose changes no event of this process announces), and costs no round trip.

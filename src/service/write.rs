@@ -19,6 +19,8 @@ pub(crate) struct Write {
     txn: DatabaseTransaction,
     origin: Origin,
     changes: Changes,
+    /// Whether an audit event was written: then something changed that readers may have read.
+    audited: bool,
     /// A mutation's lock on the user it writes, released when the write ends.
     _hold: Option<Hold>,
 }
@@ -49,6 +51,7 @@ impl Write {
             txn,
             origin: origin.clone(),
             changes: Changes::default(),
+            audited: false,
             _hold: hold,
         }
     }
@@ -59,12 +62,14 @@ impl Write {
     }
 
     /// Records a change in the audit trail, in this write.
-    pub(crate) async fn audit(&self, change: Change) -> Result<audit_event::Model, AppError> {
+    pub(crate) async fn audit(&mut self, change: Change) -> Result<audit_event::Model, AppError> {
+        self.audited = true;
         audit::record(&self.txn, &self.origin, change).await
     }
 
     /// Records many changes in one statement (a sync page's creations).
-    pub(crate) async fn audit_many(&self, changes: Vec<Change>) -> Result<(), AppError> {
+    pub(crate) async fn audit_many(&mut self, changes: Vec<Change>) -> Result<(), AppError> {
+        self.audited |= !changes.is_empty();
         audit::record_many(&self.txn, &self.origin, changes).await
     }
 
@@ -97,6 +102,13 @@ impl Write {
 
     /// Commits and publishes; a user lock held by this write is released once both are done.
     pub(crate) async fn commit(self, events: &EventBus) -> Result<(), DbErr> {
+        // The response cache reuses an answer until a change is published (`freshness.rs`): a
+        // write that changed something and named nothing would leave stale answers behind.
+        debug_assert!(
+            !self.audited || !self.changes.is_empty(),
+            "an audited write names what it changed (user_changed, organisation_changed, \
+             invitation_changed)"
+        );
         events.commit(self.txn, self.changes).await
     }
 }

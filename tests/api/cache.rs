@@ -20,6 +20,7 @@ on_both_databases!(
     a_change_no_event_announced_is_seen_at_once_in_strict_mode => strict,
     nothing_is_kept_with_the_cache_off => cache_off,
     cached_answers_equal_computed_ones_over_random_documents_and_writes,
+    cached_answers_equal_computed_ones_in_strict_mode_too => strict,
 );
 
 fn strict(config: &mut Config) {
@@ -72,6 +73,22 @@ impl TestApp {
     }
 }
 
+/// Asks as the admin until the answer comes from the cache, and returns it. Not always at
+/// once: on PostgreSQL a write's own `NOTIFY`, heard back a moment after the write, advances
+/// the version once more (a conservative miss), and in strict mode any transaction in the
+/// whole PostgreSQL cluster (another test's database included) changes the snapshot.
+async fn kept(app: &TestApp, query: &str, variables: &Value) -> Value {
+    for _ in 0..100 {
+        let hits = app.cache_hits();
+        let answer = app.query(query, variables.clone()).await;
+        if app.cache_hits() > hits {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no answer to {query} came from the cache in 100 asks");
+}
+
 const ONE_USER: &str = "query($id: ID!) { user(id: $id) { firstName role } users { totalCount } }";
 
 async fn a_kept_answer_is_reused_until_a_write_is_acknowledged(app: TestApp) {
@@ -81,14 +98,7 @@ async fn a_kept_answer_is_reused_until_a_write_is_acknowledged(app: TestApp) {
     let variables = json!({ "id": lecturer.id });
     let first = app.graphql(ONE_USER, variables.clone()).await;
     assert_eq!(first["data"]["user"]["firstName"], "Ada");
-    let hits = app.cache_hits();
-    let again = app.graphql(ONE_USER, variables.clone()).await;
-    assert_eq!(again, first);
-    assert_eq!(
-        app.cache_hits(),
-        hits + 1,
-        "the second ask is answered from the cache"
-    );
+    assert_eq!(kept(&app, ONE_USER, &variables).await, first["data"]);
 
     // Each acknowledged write is in the very next answer, which is then kept again.
     for n in 0..20 {
@@ -100,9 +110,7 @@ async fn a_kept_answer_is_reused_until_a_write_is_acknowledged(app: TestApp) {
         .await;
         let after = app.query(ONE_USER, variables.clone()).await;
         assert_eq!(after["user"]["firstName"], name.as_str(), "write {n}");
-        let hits = app.cache_hits();
-        assert_eq!(app.query(ONE_USER, variables.clone()).await, after);
-        assert_eq!(app.cache_hits(), hits + 1);
+        assert_eq!(kept(&app, ONE_USER, &variables).await, after);
     }
 
     // Over GET the kept answer brings its tag, and a 304 costs no computation either.
@@ -429,10 +437,7 @@ async fn a_change_no_event_announced_is_seen_at_once_in_strict_mode(app: TestApp
         .create_user(TestUser::new("ada@uni.test").named("Ada", "Byron"))
         .await;
     let variables = json!({ "id": lecturer.id });
-    app.query(ONE_USER, variables.clone()).await;
-    let hits = app.cache_hits();
-    app.query(ONE_USER, variables.clone()).await;
-    assert_eq!(app.cache_hits(), hits + 1, "kept in strict mode too");
+    kept(&app, ONE_USER, &variables).await;
     // Another process's write that publishes nothing: only the database knows.
     for n in 0..10 {
         let statement = sea_orm::Statement::from_sql_and_values(
@@ -643,6 +648,10 @@ async fn cached_answers_equal_computed_ones_over_random_documents_and_writes(app
         app.cache_hits(),
         started.elapsed()
     );
+}
+
+async fn cached_answers_equal_computed_ones_in_strict_mode_too(app: TestApp) {
+    cached_answers_equal_computed_ones_over_random_documents_and_writes(app).await;
 }
 
 /// Three server processes on one PostgreSQL database: a write acknowledged by the second is in
