@@ -9,7 +9,8 @@ tables, with pgbench running userhub's own statements as the ceiling.
 Environment: BENCH_DATABASE_URL (a PostgreSQL server, default the local one), ROUNDS,
 DURATION and WARMUP (seconds), CONNECTIONS ("32 128"), USERHUB_BIN, SMOKE, WRITE=0 (measure
 without touching BENCHMARKS.md), HOT=0 (leave out the userhub with its response cache on), USERHUB_BASELINE_BIN and USERHUB_BASELINE_LABEL (another
-build of userhub, say an earlier commit's, measured in the same run: before/after ratios),
+build of userhub, say an earlier commit's, measured in the same run: before/after ratios;
+USERHUB_BASELINE_CACHE=on runs it with its response cache on),
 PERF=FILE (a `perf record` of userhub under the first 32-connection run).
 
 It creates a fresh database with userhub's migrations (`userhub migrate`), seeds it from
@@ -363,7 +364,8 @@ def main() -> None:
             pids["userhub, cache on"] = hot.pid
             targets["userhub, cache on"] = (f"{match.group(1)}/graphql", USERHUB_QUERY, token)
         if BASELINE_BIN:
-            baseline, match = start_userhub("baseline", Path(BASELINE_BIN))
+            baseline, match = start_userhub("baseline", Path(BASELINE_BIN),
+                                            cache=os.environ.get("USERHUB_BASELINE_CACHE", "off"))
             targets["userhub before"] = (f"{match.group(1)}/graphql", USERHUB_QUERY, token)
         results: dict[tuple[str, int], list[dict]] = {}
         peak_graphile = idle["PostGraphile"]
