@@ -421,11 +421,19 @@ impl TestApp {
         request.send().await.expect("the server answers")
     }
 
-    /// How many SQL statements `operation` costs the server.
+    /// How many SQL statements `operation` costs the server: the least of three runs. The
+    /// counter is the server's, and a statement of its own running at the same moment (a
+    /// background sweep, on a loaded machine late) adds to one run, never takes away; CI saw
+    /// one extra statement in one run of one page size.
     pub(crate) async fn statements_for(&self, query: &str, variables: Value) -> (u64, Value) {
-        let before = self.metrics.db_statements();
-        let data = self.query(query, variables).await;
-        (self.metrics.db_statements() - before, data)
+        let mut fewest = u64::MAX;
+        let mut data = Value::Null;
+        for _ in 0..3 {
+            let before = self.metrics.db_statements();
+            data = self.query(query, variables.clone()).await;
+            fewest = fewest.min(self.metrics.db_statements() - before);
+        }
+        (fewest, data)
     }
 
     pub(crate) async fn create_organisation(&self, name: &str) -> entity::organisation::Model {
