@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
-use lru::LruCache;
+use hashlink::LruCache;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
@@ -86,7 +86,7 @@ impl ResponseCache {
             freshness,
             budget,
             entries: Mutex::new(Entries {
-                answers: LruCache::unbounded(),
+                answers: LruCache::new_unbounded(),
                 bytes: 0,
             }),
             metrics,
@@ -108,7 +108,7 @@ impl ResponseCache {
         let current = match entries.answers.get(key) {
             Some(answer) if &answer.stamp == stamp => Some(answer.clone()),
             Some(_) => {
-                if let Some((key, stale)) = entries.answers.pop_entry(key) {
+                if let Some((key, stale)) = entries.answers.remove_entry(key) {
                     entries.forget(&key, &stale, &self.metrics);
                 }
                 None
@@ -138,16 +138,17 @@ impl ResponseCache {
             return answer;
         }
         let mut entries = self.lock();
-        if let Some((key, replaced)) = entries.answers.push(key, answer.clone()) {
+        if let Some((key, replaced)) = entries.answers.remove_entry(&key) {
             entries.forget(&key, &replaced, &self.metrics);
         }
+        entries.answers.insert(key, answer.clone());
         entries.bytes += cost;
         self.metrics
             .cache_bytes
             .fetch_add(cost as i64, Ordering::Relaxed);
         self.metrics.cache_entries.fetch_add(1, Ordering::Relaxed);
         while entries.bytes > self.budget {
-            let Some((key, evicted)) = entries.answers.pop_lru() else {
+            let Some((key, evicted)) = entries.answers.remove_lru() else {
                 break;
             };
             entries.forget(&key, &evicted, &self.metrics);

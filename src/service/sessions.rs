@@ -2,11 +2,10 @@
 //! database, which is what decides their role. A user Clerk knows but userhub does not yet
 //! (their `user.created` webhook has not arrived) is fetched from Clerk and stored first.
 
-use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
 
 use entity::user;
-use lru::LruCache;
+use hashlink::LruCache;
 
 use super::freshness::Stamp;
 use super::users;
@@ -30,9 +29,7 @@ impl Authenticator {
         Authenticator {
             verifier,
             services,
-            known: Mutex::new(LruCache::new(
-                NonZeroUsize::new(KNOWN_CALLERS).unwrap_or(NonZeroUsize::MIN),
-            )),
+            known: Mutex::new(LruCache::new(KNOWN_CALLERS)),
         }
     }
 
@@ -109,7 +106,7 @@ impl Authenticator {
     fn remember(&self, clerk_id: &str, stamp: Option<&Stamp>, user: &user::Model) {
         if let Some(stamp) = stamp {
             let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-            known.put(clerk_id.to_owned(), (stamp.clone(), user.clone()));
+            known.insert(clerk_id.to_owned(), (stamp.clone(), user.clone()));
         }
     }
 
