@@ -181,7 +181,6 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CacheMode;
     use crate::events::EventBus;
 
     fn key(query: &str, caller: Option<Uuid>) -> Key {
@@ -196,7 +195,6 @@ mod tests {
     fn cache(budget: usize) -> (ResponseCache, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let freshness = Freshness::off(EventBus::in_process(16));
-        assert_eq!(freshness.mode(), CacheMode::Off);
         (
             ResponseCache::new(freshness, budget, metrics.clone()),
             metrics,

@@ -101,7 +101,8 @@ impl Freshness {
         }
     }
 
-    /// Never a stamp: nothing is reused.
+    /// Never a stamp: nothing is reused (for tests of what keeps stamps).
+    #[cfg(test)]
     pub fn off(events: EventBus) -> Freshness {
         Freshness {
             inner: Arc::new(Inner {
@@ -110,10 +111,6 @@ impl Freshness {
                 probe: Probe::None,
             }),
         }
-    }
-
-    pub fn mode(&self) -> CacheMode {
-        self.inner.mode
     }
 
     /// The stamp of now; `None` when nothing may be reused now (the cache is off, the bus is
