@@ -205,6 +205,7 @@ impl AppState {
                 metrics.clone(),
             )),
             sockets: Arc::default(),
+            fanout: Arc::new(crate::graphql::fanout::Fanout::new(metrics.clone())),
             local_admin_token: local
                 .as_ref()
                 .map(|local| Arc::from(local.admin_token.as_str())),

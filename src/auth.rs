@@ -9,6 +9,6 @@ pub mod access;
 pub mod caller;
 pub mod token;
 
-pub use access::{Requester, UserScope};
+pub use access::{Requester, Scope, UserScope};
 pub use caller::{Actor, Caller};
 pub use token::{SessionClaims, TokenError, TokenVerifier};

@@ -9,6 +9,7 @@ mod conditional;
 pub mod depth;
 pub mod errors;
 pub mod execute;
+pub mod fanout;
 mod fragments;
 pub mod graphiql;
 pub mod http;
@@ -44,6 +45,8 @@ pub struct GraphqlState {
     pub cache: Arc<cache::ResponseCache>,
     /// WebSockets open per client.
     pub sockets: Arc<ws::OpenSockets>,
+    /// Live subscriptions shared by subscribers of one scope.
+    pub fanout: Arc<fanout::Fanout>,
     /// In local mode, the printed admin token: GraphiQL is given it, and sockets are not
     /// rate-limited (one person on loopback).
     pub local_admin_token: Option<Arc<str>>,

@@ -176,6 +176,11 @@ pub struct Metrics {
     pub rate_limited_webhooks: AtomicU64,
     pub websocket_connections: AtomicI64,
     pub subscriptions: AtomicI64,
+    /// Shared subscriptions (`graphql/fanout.rs`): the groups running, the payloads resolved
+    /// and serialised for a group, and the messages sent to members.
+    pub subscription_groups: AtomicI64,
+    pub subscription_encodings: AtomicU64,
+    pub subscription_messages: AtomicU64,
     /// The response cache (`graphql/cache.rs`): answers reused, answers computed for want of
     /// a current one, answers dropped to stay within the byte budget, and what it holds.
     pub cache_hits: AtomicU64,
@@ -311,6 +316,17 @@ impl Metrics {
                 "Answers dropped from the response cache to stay within USERHUB_CACHE_BYTES.",
                 &self.cache_evictions,
             ),
+            (
+                "userhub_subscription_encodings_total",
+                "Payloads of shared subscriptions resolved and serialised, once for every \
+                 subscriber of the group.",
+                &self.subscription_encodings,
+            ),
+            (
+                "userhub_subscription_messages_total",
+                "Payloads of shared subscriptions sent to subscribers.",
+                &self.subscription_messages,
+            ),
         ];
         for (name, help, value) in counters {
             header(&mut out, name, help, "counter");
@@ -327,6 +343,12 @@ impl Metrics {
                 "Operations running over GraphQL WebSocket connections: live subscriptions, and \
                  queries while they run.",
                 &self.subscriptions,
+            ),
+            (
+                "userhub_subscription_groups",
+                "Shared subscriptions running: subscribers asking the same subscription with the \
+                 same access share one.",
+                &self.subscription_groups,
             ),
             (
                 "userhub_response_cache_bytes",

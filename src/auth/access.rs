@@ -59,7 +59,30 @@ pub enum UserScope {
     OnlySelf(Uuid),
 }
 
+/// What an answer computed for a caller may depend on, short of who they are: their role, their
+/// organisation, and their own id only when they belong to none (and so read only themselves).
+/// Two callers of one scope are given the same answer to anything that does not name the
+/// caller (`me` does): a live subscription is resolved once for all its subscribers of one
+/// scope (`graphql/fanout.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    role: Role,
+    organisation_id: Option<Uuid>,
+    only_self: Option<Uuid>,
+}
+
 impl Actor {
+    pub fn scope(&self) -> Scope {
+        Scope {
+            role: self.user.role,
+            organisation_id: self.user.organisation_id,
+            only_self: match self.user_scope() {
+                UserScope::OnlySelf(id) => Some(id),
+                UserScope::All | UserScope::Organisation(_) => None,
+            },
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin
     }

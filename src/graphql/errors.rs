@@ -24,6 +24,16 @@ pub fn is_request_error_code(code: &str) -> bool {
     matches!(code, PARSE_FAILED | VALIDATION_FAILED | BAD_REQUEST)
 }
 
+/// Whether a response says its operation never ran (no data, a request error): over a
+/// WebSocket it is answered with `error` and nothing after it.
+pub fn never_ran(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && response
+            .errors
+            .iter()
+            .any(|error| code_of(error).is_some_and(|code| is_request_error_code(&code)))
+}
+
 /// Gives every error of a response its code. Parse errors, limits and operation selection
 /// were coded before the operation ran (`execute.rs`); an uncoded error of a response with no
 /// data and no path is one of async-graphql's validation rules.

@@ -16,7 +16,7 @@
 //! and every error of every response gets its `extensions.code` (`errors.rs`).
 
 use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
-use async_graphql::{Request, Response, ServerError};
+use async_graphql::{Pos, Request, Response, ServerError};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
@@ -43,13 +43,40 @@ pub struct Prepared {
     pub root_field: String,
     /// A query whose root fields all read only what change events announce (`cache.rs`).
     cacheable: bool,
+    /// A subscription that one execution may serve for many subscribers (`fanout.rs`).
+    shareable: Option<RootField>,
 }
+
+/// The root field of an operation, as its errors name it.
+#[derive(Debug, Clone)]
+pub struct RootField {
+    /// Its alias, or else its name.
+    pub response_key: String,
+    pub pos: Pos,
+}
+
+/// The subscriptions whose events are the same for every subscriber of one scope
+/// (`auth::Scope`), whenever they subscribed. `syncProgress` is not: it starts with the latest
+/// run as it is when each subscriber arrives.
+const SHAREABLE_SUBSCRIPTIONS: [&str; 1] = ["userChanged"];
 
 impl Prepared {
     /// Whether its answer may be kept (`cache.rs`): a query reading only what change events
     /// announce.
     pub fn is_cacheable(&self) -> bool {
         self.cacheable
+    }
+
+    /// The root field of a subscription one execution may serve for every subscriber of a
+    /// scope (`fanout.rs`): its single root field is one whose events do not depend on when a
+    /// subscriber arrived.
+    pub fn shareable(&self) -> Option<&RootField> {
+        self.shareable.as_ref()
+    }
+
+    /// The document's text, as the request gave it.
+    pub fn document_text(&self) -> &str {
+        &self.request.query
     }
 
     /// Adds data for the resolvers (the caller, the request id).
@@ -107,6 +134,20 @@ impl Executor {
                 // A fragment at the root is not looked into: not kept.
                 _ => false,
             });
+        let shareable = match roots.as_slice() {
+            [root] if operation_type == OperationType::Subscription => match &root.node {
+                Selection::Field(field)
+                    if SHAREABLE_SUBSCRIPTIONS.contains(&field.node.name.node.as_str()) =>
+                {
+                    Some(RootField {
+                        response_key: field.node.response_key().node.to_string(),
+                        pos: field.pos,
+                    })
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         let root_field = match operation.node.selection_set.node.items.first() {
             Some(item) => match &item.node {
                 Selection::Field(field) => field.node.name.node.to_string(),
@@ -132,6 +173,7 @@ impl Executor {
             operation: operation_type,
             root_field,
             cacheable,
+            shareable,
         })
     }
 
@@ -142,22 +184,28 @@ impl Executor {
         response
     }
 
-    /// Runs any operation as a stream: a subscription's events, or the one answer of a query
-    /// or mutation (a request that cannot run: its errors).
-    pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
-        match self.prepare(request) {
-            Ok(prepared) if prepared.operation == OperationType::Subscription => self
-                .schema
+    /// Runs any prepared operation as a stream: a subscription's events, or the one answer of
+    /// a query or mutation.
+    pub fn stream(&self, prepared: Prepared) -> BoxStream<'static, Response> {
+        if prepared.operation == OperationType::Subscription {
+            self.schema
                 .execute_stream(prepared.request)
                 .map(|mut response| {
                     assign_codes(&mut response);
                     response
                 })
-                .boxed(),
-            Ok(prepared) => {
-                let executor = self.clone();
-                futures_util::stream::once(async move { executor.run(prepared).await }).boxed()
-            }
+                .boxed()
+        } else {
+            let executor = self.clone();
+            futures_util::stream::once(async move { executor.run(prepared).await }).boxed()
+        }
+    }
+
+    /// Prepares and runs any operation as a stream; a request that cannot run: its errors, as
+    /// the one response.
+    pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
+        match self.prepare(request) {
+            Ok(prepared) => self.stream(prepared),
             Err(errors) => {
                 futures_util::stream::once(async move { Response::from_errors(errors) }).boxed()
             }

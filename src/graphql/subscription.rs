@@ -4,7 +4,9 @@
 //! A subscription watches its own subscriber too: when a change removes or suspends them, or
 //! changes their role or organisation, it ends, since its payloads are resolved for the
 //! subscriber as they were; over a WebSocket the socket then closes (`AccessChanged`) and the
-//! client connects again as who they are now.
+//! client connects again as who they are now. A subscription resolved once for a group of
+//! subscribers (`fanout.rs`) shows each change to the group instead, which follows every
+//! member's own row.
 
 use std::sync::{Arc, Mutex};
 
@@ -42,11 +44,14 @@ impl Subscription {
             .transpose()?;
         live::follow_users(&actor, organisation_id)?;
         let receiver = services(ctx).events.subscribe();
-        let access = ctx.data_opt::<AccessChanged>().cloned();
+        let follower = match ctx.data_opt::<FollowMembers>() {
+            Some(members) => Follower::Members(members.clone()),
+            None => Follower::Subscriber(ctx.data_opt::<AccessChanged>().cloned()),
+        };
         Ok(watch(
             receiver,
             actor,
-            access,
+            follower,
             move |actor, event| match event {
                 Event::User(change) if live::sees_user_change(actor, change, organisation_id) => {
                     Some(UserChange(change.clone()))
@@ -72,8 +77,8 @@ impl Subscription {
                 total: None,
             })))
         });
-        let access = ctx.data_opt::<AccessChanged>().cloned();
-        let live = watch(receiver, actor, access, |actor, event| match event {
+        let follower = Follower::Subscriber(ctx.data_opt::<AccessChanged>().cloned());
+        let live = watch(receiver, actor, follower, |actor, event| match event {
             Event::Sync(progress) if live::sees_sync_progress(actor) => {
                 Some(SyncProgress(progress.clone()))
             }
@@ -101,7 +106,7 @@ impl AccessChanged {
     pub const ROLE_OR_ORGANISATION: &str = "your role or organisation changed; connect again";
     pub const REMOVED_OR_SUSPENDED: &str = "this account was removed or suspended";
 
-    fn set(&self, reason: &str) {
+    pub(super) fn set(&self, reason: &str) {
         let mut held = self
             .0
             .reason
@@ -136,10 +141,25 @@ impl AccessChanged {
     }
 }
 
+/// Given to a subscription resolved once for a group of subscribers (`fanout.rs`): it is shown
+/// every change to a user before the change's payload goes out, and ends the membership of
+/// each member whose own access the change alters.
+#[derive(Clone)]
+pub struct FollowMembers(pub Arc<dyn Fn(&events::UserChange) + Send + Sync>);
+
+/// Who follows the subscriber's own row.
+enum Follower {
+    /// The stream itself, for its one subscriber; the socket's `AccessChanged`, when there is
+    /// one.
+    Subscriber(Option<AccessChanged>),
+    /// The group this stream is resolved for: `actor` is only the scope its members share.
+    Members(FollowMembers),
+}
+
 struct Watch<F> {
     receiver: broadcast::Receiver<Event>,
     actor: Actor,
-    access: Option<AccessChanged>,
+    follower: Follower,
     select: F,
     ended: bool,
 }
@@ -149,7 +169,7 @@ struct Watch<F> {
 fn watch<T, F>(
     receiver: broadcast::Receiver<Event>,
     actor: Actor,
-    access: Option<AccessChanged>,
+    follower: Follower,
     select: F,
 ) -> impl Stream<Item = Result<T>>
 where
@@ -159,7 +179,7 @@ where
     let state = Watch {
         receiver,
         actor,
-        access,
+        follower,
         select,
         ended: false,
     };
@@ -173,10 +193,7 @@ where
                 Err(RecvError::Closed) => return None,
                 Err(RecvError::Lagged(missed)) => {
                     state.ended = true;
-                    let error = AppError::EventsMissed(format!(
-                        "this subscriber fell {missed} events behind and was not sent them; reload and subscribe again"
-                    ));
-                    return Some((Err(error.into()), state));
+                    return Some((Err(fell_behind(missed).into()), state));
                 }
             };
             if let Event::Missed = event {
@@ -186,14 +203,20 @@ where
                 );
                 return Some((Err(error.into()), state));
             }
-            if let Event::User(change) = &event
-                && let Some((ended, reason)) = follow_subscriber(&mut state.actor, change)
-            {
-                state.ended = true;
-                if let Some(access) = &state.access {
-                    access.set(reason);
+            if let Event::User(change) = &event {
+                match &state.follower {
+                    Follower::Members(members) => (members.0)(change),
+                    Follower::Subscriber(access) => {
+                        if let Some(lost) = live::follow_self(&mut state.actor, change) {
+                            let (ended, reason) = access_lost(lost);
+                            state.ended = true;
+                            if let Some(access) = access {
+                                access.set(reason);
+                            }
+                            return Some((Err(ended.into()), state));
+                        }
+                    }
                 }
-                return Some((Err(ended.into()), state));
             }
             if let Some(item) = (state.select)(&state.actor, &event) {
                 return Some((Ok(item), state));
@@ -202,13 +225,10 @@ where
     })
 }
 
-/// Keeps the subscriber's own row current (`live::follow_self`); an error, and the reason the
-/// socket gives, when the change alters their access.
-fn follow_subscriber(
-    actor: &mut Actor,
-    change: &events::UserChange,
-) -> Option<(AppError, &'static str)> {
-    Some(match live::follow_self(actor, change)? {
+/// The error that ends a subscription whose subscriber's access changed, and the reason the
+/// socket closes with.
+pub(super) fn access_lost(lost: AccessLost) -> (AppError, &'static str) {
+    match lost {
         AccessLost::RemovedOrSuspended => (
             AppError::Unauthenticated(
                 "your account was removed or suspended; the subscription has ended".to_owned(),
@@ -222,5 +242,12 @@ fn follow_subscriber(
             ),
             AccessChanged::ROLE_OR_ORGANISATION,
         ),
-    })
+    }
+}
+
+/// The error that ends a subscriber who fell behind.
+pub(super) fn fell_behind(missed: u64) -> AppError {
+    AppError::EventsMissed(format!(
+        "this subscriber fell {missed} events behind and was not sent them; reload and subscribe again"
+    ))
 }

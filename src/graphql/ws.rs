@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
+use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,7 +41,8 @@ use tracing::Instrument;
 
 use super::GraphqlState;
 use super::RequestId;
-use super::errors::{code_of, is_request_error_code, stamp_request_id};
+use super::errors::{never_ran, stamp_request_id};
+use super::fanout::{GroupKey, Membership, Subscriber};
 use super::http::request_id;
 use super::subscription::AccessChanged;
 use crate::auth::Caller;
@@ -303,11 +305,36 @@ struct Connection {
     expires_at: Option<tokio::time::Instant>,
     /// When an anonymous socket closes.
     anonymous_until: Option<tokio::time::Instant>,
-    operations: HashMap<String, JoinHandle<()>>,
+    operations: HashMap<String, Operation>,
     /// Operations started recently, for `USERHUB_WS_OPERATIONS_PER_MINUTE`.
     budget: Option<OperationBudget>,
     /// A subscription sets this when its subscriber lost access; the socket then closes.
     access_changed: AccessChanged,
+}
+
+/// A running operation of a socket.
+enum Operation {
+    /// Run for this socket alone: a query, a mutation, a subscription no one shares.
+    Alone(JoinHandle<()>),
+    /// A member of a shared subscription (`fanout.rs`).
+    Shared(Membership),
+}
+
+impl Operation {
+    fn is_finished(&self) -> bool {
+        match self {
+            Operation::Alone(task) => task.is_finished(),
+            Operation::Shared(membership) => membership.is_finished(),
+        }
+    }
+
+    /// Stops it; nothing more is sent for it.
+    fn stop(self) {
+        match self {
+            Operation::Alone(task) => task.abort(),
+            Operation::Shared(membership) => drop(membership),
+        }
+    }
 }
 
 /// A token bucket of operations for one socket.
@@ -462,7 +489,7 @@ impl Connection {
             }
         };
         for (_, operation) in self.operations.drain() {
-            operation.abort();
+            operation.stop();
         }
         if let Some(Close(code, reason)) = close {
             let _ = outgoing.send(close_message(code, &reason)).await;
@@ -578,7 +605,7 @@ impl Connection {
                     // subscriptions-transport-ws reuses an id once its operation has ended,
                     // and a `start` with a live id restarts it.
                     if let Some(operation) = self.operations.remove(&id) {
-                        operation.abort();
+                        operation.stop();
                     }
                 }
                 if id.is_empty() {
@@ -628,6 +655,12 @@ impl Connection {
                         return Ok(());
                     }
                 };
+                let shared_extensions = matches!(&payload.extensions, Some(Value::Object(fields)) if !fields.is_empty());
+                let variables = payload
+                    .variables
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_default();
                 let mut request = async_graphql::Request::new(payload.query);
                 request.operation_name = payload.operation_name;
                 if let Some(variables) = payload.variables {
@@ -640,27 +673,73 @@ impl Connection {
                         }
                     }
                 }
-                let request = request
-                    .data(caller)
-                    .data(self.access_changed.clone())
-                    .data(RequestId(Some(request_id.clone())));
-                let operation = tokio::spawn(
-                    run_operation(
-                        self.state.clone(),
-                        id.clone(),
+                let operation_name = request.operation_name.clone();
+                let prepared = match self.state.schema.prepare(request) {
+                    Ok(prepared) => prepared,
+                    Err(errors) => {
+                        // An operation that cannot run gets `error` and nothing after it.
+                        let mut refusal = async_graphql::Response::from_errors(errors);
+                        stamp_request_id(&mut refusal, &request_id);
+                        send(
+                            outgoing,
+                            json!({ "id": id, "type": "error", "payload": refusal.errors }),
+                        )
+                        .await;
+                        return Ok(());
+                    }
+                };
+                let shared = match (prepared.shareable(), &caller) {
+                    (Some(root), Caller::User(actor)) if !shared_extensions => {
+                        Some((root.clone(), actor.as_ref().clone()))
+                    }
+                    _ => None,
+                };
+                let operation = if let Some((root, actor)) = shared {
+                    let key = GroupKey {
+                        query: prepared.document_text().to_owned(),
+                        operation_name,
+                        variables,
+                        scope: actor.scope(),
+                    };
+                    let subscriber = Subscriber {
+                        operation_id: id.clone(),
                         request_id,
-                        request,
-                        outgoing.clone(),
-                        self.legacy,
-                        self.access_changed.clone(),
-                    )
-                    .instrument(tracing::info_span!("operation", id = %id)),
-                );
+                        legacy: self.legacy,
+                        actor,
+                        outgoing: outgoing.clone(),
+                        access_changed: self.access_changed.clone(),
+                    };
+                    Operation::Shared(self.state.fanout.join(
+                        &self.state.schema,
+                        key,
+                        root,
+                        prepared,
+                        subscriber,
+                    ))
+                } else {
+                    let prepared = prepared
+                        .data(caller)
+                        .data(self.access_changed.clone())
+                        .data(RequestId(Some(request_id.clone())));
+                    let responses = self.state.schema.stream(prepared);
+                    Operation::Alone(tokio::spawn(
+                        run_operation(
+                            self.state.clone(),
+                            id.clone(),
+                            request_id,
+                            responses,
+                            outgoing.clone(),
+                            self.legacy,
+                            self.access_changed.clone(),
+                        )
+                        .instrument(tracing::info_span!("operation", id = %id)),
+                    ))
+                };
                 self.operations.insert(id, operation);
             }
             ClientMessage::Complete { id } => {
                 if let Some(operation) = self.operations.remove(&id) {
-                    operation.abort();
+                    operation.stop();
                 }
             }
         }
@@ -726,25 +805,17 @@ async fn run_operation(
     state: GraphqlState,
     id: String,
     request_id: String,
-    request: async_graphql::Request,
+    mut responses: BoxStream<'static, async_graphql::Response>,
     outgoing: mpsc::Sender<Message>,
     legacy: bool,
     access_changed: AccessChanged,
 ) {
     let next = if legacy { "data" } else { "next" };
     let _running = crate::metrics::GaugeGuard::hold(&state.metrics.subscriptions);
-    let mut responses = state.schema.execute_stream(request);
     let mut first = true;
     while let Some(mut response) = responses.next().await {
         stamp_request_id(&mut response, &request_id);
-        let never_ran = first
-            && response.data == async_graphql::Value::Null
-            && response
-                .errors
-                .iter()
-                .any(|error| code_of(error).is_some_and(|code| is_request_error_code(&code)));
-        first = false;
-        if never_ran {
+        if first && never_ran(&response) {
             // An operation that cannot run gets `error` and nothing after it.
             send(
                 &outgoing,
@@ -753,6 +824,7 @@ async fn run_operation(
             .await;
             return;
         }
+        first = false;
         let payload = serde_json::to_value(&response).unwrap_or_else(|err| {
             json!({ "errors": [{ "message": format!("the response could not be serialised: {err}"), "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] })
         });

@@ -17,6 +17,7 @@ mod cache;
 mod contract;
 mod emulator_webhooks;
 mod events;
+mod fanout;
 mod faults;
 mod http;
 mod invitations;
