@@ -194,13 +194,17 @@ impl Fanout {
         stopped
     }
 
-    /// The group's subscription has ended: each member is sent its last message.
-    fn end(&self, key: &Arc<GroupKey>, group: &Arc<Group>, refusal: Option<Response>) {
+    /// New subscribers no longer join `group`.
+    fn forget(&self, key: &Arc<GroupKey>, group: &Arc<Group>) {
         let mut groups = lock(&self.groups);
         if forget(&mut groups, key, group) {
             self.count_groups(&groups);
         }
-        drop(groups);
+    }
+
+    /// The group's subscription has ended: each member is sent its last message.
+    fn end(&self, key: &Arc<GroupKey>, group: &Arc<Group>, refusal: Option<Response>) {
+        self.forget(key, group);
         let members: Vec<Member> = lock(&group.members)
             .by_number
             .drain()
@@ -258,6 +262,11 @@ async fn run(
             return;
         }
         first = false;
+        if response.data == async_graphql::Value::Null {
+            // An error that ends the subscription (`EVENTS_MISSED`, a refusal as it started):
+            // no one joins it any more, so everyone in it is sent the error.
+            fanout.forget(&key, &group);
+        }
         group.deliver(&response, &fanout.metrics);
         // Members also leave here (fallen behind, access changed, socket gone): a group left
         // empty stops now rather than when the last of them is dropped.

@@ -15,9 +15,9 @@
 //!
 //! A socket outlives its credentials' check, so every operation acts for the caller as the
 //! database says now: each `subscribe` authenticates the token again (the verified-token cache
-//! makes that one read of the user), and a caller whose role or organisation changed, or who
-//! was removed or suspended, is refused and the socket closed with 4403; so is a socket whose
-//! token expires. A running subscription that sees such a change to its own subscriber ends,
+//! makes that one read of the user, or none while nothing has committed since it was read),
+//! and a caller whose role or organisation changed, or who was removed or suspended, is
+//! refused and the socket closed with 4403; so is a socket whose token expires. A running subscription that sees such a change to its own subscriber ends,
 //! and the socket closes after its last message.
 //!
 //! Everything a socket holds is bounded (`Config`): operations running at once, operations
@@ -160,12 +160,14 @@ pub fn upgrade(
         }
         _ => None,
     };
-    // tungstenite's default buffers are 128 KiB each way, allocated per connection: most of
-    // the memory of an idle subscriber. Messages here are small; larger ones still work, the
-    // buffer grows for them.
+    // tungstenite's default buffers are 128 KiB each way, and the read buffer is allocated
+    // per connection for its lifetime: most of the memory of an idle subscriber. A client's
+    // messages are small (`connection_init`, `subscribe`, `ping`); a larger one still works,
+    // the buffer grows for it. The write buffer is only a threshold: what is written is
+    // allocated as it is sent.
     let upgrade = upgrade
         .protocols([PROTOCOL, LEGACY_PROTOCOL])
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(state.config.max_body_bytes);
     // Set only when the client offered one of the protocols.
@@ -481,7 +483,9 @@ impl Connection {
                         Message::Close(_) => break None,
                         Message::Ping(_) | Message::Pong(_) => continue,
                     };
-                    match self.handle(text.as_str(), &outgoing).await {
+                    // Boxed: handling a message (authenticating, preparing an operation) takes
+                    // kilobytes of state that an idle socket's task need not hold.
+                    match Box::pin(self.handle(text.as_str(), &outgoing)).await {
                         Ok(()) => {}
                         Err(close) => break Some(close),
                     }
@@ -558,7 +562,15 @@ impl Connection {
                     }
                     (None, None) => None,
                 };
-                let session = self.state.auth.authenticate_session(token.as_deref()).await;
+                // As of a stamp taken first, as over HTTP: while nothing has committed since,
+                // the caller's row is the one remembered (`cache.rs`), and a reconnecting
+                // crowd costs no read each.
+                let stamp = self.state.cache.stamp().await;
+                let session = self
+                    .state
+                    .auth
+                    .authenticate_session_at(token.as_deref(), stamp.as_ref())
+                    .await;
                 let caller = match session {
                     Ok((caller, expires_at)) => {
                         self.expires_at = expires_at.map(instant_of);
@@ -770,7 +782,8 @@ impl Connection {
     }
 
     /// The caller as the database says now: the token is verified again (expiry included) and
-    /// the user read again. A change of access, a removal or a suspension closes the socket;
+    /// the user read again, or taken as remembered when nothing has committed since it was
+    /// read (`service::freshness`). A change of access, a removal or a suspension closes the socket;
     /// a failure to check (Clerk's keys, the database) refuses this operation only.
     async fn caller_now(&mut self) -> Result<Caller, Refusal> {
         let Some(held) = &self.caller else {
@@ -782,7 +795,13 @@ impl Connection {
         if matches!(held, Caller::Anonymous) {
             return Ok(Caller::Anonymous);
         }
-        match self.state.auth.authenticate(self.token.as_deref()).await {
+        let stamp = self.state.cache.stamp().await;
+        match self
+            .state
+            .auth
+            .authenticate_at(self.token.as_deref(), stamp.as_ref())
+            .await
+        {
             Ok(now) if same_access(held, &now) => Ok(now),
             Ok(_) => Err(Refusal::Close(Close(
                 close::FORBIDDEN,

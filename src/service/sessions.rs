@@ -35,7 +35,7 @@ impl Authenticator {
 
     /// No credentials make an anonymous caller; bad ones are an error, never anonymity.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, AppError> {
-        Ok(self.authenticate_session(token).await?.0)
+        Ok(self.authenticate_with(token, None).await?.0)
     }
 
     /// `authenticate`, reusing the caller's row read at `stamp` (taken before this call) when
@@ -48,13 +48,14 @@ impl Authenticator {
         Ok(self.authenticate_with(token, stamp).await?.0)
     }
 
-    /// `authenticate`, with the moment the token expires (Unix seconds) for a signed-in caller:
-    /// a WebSocket outlives the request that opened it, and closes then.
-    pub async fn authenticate_session(
+    /// `authenticate_at`, with the moment the token expires (Unix seconds) for a signed-in
+    /// caller: a WebSocket outlives the request that opened it, and closes then.
+    pub async fn authenticate_session_at(
         &self,
         token: Option<&str>,
+        stamp: Option<&Stamp>,
     ) -> Result<(Caller, Option<u64>), AppError> {
-        self.authenticate_with(token, None).await
+        self.authenticate_with(token, stamp).await
     }
 
     async fn authenticate_with(
