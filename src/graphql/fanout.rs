@@ -444,3 +444,150 @@ fn payload_of(response: &Response) -> String {
 fn text(value: serde_json::Value) -> Message {
     Message::Text(Utf8Bytes::from(value.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{Name, Pos, Value};
+    use entity::role::Role;
+    use entity::user;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn subscriber(operation_id: &str, outgoing: mpsc::Sender<Message>) -> Subscriber {
+        let now = chrono::Utc::now();
+        Subscriber {
+            operation_id: operation_id.to_owned(),
+            request_id: format!("upgrade:{operation_id}"),
+            legacy: false,
+            actor: Actor {
+                user: user::Model {
+                    id: Uuid::now_v7(),
+                    clerk_id: format!("user_{operation_id}"),
+                    email: format!("{operation_id}@fanout.test"),
+                    first_name: None,
+                    last_name: None,
+                    image_url: None,
+                    role: Role::Admin,
+                    organisation_id: None,
+                    is_active: true,
+                    banned: false,
+                    last_sign_in_at: None,
+                    clerk_updated_at: 0,
+                    created_at: now,
+                    updated_at: now,
+                    deactivated_at: None,
+                },
+                session_id: None,
+            },
+            outgoing,
+            access_changed: AccessChanged::default(),
+        }
+    }
+
+    fn join(group: &Group, member: Member) {
+        let mut members = lock(&group.members);
+        let number = members.next_number;
+        members.next_number += 1;
+        members.by_number.insert(number, member);
+    }
+
+    async fn next_json(messages: &mut mpsc::Receiver<Message>) -> serde_json::Value {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), messages.recv())
+            .await
+            .expect("a message within 5 s")
+            .expect("the channel is open");
+        match message {
+            Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON"),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    /// A member whose socket has no room for the next payload is sent `EVENTS_MISSED` and
+    /// `complete` once there is room, and ends; the other members are sent every payload.
+    #[tokio::test]
+    async fn a_member_whose_socket_is_full_falls_behind_alone() {
+        let metrics = Arc::new(Metrics::default());
+        let group = Group {
+            root: RootField {
+                response_key: "changes".to_owned(),
+                pos: Pos {
+                    line: 1,
+                    column: 16,
+                },
+            },
+            members: Mutex::default(),
+            runner: Mutex::new(None),
+        };
+        let (slow_sender, mut slow) = mpsc::channel(1);
+        let (keeping_up_sender, mut keeping_up) = mpsc::channel(8);
+        let slow_ended = Arc::new(AtomicBool::new(false));
+        join(
+            &group,
+            Member::new(
+                subscriber("slow", slow_sender),
+                slow_ended.clone(),
+                metrics.clone(),
+            ),
+        );
+        join(
+            &group,
+            Member::new(
+                subscriber("keeping-up", keeping_up_sender),
+                Arc::new(AtomicBool::new(false)),
+                metrics.clone(),
+            ),
+        );
+        assert_eq!(metrics.subscriptions.load(Ordering::Relaxed), 2);
+
+        let payload = |n: i32| {
+            let mut fields = async_graphql::indexmap::IndexMap::new();
+            fields.insert(Name::new("changes"), Value::from(n));
+            Response::new(Value::Object(fields))
+        };
+        group.deliver(&payload(1), &metrics);
+        group.deliver(&payload(2), &metrics);
+        assert_eq!(metrics.subscription_encodings.load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.subscription_messages.load(Ordering::Relaxed), 3);
+
+        for n in [1, 2] {
+            let message = next_json(&mut keeping_up).await;
+            assert_eq!(message["id"], "keeping-up");
+            assert_eq!(message["type"], "next");
+            assert_eq!(
+                message["payload"],
+                serde_json::json!({ "data": { "changes": n } })
+            );
+        }
+        let first = next_json(&mut slow).await;
+        assert_eq!(first["payload"]["data"]["changes"], 1);
+        let behind = next_json(&mut slow).await;
+        assert_eq!(behind["id"], "slow");
+        assert_eq!(behind["type"], "next");
+        let error = &behind["payload"]["errors"][0];
+        assert_eq!(error["extensions"]["code"], "EVENTS_MISSED", "{behind}");
+        assert_eq!(error["extensions"]["requestId"], "upgrade:slow", "{behind}");
+        assert_eq!(error["path"], serde_json::json!(["changes"]), "{behind}");
+        assert_eq!(behind["payload"]["data"], serde_json::Value::Null);
+        let complete = next_json(&mut slow).await;
+        assert_eq!(
+            complete,
+            serde_json::json!({ "id": "slow", "type": "complete" })
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while !slow_ended.load(Ordering::Acquire) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the slow member ends");
+
+        group.deliver(&payload(3), &metrics);
+        assert_eq!(
+            next_json(&mut keeping_up).await["payload"]["data"]["changes"],
+            3
+        );
+        assert!(slow.try_recv().is_err(), "nothing after complete");
+        assert_eq!(metrics.subscriptions.load(Ordering::Relaxed), 1);
+    }
+}
