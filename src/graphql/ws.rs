@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -41,6 +42,7 @@ use tracing::Instrument;
 
 use super::GraphqlState;
 use super::RequestId;
+use super::cache::Key;
 use super::errors::{never_ran, stamp_request_id};
 use super::fanout::{GroupKey, Membership, Subscriber};
 use super::http::request_id;
@@ -48,6 +50,7 @@ use super::subscription::AccessChanged;
 use crate::auth::Caller;
 use crate::auth::caller::{bearer_token, session_token};
 use crate::error::{AppError, json_error};
+use crate::service::freshness::Stamp;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// subscriptions-transport-ws, which named its protocol `graphql-ws`.
@@ -651,7 +654,10 @@ impl Connection {
                     .await;
                     return Ok(());
                 }
-                let caller = match self.caller_now().await {
+                // Taken before the caller is read, as over HTTP: a kept answer is reused only
+                // while nothing has committed since (`cache.rs`).
+                let stamp = self.state.cache.stamp().await;
+                let caller = match self.caller_now(stamp.as_ref()).await {
                     Ok(caller) => caller,
                     Err(Refusal::Close(close)) => return Err(close),
                     Err(Refusal::Operation(err)) => {
@@ -684,6 +690,19 @@ impl Connection {
                             request.extensions.insert(key, value);
                         }
                     }
+                }
+                let caller_id = match &caller {
+                    Caller::User(actor) => Some(actor.user.id),
+                    Caller::Anonymous => None,
+                };
+                let kept_as = stamp.and_then(|stamp| Some((Key::of(&request, caller_id)?, stamp)));
+                if let Some((key, stamp)) = &kept_as
+                    && let Some(answer) = self.state.cache.get(key, stamp)
+                {
+                    let next = if self.legacy { "data" } else { "next" };
+                    let _ = outgoing.send(frame(&id, next, &answer.body)).await;
+                    send(outgoing, json!({ "id": id, "type": "complete" })).await;
+                    return Ok(());
                 }
                 let operation_name = request.operation_name.clone();
                 let prepared = match self.state.schema.prepare(request) {
@@ -733,15 +752,20 @@ impl Connection {
                         .data(caller)
                         .data(self.access_changed.clone())
                         .data(RequestId(Some(request_id.clone())));
+                    let kept_as = kept_as.filter(|_| prepared.is_cacheable());
+                    let root_field = prepared.root_field.clone();
                     let responses = self.state.schema.stream(prepared);
                     Operation::Alone(tokio::spawn(
                         run_operation(
                             self.state.clone(),
-                            id.clone(),
-                            request_id,
+                            Running {
+                                id: id.clone(),
+                                request_id,
+                                legacy: self.legacy,
+                                kept_as: kept_as.map(|(key, stamp)| (key, stamp, root_field)),
+                            },
                             responses,
                             outgoing.clone(),
-                            self.legacy,
                             self.access_changed.clone(),
                         )
                         .instrument(tracing::info_span!("operation", id = %id)),
@@ -785,7 +809,7 @@ impl Connection {
     /// the user read again, or taken as remembered when nothing has committed since it was
     /// read (`service::freshness`). A change of access, a removal or a suspension closes the socket;
     /// a failure to check (Clerk's keys, the database) refuses this operation only.
-    async fn caller_now(&mut self) -> Result<Caller, Refusal> {
+    async fn caller_now(&mut self, stamp: Option<&Stamp>) -> Result<Caller, Refusal> {
         let Some(held) = &self.caller else {
             return Err(Refusal::Close(Close(
                 close::UNAUTHORIZED,
@@ -795,11 +819,10 @@ impl Connection {
         if matches!(held, Caller::Anonymous) {
             return Ok(Caller::Anonymous);
         }
-        let stamp = self.state.cache.stamp().await;
         match self
             .state
             .auth
-            .authenticate_at(self.token.as_deref(), stamp.as_ref())
+            .authenticate_at(self.token.as_deref(), stamp)
             .await
         {
             Ok(now) if same_access(held, &now) => Ok(now),
@@ -819,16 +842,38 @@ async fn send(outgoing: &mpsc::Sender<Message>, message: Value) {
     let _ = outgoing.send(text(message)).await;
 }
 
+/// What a running operation answers as.
+struct Running {
+    id: String,
+    request_id: String,
+    legacy: bool,
+    /// Where a complete answer of a cacheable query is kept (`cache.rs`).
+    kept_as: Option<(Key, Stamp, String)>,
+}
+
+/// `{"id":…,"type":…,"payload":…}` around a payload already serialised.
+fn frame(id: &str, kind: &str, payload: &[u8]) -> Message {
+    let id = Value::String(id.to_owned());
+    let mut frame = format!(r#"{{"id":{id},"type":"{kind}","payload":"#);
+    frame.push_str(&String::from_utf8_lossy(payload));
+    frame.push('}');
+    Message::Text(Utf8Bytes::from(frame))
+}
+
 /// Runs one operation: a query or mutation answers once, a subscription until it ends.
 async fn run_operation(
     state: GraphqlState,
-    id: String,
-    request_id: String,
+    running: Running,
     mut responses: BoxStream<'static, async_graphql::Response>,
     outgoing: mpsc::Sender<Message>,
-    legacy: bool,
     access_changed: AccessChanged,
 ) {
+    let Running {
+        id,
+        request_id,
+        legacy,
+        mut kept_as,
+    } = running;
     let next = if legacy { "data" } else { "next" };
     let _running = crate::metrics::GaugeGuard::hold(&state.metrics.subscriptions);
     let mut first = true;
@@ -844,14 +889,20 @@ async fn run_operation(
             return;
         }
         first = false;
-        let payload = serde_json::to_value(&response).unwrap_or_else(|err| {
-            json!({ "errors": [{ "message": format!("the response could not be serialised: {err}"), "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] })
+        let body = serde_json::to_vec(&response).unwrap_or_else(|err| {
+            json!({ "errors": [{ "message": format!("the response could not be serialised: {err}"), "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] }).to_string().into_bytes()
         });
-        send(
-            &outgoing,
-            json!({ "id": id, "type": next, "payload": payload }),
-        )
-        .await;
+        let body = match kept_as.take() {
+            // The same bytes an HTTP answer keeps: a later ask over either is answered from them.
+            Some((key, stamp, root_field)) if response.errors.is_empty() => {
+                state
+                    .cache
+                    .put(key, stamp, &root_field, Bytes::from(body))
+                    .body
+            }
+            _ => Bytes::from(body),
+        };
+        let _ = outgoing.send(frame(&id, next, &body)).await;
     }
     send(&outgoing, json!({ "id": id, "type": "complete" })).await;
     // After its last message: a subscription that ended because its subscriber lost access

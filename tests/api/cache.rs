@@ -12,6 +12,7 @@ use userhub::config::{CacheMode, Config};
 
 use crate::helpers::{OtherServer, TestApp, TestUser, on_both_databases};
 use crate::live::{clerk_user, envelope};
+use crate::websocket::{Socket, connect, init, operation, receive, send};
 
 on_both_databases!(
     a_kept_answer_is_reused_until_a_write_is_acknowledged,
@@ -21,6 +22,7 @@ on_both_databases!(
     nothing_is_kept_with_the_cache_off => cache_off,
     cached_answers_equal_computed_ones_over_random_documents_and_writes,
     cached_answers_equal_computed_ones_in_strict_mode_too => strict,
+    a_query_over_a_websocket_is_answered_from_the_cache_too,
 );
 
 fn strict(config: &mut Config) {
@@ -137,6 +139,76 @@ async fn a_kept_answer_is_reused_until_a_write_is_acknowledged(app: TestApp) {
     assert_eq!(not_modified.status(), 304);
     assert_eq!(not_modified.headers()["etag"].to_str().expect("a tag"), tag);
     assert_eq!(app.cache_hits(), hits + 1);
+}
+
+/// Asks `ONE_USER` over a socket; the payload of its one answer.
+async fn ask_socket(socket: &mut Socket, id: &str, variables: &Value) -> Value {
+    send(
+        socket,
+        json!({ "id": id, "type": "subscribe", "payload": { "query": ONE_USER, "variables": variables } }),
+    )
+    .await;
+    let answer = receive(socket).await.expect("an answer");
+    let complete = receive(socket).await.expect("complete");
+    assert_eq!(complete["type"], "complete", "{complete}");
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(answer["id"], id, "{answer}");
+    answer["payload"].clone()
+}
+
+/// A query over a WebSocket is answered from the same kept bytes as over HTTP, for the same
+/// caller, until a write is acknowledged; then the next answer has the write.
+async fn a_query_over_a_websocket_is_answered_from_the_cache_too(app: TestApp) {
+    let lecturer = app
+        .create_user(TestUser::new("ada@socket.test").named("Ada", "Byron"))
+        .await;
+    let variables = json!({ "id": lecturer.id });
+    let over_http = kept(&app, ONE_USER, &variables).await;
+    let mut socket = connect(&app).await;
+    init(
+        &mut socket,
+        json!({ "authorization": format!("Bearer {}", app.admin_token) }),
+    )
+    .await
+    .expect("acknowledged");
+    // Kept over HTTP, reused over the socket (once the write's own NOTIFY has passed).
+    let mut reused = false;
+    for n in 0..100 {
+        let hits = app.cache_hits();
+        let payload = ask_socket(&mut socket, &format!("kept-{n}"), &variables).await;
+        assert_eq!(payload["data"], over_http);
+        if app.cache_hits() > hits {
+            reused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reused, "the socket's ask was answered from the cache");
+
+    app.query(
+        "mutation($id: ID!) { updateUser(id: $id, input: { firstName: \"Augusta\" }) { id } }",
+        json!({ "id": lecturer.id }),
+    )
+    .await;
+    let after = ask_socket(&mut socket, "after-write", &variables).await;
+    assert_eq!(after["data"]["user"]["firstName"], "Augusta", "{after}");
+
+    // Another caller over a socket is not given the admin's kept answer.
+    let other = app
+        .create_user(TestUser::new("other@socket.test").role(Role::Lecturer))
+        .await;
+    let mut theirs = connect(&app).await;
+    init(
+        &mut theirs,
+        json!({ "authorization": format!("Bearer {}", app.token_for(&other)) }),
+    )
+    .await
+    .expect("acknowledged");
+    let answered = operation(&mut theirs, "theirs", "{ users { totalCount } }").await;
+    assert_eq!(
+        answered[0]["payload"]["data"]["users"]["totalCount"], 1,
+        "{answered:?}"
+    );
 }
 
 fn urlencode(text: &str) -> String {
