@@ -296,18 +296,15 @@ fn forbidden(message: &str) -> AppError {
     AppError::Forbidden(message.to_owned())
 }
 
+/// Rows for unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use entity::role::Role;
+    use entity::user;
+    use uuid::Uuid;
 
-    fn actor(role: Role, organisation_id: Option<Uuid>) -> Actor {
-        Actor {
-            user: user(role, organisation_id),
-            session_id: None,
-        }
-    }
-
-    fn user(role: Role, organisation_id: Option<Uuid>) -> user::Model {
+    /// An active user, not banned, with a fresh id.
+    pub(crate) fn user(role: Role, organisation_id: Option<Uuid>) -> user::Model {
         let now = chrono::Utc::now();
         user::Model {
             id: Uuid::now_v7(),
@@ -327,6 +324,20 @@ mod tests {
             deactivated_at: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(role: Role, organisation_id: Option<Uuid>) -> Actor {
+        Actor {
+            user: user(role, organisation_id),
+            session_id: None,
+        }
+    }
+
+    use super::fixtures::user;
 
     #[test]
     fn organisation_admins_manage_their_own_organisation_only() {

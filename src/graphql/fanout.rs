@@ -449,35 +449,17 @@ fn text(value: serde_json::Value) -> Message {
 mod tests {
     use async_graphql::{Name, Pos, Value};
     use entity::role::Role;
-    use entity::user;
-    use uuid::Uuid;
 
     use super::*;
+    use crate::auth::access::fixtures;
 
     fn subscriber(operation_id: &str, outgoing: mpsc::Sender<Message>) -> Subscriber {
-        let now = chrono::Utc::now();
         Subscriber {
             operation_id: operation_id.to_owned(),
             request_id: format!("upgrade:{operation_id}"),
             legacy: false,
             actor: Actor {
-                user: user::Model {
-                    id: Uuid::now_v7(),
-                    clerk_id: format!("user_{operation_id}"),
-                    email: format!("{operation_id}@fanout.test"),
-                    first_name: None,
-                    last_name: None,
-                    image_url: None,
-                    role: Role::Admin,
-                    organisation_id: None,
-                    is_active: true,
-                    banned: false,
-                    last_sign_in_at: None,
-                    clerk_updated_at: 0,
-                    created_at: now,
-                    updated_at: now,
-                    deactivated_at: None,
-                },
+                user: fixtures::user(Role::Admin, None),
                 session_id: None,
             },
             outgoing,
