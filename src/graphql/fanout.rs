@@ -362,8 +362,7 @@ impl Group {
 impl Member {
     fn new(subscriber: Subscriber, ended: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Member {
         let next = if subscriber.legacy { "data" } else { "next" };
-        let id = serde_json::Value::String(subscriber.operation_id.clone());
-        let frame_start = format!(r#"{{"id":{id},"type":"{next}","payload":"#);
+        let frame_start = frame_start(&subscriber.operation_id, next);
         metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
         Member {
             subscriber,
@@ -374,11 +373,7 @@ impl Member {
     }
 
     fn frame(&self, payload: &str) -> Message {
-        let mut frame = String::with_capacity(self.frame_start.len() + payload.len() + 1);
-        frame.push_str(&self.frame_start);
-        frame.push_str(payload);
-        frame.push('}');
-        Message::Text(Utf8Bytes::from(frame))
+        framed(&self.frame_start, payload)
     }
 
     fn complete(&self) -> Message {
@@ -435,7 +430,24 @@ fn stamped(response: &Response, request_id: &str) -> Response {
     own
 }
 
-fn payload_of(response: &Response) -> String {
+/// `{"id":…,"type":…,"payload":` for operation `id`: a serialised payload goes between it and
+/// the closing brace (`framed`).
+pub(super) fn frame_start(id: &str, kind: &str) -> String {
+    let id = serde_json::Value::String(id.to_owned());
+    format!(r#"{{"id":{id},"type":"{kind}","payload":"#)
+}
+
+/// A message of `start` (`frame_start`) around a serialised payload.
+pub(super) fn framed(start: &str, payload: &str) -> Message {
+    let mut frame = String::with_capacity(start.len() + payload.len() + 1);
+    frame.push_str(start);
+    frame.push_str(payload);
+    frame.push('}');
+    Message::Text(Utf8Bytes::from(frame))
+}
+
+/// A response as JSON; one that cannot be written is an `INTERNAL_SERVER_ERROR`.
+pub(super) fn payload_of(response: &Response) -> String {
     serde_json::to_string(response).unwrap_or_else(|err| {
         json!({ "errors": [{ "message": format!("the response could not be serialised: {err}"), "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] }).to_string()
     })

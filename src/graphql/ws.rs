@@ -44,7 +44,7 @@ use super::GraphqlState;
 use super::RequestId;
 use super::cache::Key;
 use super::errors::{never_ran, stamp_request_id};
-use super::fanout::{GroupKey, Membership, Subscriber};
+use super::fanout::{GroupKey, Membership, Subscriber, frame_start, framed, payload_of};
 use super::http::request_id;
 use super::subscription::AccessChanged;
 use crate::auth::Caller;
@@ -673,7 +673,9 @@ impl Connection {
                         return Ok(());
                     }
                 };
-                let shared_extensions = matches!(&payload.extensions, Some(Value::Object(fields)) if !fields.is_empty());
+                // Extensions are not part of a shared subscription's key: a subscription sent
+                // with any runs alone.
+                let has_extensions = matches!(&payload.extensions, Some(Value::Object(fields)) if !fields.is_empty());
                 let variables = payload
                     .variables
                     .as_ref()
@@ -720,7 +722,7 @@ impl Connection {
                     }
                 };
                 let shared = match (prepared.shareable(), &caller) {
-                    (Some(root), Caller::User(actor)) if !shared_extensions => {
+                    (Some(root), Caller::User(actor)) if !has_extensions => {
                         Some((root.clone(), actor.as_ref().clone()))
                     }
                     _ => None,
@@ -807,8 +809,8 @@ impl Connection {
 
     /// The caller as the database says now: the token is verified again (expiry included) and
     /// the user read again, or taken as remembered when nothing has committed since it was
-    /// read (`service::freshness`). A change of access, a removal or a suspension closes the socket;
-    /// a failure to check (Clerk's keys, the database) refuses this operation only.
+    /// read (`service::freshness`). A change of access, a removal or a suspension closes the
+    /// socket; a failure to check (Clerk's keys, the database) refuses this operation only.
     async fn caller_now(&mut self, stamp: Option<&Stamp>) -> Result<Caller, Refusal> {
         let Some(held) = &self.caller else {
             return Err(Refusal::Close(Close(
@@ -853,11 +855,7 @@ struct Running {
 
 /// `{"id":…,"type":…,"payload":…}` around a payload already serialised.
 fn frame(id: &str, kind: &str, payload: &[u8]) -> Message {
-    let id = Value::String(id.to_owned());
-    let mut frame = format!(r#"{{"id":{id},"type":"{kind}","payload":"#);
-    frame.push_str(&String::from_utf8_lossy(payload));
-    frame.push('}');
-    Message::Text(Utf8Bytes::from(frame))
+    framed(&frame_start(id, kind), &String::from_utf8_lossy(payload))
 }
 
 /// Runs one operation: a query or mutation answers once, a subscription until it ends.
@@ -889,9 +887,7 @@ async fn run_operation(
             return;
         }
         first = false;
-        let body = serde_json::to_vec(&response).unwrap_or_else(|err| {
-            json!({ "errors": [{ "message": format!("the response could not be serialised: {err}"), "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] }).to_string().into_bytes()
-        });
+        let body = payload_of(&response).into_bytes();
         let body = match kept_as.take() {
             // The same bytes an HTTP answer keeps: a later ask over either is answered from them.
             Some((key, stamp, root_field)) if response.errors.is_empty() => {
