@@ -18,6 +18,7 @@ use axum::body::Bytes;
 use hashlink::LruCache;
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::metrics::Metrics;
 use crate::service::freshness::{Freshness, Stamp};
 
@@ -38,12 +39,15 @@ pub struct Key {
 
 impl Key {
     /// The key of `request`'s answer for `caller`; `None` when its variables cannot be written.
-    pub fn of(request: &async_graphql::Request, caller: Option<Uuid>) -> Option<Key> {
+    pub fn of(request: &async_graphql::Request, caller: &Caller) -> Option<Key> {
         Some(Key {
             query: request.query.clone(),
             operation_name: request.operation_name.clone(),
             variables: serde_json::to_string(&request.variables).ok()?,
-            caller,
+            caller: match caller {
+                Caller::User(actor) => Some(actor.user.id),
+                Caller::Anonymous => None,
+            },
         })
     }
 

@@ -16,10 +16,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::cache::Key;
-use super::errors::{code_of, is_request_error_code, stamp_request_id};
+use super::errors::{code_of, is_request_error_code, never_ran, stamp_request_id};
 use super::graphiql;
 use super::{GraphqlState, RequestId};
-use crate::auth::Caller;
 use crate::auth::caller::session_token;
 use crate::error::AppError;
 
@@ -320,13 +319,9 @@ async fn execute(
         .metrics
         .graphql_operations
         .fetch_add(1, Ordering::Relaxed);
-    let caller_id = match &caller {
-        Caller::User(actor) => Some(actor.user.id),
-        Caller::Anonymous => None,
-    };
     // Looked up before the document is even parsed: only a query that passed every check and
     // ran without an error was kept, and the same request would pass and run the same way.
-    let key = stamp.as_ref().and_then(|_| Key::of(&request, caller_id));
+    let key = stamp.as_ref().and_then(|_| Key::of(&request, &caller));
     if let (Some(key), Some(stamp)) = (&key, &stamp)
         && let Some(answer) = state.cache.get(key, stamp)
     {
@@ -393,11 +388,7 @@ async fn execute(
         stamp_request_id(&mut response, request_id);
     }
 
-    let request_error = response.data == async_graphql::Value::Null
-        && response
-            .errors
-            .iter()
-            .any(|error| code_of(error).is_some_and(|code| is_request_error_code(&code)));
+    let request_error = never_ran(&response);
     let status = if request_error && format == Format::GraphqlResponseJson {
         StatusCode::BAD_REQUEST
     } else {

@@ -693,11 +693,7 @@ impl Connection {
                         }
                     }
                 }
-                let caller_id = match &caller {
-                    Caller::User(actor) => Some(actor.user.id),
-                    Caller::Anonymous => None,
-                };
-                let kept_as = stamp.and_then(|stamp| Some((Key::of(&request, caller_id)?, stamp)));
+                let kept_as = stamp.and_then(|stamp| Some((Key::of(&request, &caller)?, stamp)));
                 if let Some((key, stamp)) = &kept_as
                     && let Some(answer) = self.state.cache.get(key, stamp)
                 {

@@ -20,7 +20,16 @@ on_both_databases!(
 const WATCH: &str =
     "subscription Watch { userChanged { kind user { email organisation { name } } } }";
 
-async fn subscribed(app: &TestApp, user: &entity::user::Model, variables: Value) -> Socket {
+async fn org_admin(app: &TestApp, email: &str, organisation: Uuid) -> entity::user::Model {
+    app.create_user(
+        TestUser::new(email)
+            .role(Role::OrgAdmin)
+            .in_organisation(organisation),
+    )
+    .await
+}
+
+async fn subscribed(app: &TestApp, user: &entity::user::Model) -> Socket {
     let mut socket = connect(app).await;
     let ack = init(
         &mut socket,
@@ -31,7 +40,7 @@ async fn subscribed(app: &TestApp, user: &entity::user::Model, variables: Value)
     assert_eq!(ack["type"], "connection_ack");
     send(
         &mut socket,
-        json!({ "id": format!("watch-{}", user.id), "type": "subscribe", "payload": { "query": WATCH, "variables": variables } }),
+        json!({ "id": format!("watch-{}", user.id), "type": "subscribe", "payload": { "query": WATCH } }),
     )
     .await;
     socket
@@ -85,27 +94,15 @@ async fn subscribers_of_one_scope_share_one_resolution(app: TestApp) {
         &app.admin,
         &second_admin,
     ] {
-        admins.push(subscribed(&app, user, json!({})).await);
+        admins.push(subscribed(&app, user).await);
     }
     let mut of_a = Vec::new();
     for email in ["one@a.fanout.test", "two@a.fanout.test"] {
-        let org_admin = app
-            .create_user(
-                TestUser::new(email)
-                    .role(Role::OrgAdmin)
-                    .in_organisation(a.id),
-            )
-            .await;
-        of_a.push(subscribed(&app, &org_admin, json!({})).await);
+        let user = org_admin(&app, email, a.id).await;
+        of_a.push(subscribed(&app, &user).await);
     }
-    let of_b_user = app
-        .create_user(
-            TestUser::new("one@b.fanout.test")
-                .role(Role::OrgAdmin)
-                .in_organisation(b.id),
-        )
-        .await;
-    let mut of_b = subscribed(&app, &of_b_user, json!({})).await;
+    let of_b_user = org_admin(&app, "one@b.fanout.test", b.id).await;
+    let mut of_b = subscribed(&app, &of_b_user).await;
     {
         let mut running: Vec<&mut Socket> = admins.iter_mut().chain(of_a.iter_mut()).collect();
         until_running(&app, a.id, &mut running).await;
@@ -186,22 +183,10 @@ async fn subscribers_of_one_scope_share_one_resolution(app: TestApp) {
 async fn a_member_whose_access_changes_ends_alone(app: TestApp) {
     let a = app.create_organisation("Fan-out A").await;
     let b = app.create_organisation("Fan-out B").await;
-    let moved = app
-        .create_user(
-            TestUser::new("moved@a.fanout.test")
-                .role(Role::OrgAdmin)
-                .in_organisation(a.id),
-        )
-        .await;
-    let stays = app
-        .create_user(
-            TestUser::new("stays@a.fanout.test")
-                .role(Role::OrgAdmin)
-                .in_organisation(a.id),
-        )
-        .await;
-    let mut moved_socket = subscribed(&app, &moved, json!({})).await;
-    let mut stays_socket = subscribed(&app, &stays, json!({})).await;
+    let moved = org_admin(&app, "moved@a.fanout.test", a.id).await;
+    let stays = org_admin(&app, "stays@a.fanout.test", a.id).await;
+    let mut moved_socket = subscribed(&app, &moved).await;
+    let mut stays_socket = subscribed(&app, &stays).await;
     until_running(&app, a.id, &mut [&mut moved_socket, &mut stays_socket]).await;
     assert_eq!(app.metrics.subscription_groups.load(Ordering::Relaxed), 1);
 
