@@ -12,7 +12,7 @@ use userhub::config::{CacheMode, Config};
 
 use crate::helpers::{OtherServer, TestApp, TestUser, on_both_databases};
 use crate::live::{clerk_user, envelope};
-use crate::websocket::{Socket, connect, init, operation, receive, send};
+use crate::websocket::{Socket, connect, init, operation, operation_with};
 
 on_both_databases!(
     a_kept_answer_is_reused_until_a_write_is_acknowledged,
@@ -143,17 +143,11 @@ async fn a_kept_answer_is_reused_until_a_write_is_acknowledged(app: TestApp) {
 
 /// Asks `ONE_USER` over a socket; the payload of its one answer.
 async fn ask_socket(socket: &mut Socket, id: &str, variables: &Value) -> Value {
-    send(
-        socket,
-        json!({ "id": id, "type": "subscribe", "payload": { "query": ONE_USER, "variables": variables } }),
-    )
-    .await;
-    let answer = receive(socket).await.expect("an answer");
-    let complete = receive(socket).await.expect("complete");
-    assert_eq!(complete["type"], "complete", "{complete}");
-    assert_eq!(answer["type"], "next", "{answer}");
-    assert_eq!(answer["id"], id, "{answer}");
-    answer["payload"].clone()
+    let messages = operation_with(socket, id, ONE_USER, variables).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0]["type"], "next", "{messages:?}");
+    assert_eq!(messages[1]["type"], "complete", "{messages:?}");
+    messages[0]["payload"].clone()
 }
 
 /// A query over a WebSocket is answered from the same kept bytes as over HTTP, for the same

@@ -95,9 +95,19 @@ pub(crate) async fn init(socket: &mut Socket, payload: Value) -> Result<Value, (
 
 /// Runs one operation and returns every message about it, up to `complete` or `error`.
 pub(crate) async fn operation(socket: &mut Socket, id: &str, query: &str) -> Vec<Value> {
+    operation_with(socket, id, query, &json!({})).await
+}
+
+/// `operation`, with variables.
+pub(crate) async fn operation_with(
+    socket: &mut Socket,
+    id: &str,
+    query: &str,
+    variables: &Value,
+) -> Vec<Value> {
     send(
         socket,
-        json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
+        json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }),
     )
     .await;
     let mut messages = Vec::new();
