@@ -676,11 +676,6 @@ impl Connection {
                 // Extensions are not part of a shared subscription's key: a subscription sent
                 // with any runs alone.
                 let has_extensions = matches!(&payload.extensions, Some(Value::Object(fields)) if !fields.is_empty());
-                let variables = payload
-                    .variables
-                    .as_ref()
-                    .map(Value::to_string)
-                    .unwrap_or_default();
                 let mut request = async_graphql::Request::new(payload.query);
                 request.operation_name = payload.operation_name;
                 if let Some(variables) = payload.variables {
@@ -703,6 +698,8 @@ impl Connection {
                     return Ok(());
                 }
                 let operation_name = request.operation_name.clone();
+                // As the cache's key writes them: absent and `{}` are the same variables.
+                let variables = serde_json::to_string(&request.variables).unwrap_or_default();
                 let prepared = match self.state.schema.prepare(request) {
                     Ok(prepared) => prepared,
                     Err(errors) => {
