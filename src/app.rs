@@ -47,6 +47,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Verifies Clerk's webhook deliveries; `None` when no webhook secret is configured.
     pub webhooks: Option<Arc<crate::webhooks::Verifier>>,
+    /// Applies verified deliveries, concurrent ones in one transaction.
+    pub ingest: crate::service::webhooks::Ingest,
     /// Present in local mode: the embedded emulator and the admin token.
     pub local: Option<Arc<LocalMode>>,
     /// Per-client limits on `/graphql` and on the webhook route; `None` when off.
@@ -65,6 +67,7 @@ impl FromRef<AppState> for WebhookState {
         WebhookState {
             services: state.services.clone(),
             verifier: state.webhooks.clone(),
+            ingest: state.ingest.clone(),
         }
     }
 }
@@ -211,6 +214,7 @@ impl AppState {
                 .map(|local| Arc::from(local.admin_token.as_str())),
         };
         Ok(AppState {
+            ingest: crate::service::webhooks::Ingest::start(services.clone()),
             services,
             graphql,
             config,

@@ -181,6 +181,10 @@ pub struct Metrics {
     pub subscription_groups: AtomicI64,
     pub subscription_encodings: AtomicU64,
     pub subscription_messages: AtomicU64,
+    /// Webhook deliveries by group commit (`service::webhooks::Ingest`): the transactions that
+    /// applied them, and the deliveries queued or being applied now.
+    pub webhook_batches: AtomicU64,
+    pub webhooks_in_flight: AtomicI64,
     /// The response cache (`graphql/cache.rs`): answers reused, answers computed for want of
     /// a current one, answers dropped to stay within the byte budget, and what it holds.
     pub cache_hits: AtomicU64,
@@ -327,6 +331,12 @@ impl Metrics {
                 "Payloads of shared subscriptions sent to subscribers.",
                 &self.subscription_messages,
             ),
+            (
+                "userhub_webhook_batches_total",
+                "Transactions that applied webhook deliveries together; \
+                 userhub_webhooks_total over this is the deliveries per transaction.",
+                &self.webhook_batches,
+            ),
         ];
         for (name, help, value) in counters {
             header(&mut out, name, help, "counter");
@@ -349,6 +359,11 @@ impl Metrics {
                 "Shared subscriptions running: subscribers asking the same subscription with the \
                  same access share one.",
                 &self.subscription_groups,
+            ),
+            (
+                "userhub_webhooks_in_flight",
+                "Verified webhook deliveries queued or being applied now.",
+                &self.webhooks_in_flight,
             ),
             (
                 "userhub_response_cache_bytes",

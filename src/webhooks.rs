@@ -37,6 +37,7 @@ pub struct WebhookState {
     pub services: Services,
     /// `None` when no webhook secret is configured: deliveries are refused.
     pub verifier: Option<Arc<Verifier>>,
+    pub ingest: webhooks::Ingest,
 }
 
 /// Checks svix signatures against the endpoint's secret.
@@ -175,18 +176,19 @@ pub async fn receive(
             return refusal.into_response();
         }
     };
-    match webhooks::handle(&state.services, &delivery).await {
+    let (svix_id, event_type) = (delivery.svix_id.clone(), delivery.event_type.clone());
+    match state.ingest.apply(delivery).await {
         Ok(outcome) => {
             outcome.count(metrics);
-            tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, outcome = outcome.as_str(), "webhook handled");
-            Json(json!({ "status": outcome.as_str(), "svixId": delivery.svix_id })).into_response()
+            tracing::info!(svix_id = %svix_id, event_type = %event_type, outcome = outcome.as_str(), "webhook handled");
+            Json(json!({ "status": outcome.as_str(), "svixId": svix_id })).into_response()
         }
         Err(error) => {
             metrics.webhooks_failed.fetch_add(1, Ordering::Relaxed);
             match &error {
                 // Clerk retries a 5xx, which is what a database failure needs.
                 AppError::Database(_) | AppError::Internal(_) | AppError::Unrecorded(_) => {
-                    tracing::error!(svix_id = %delivery.svix_id, error = %crate::error::error_chain(&error), "webhook failed; Clerk will retry");
+                    tracing::error!(svix_id = %svix_id, error = %crate::error::error_chain(&error), "webhook failed; Clerk will retry");
                     let reason = match &error {
                         AppError::Database(err) => crate::error::storage_trouble(err)
                             .map(|trouble| format!(" ({})", trouble.describe())),

@@ -115,18 +115,21 @@ pub(super) async fn record<C: ConnectionTrait>(
     Ok(event(origin, change).insert(conn).await?)
 }
 
-/// Writes many audit events in one statement (a sync page's creations).
+/// Writes many audit events in one statement (a sync page's creations, a batch of deliveries').
 pub(super) async fn record_many<C: ConnectionTrait>(
     conn: &C,
-    origin: &Origin,
-    changes: Vec<Change>,
+    changes: Vec<(Origin, Change)>,
 ) -> Result<(), AppError> {
     if changes.is_empty() {
         return Ok(());
     }
-    audit_event::Entity::insert_many(changes.into_iter().map(|change| event(origin, change)))
-        .exec_without_returning(conn)
-        .await?;
+    audit_event::Entity::insert_many(
+        changes
+            .into_iter()
+            .map(|(origin, change)| event(&origin, change)),
+    )
+    .exec_without_returning(conn)
+    .await?;
     Ok(())
 }
 

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use entity::organisation;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    sea_query::Condition,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, sea_query::Condition,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -117,6 +117,25 @@ pub async fn by_ids<C: ConnectionTrait>(
         .await?
         .into_iter()
         .map(|org| (org.id, org))
+        .collect())
+}
+
+/// Which of these organisations exist (archived ones too), in one statement.
+pub(crate) async fn known_among<C: ConnectionTrait>(
+    conn: &C,
+    ids: std::collections::HashSet<Uuid>,
+) -> Result<std::collections::HashSet<Uuid>, AppError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(organisation::Entity::find()
+        .select_only()
+        .column(organisation::Column::Id)
+        .filter(organisation::Column::Id.is_in(ids))
+        .into_tuple::<Uuid>()
+        .all(conn)
+        .await?
+        .into_iter()
         .collect())
 }
 

@@ -79,25 +79,31 @@ impl UserLocks {
 
     /// This process's turn to write the user.
     pub(crate) async fn local(&self, clerk_id: &str) -> OwnedMutexGuard<()> {
-        let mutex = {
-            let mut map = match self.local.lock() {
-                Ok(map) => map,
-                // Entries are inserted whole; a panic elsewhere cannot leave one half-written.
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if map.len() >= 1024 && map.len().is_power_of_two() {
-                map.retain(|_, mutex| mutex.strong_count() > 0);
-            }
-            match map.get(clerk_id).and_then(Weak::upgrade) {
-                Some(mutex) => mutex,
-                None => {
-                    let mutex = Arc::new(tokio::sync::Mutex::new(()));
-                    map.insert(clerk_id.to_owned(), Arc::downgrade(&mutex));
-                    mutex
-                }
-            }
+        self.mutex_of(clerk_id).lock_owned().await
+    }
+
+    /// This process's turn to write the user, if nobody here is writing them now.
+    pub(crate) fn try_local(&self, clerk_id: &str) -> Option<OwnedMutexGuard<()>> {
+        self.mutex_of(clerk_id).try_lock_owned().ok()
+    }
+
+    fn mutex_of(&self, clerk_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = match self.local.lock() {
+            Ok(map) => map,
+            // Entries are inserted whole; a panic elsewhere cannot leave one half-written.
+            Err(poisoned) => poisoned.into_inner(),
         };
-        mutex.lock_owned().await
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            map.retain(|_, mutex| mutex.strong_count() > 0);
+        }
+        match map.get(clerk_id).and_then(Weak::upgrade) {
+            Some(mutex) => mutex,
+            None => {
+                let mutex = Arc::new(tokio::sync::Mutex::new(()));
+                map.insert(clerk_id.to_owned(), Arc::downgrade(&mutex));
+                mutex
+            }
+        }
     }
 }
 
@@ -113,6 +119,29 @@ pub(crate) async fn in_transaction<C: ConnectionTrait>(
         DbBackend::Postgres,
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         [USER_LOCK_CLASS.into(), clerk_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Takes the advisory locks of many users in this transaction, in one statement, on
+/// PostgreSQL; nothing on SQLite. They are taken in the order of their keys, so two
+/// transactions locking overlapping sets (a batch of deliveries on each of two replicas) wait
+/// for each other rather than deadlock.
+pub(crate) async fn all_in_transaction<C: ConnectionTrait>(
+    txn: &C,
+    clerk_ids: &[&str],
+) -> Result<(), DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres || clerk_ids.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::to_string(clerk_ids).map_err(|err| DbErr::Custom(err.to_string()))?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT count(pg_advisory_xact_lock($1, key)) FROM \
+         (SELECT DISTINCT hashtext(id) AS key FROM json_array_elements_text($2::json) AS id \
+          ORDER BY key) AS keys",
+        [USER_LOCK_CLASS.into(), ids.into()],
     ))
     .await?;
     Ok(())

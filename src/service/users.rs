@@ -28,8 +28,8 @@ use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page
 use crate::auth::{Actor, UserScope};
 use crate::error::AppError;
 
+pub(crate) use from_clerk::{Arrival, apply_profile, create_many, upsert_in};
 pub use from_clerk::{ClerkProfile, Upserted, upsert_from_clerk};
-pub(crate) use from_clerk::{apply_profile, create_many, upsert_in};
 pub use removal::deactivate;
 pub(crate) use removal::{apply_deactivation, buried_among, bury};
 /// Which users to list. Every field narrows the list.
@@ -177,6 +177,23 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
         .filter(user::Column::ClerkId.eq(clerk_id))
         .one(conn)
         .await?)
+}
+
+/// The stored users among these Clerk ids, by Clerk id, in one statement.
+pub(crate) async fn by_clerk_ids<C: ConnectionTrait>(
+    conn: &C,
+    clerk_ids: Vec<String>,
+) -> Result<HashMap<String, user::Model>, AppError> {
+    if clerk_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::ClerkId.is_in(clerk_ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|user| (user.clerk_id.clone(), user))
+        .collect())
 }
 
 /// One user, if the caller may read them: `NOT_FOUND` for an unknown id, `FORBIDDEN` for a

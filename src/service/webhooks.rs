@@ -7,16 +7,24 @@
 //! - a profile older than the stored one (`updated_at`) is acknowledged and ignored;
 //! - a deletion deactivates the user and buries the Clerk id, so nothing that arrives after it
 //!   (a retried `user.updated`, a late `user.created`) brings the user back.
+//!
+//! Deliveries that arrive together are applied together (`ingest`): one transaction, and one
+//! statement for each step of all of them, each still answered only once it is committed.
+
+mod ingest;
+
+use std::collections::HashSet;
 
 use entity::webhook_delivery;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
 
-use super::user_locks;
 use super::users::{self, ClerkProfile, Upserted};
-use super::{Origin, Services, Source, Write};
+use super::{Origin, Services, Source, Write, organisations, user_locks};
+
 use crate::error::AppError;
 use crate::metrics::Metrics;
+pub use ingest::Ingest;
 
 /// What a verified delivery asks for, in userhub's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,56 +96,140 @@ pub struct Delivery {
 
 /// Applies a delivery once, however often it arrives.
 pub async fn handle(services: &Services, delivery: &Delivery) -> Result<Outcome, AppError> {
-    match handle_once(services, delivery).await {
-        // A sync or another delivery inserted this user between our read and our insert: the
-        // row exists now, so a second try takes the update path.
-        Err(AppError::Conflict(_)) => handle_once(services, delivery).await,
-        outcome => outcome,
-    }
-}
-
-async fn handle_once(services: &Services, delivery: &Delivery) -> Result<Outcome, AppError> {
-    let Services { db, events, .. } = services;
     // A mutation writing this user (Clerk first, then here) goes first: this may be the echo
     // of its change, which must find the change stored, not store it as Clerk's own.
-    let clerk_id = delivery.event.clerk_id();
-    let _turn = match clerk_id {
+    let _turn = match delivery.event.clerk_id() {
         Some(clerk_id) => Some(services.locks.local(clerk_id).await),
         None => None,
     };
-    let origin = Origin {
-        actor: "clerk".to_owned(),
-        source: Source::Webhook,
-        correlation_id: Some(delivery.svix_id.clone()),
+    let outcomes = apply_retrying(services, std::slice::from_ref(delivery)).await?;
+    outcomes
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a delivery applied without an outcome")))
+}
+
+/// `apply`, once more when another writer got in between (a sync or another delivery
+/// inserted one of these users between our read and our insert, or recorded one of these
+/// deliveries): the second time reads what it committed.
+pub(crate) async fn apply_retrying(
+    services: &Services,
+    deliveries: &[Delivery],
+) -> Result<Vec<Outcome>, AppError> {
+    match apply(services, deliveries).await {
+        Err(AppError::Conflict(_)) => apply(services, deliveries).await,
+        outcomes => outcomes,
+    }
+}
+
+/// Applies deliveries in one transaction, each credited to its own svix id, and records them:
+/// all of them commit or none does. They have distinct svix ids and are about distinct users,
+/// and the caller holds this process's turn on each of those users. Every statement is one
+/// for the whole lot, except the updates and deactivations of users already stored (one or
+/// two each); one delivery is the same statements as a hundred.
+async fn apply(services: &Services, deliveries: &[Delivery]) -> Result<Vec<Outcome>, AppError> {
+    let Some(first) = deliveries.first() else {
+        return Ok(Vec::new());
     };
-    let mut write = Write::begin(db, &origin).await?;
-    if let Some(clerk_id) = clerk_id {
-        user_locks::in_transaction(write.conn(), clerk_id).await?;
-    }
-    if webhook_delivery::Entity::find_by_id(delivery.svix_id.clone())
-        .one(write.conn())
-        .await?
-        .is_some()
-    {
-        return Ok(Outcome::Duplicate);
-    }
-    let outcome = match &delivery.event {
-        ClerkEvent::UserUpserted(profile) => {
-            match users::upsert_in(&mut write, profile.clone()).await? {
-                Some(Upserted::Created(_) | Upserted::Updated(_)) => Outcome::Applied,
-                Some(Upserted::Unchanged(_)) => Outcome::Unchanged,
-                Some(Upserted::Stale(_)) | None => Outcome::Stale,
-            }
+    let mut write = Write::begin(&services.db, &origin_of(first)).await?;
+    let clerk_ids: Vec<&str> = deliveries
+        .iter()
+        .filter_map(|delivery| delivery.event.clerk_id())
+        .collect();
+    user_locks::all_in_transaction(write.conn(), &clerk_ids).await?;
+    let handled = handled_among(
+        write.conn(),
+        deliveries
+            .iter()
+            .map(|delivery| delivery.svix_id.clone())
+            .collect(),
+    )
+    .await?;
+    let fresh: Vec<&Delivery> = deliveries
+        .iter()
+        .filter(|delivery| !handled.contains(&delivery.svix_id))
+        .collect();
+    let mut stored = users::by_clerk_ids(
+        write.conn(),
+        fresh
+            .iter()
+            .filter_map(|delivery| delivery.event.clerk_id())
+            .map(str::to_owned)
+            .collect(),
+    )
+    .await?;
+    let profiles = || {
+        fresh.iter().filter_map(|delivery| match &delivery.event {
+            ClerkEvent::UserUpserted(profile) => Some(profile),
+            _ => None,
+        })
+    };
+    let organisations = organisations::known_among(
+        write.conn(),
+        profiles()
+            .filter_map(|profile| profile.organisation_id)
+            .collect(),
+    )
+    .await?;
+    let buried = users::buried_among(
+        write.conn(),
+        profiles()
+            .filter(|profile| !stored.contains_key(&profile.clerk_id))
+            .map(|profile| profile.clerk_id.clone())
+            .collect(),
+    )
+    .await?;
+
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    let mut arrivals = Vec::new();
+    for delivery in deliveries {
+        if handled.contains(&delivery.svix_id) {
+            outcomes.push(Outcome::Duplicate);
+            continue;
         }
-        ClerkEvent::UserDeleted { clerk_id } => {
-            match users::find_by_clerk_id(write.conn(), clerk_id).await? {
-                Some(user) if user.is_active => {
-                    users::apply_deactivation(&mut write, user).await?;
-                    Outcome::Applied
+        let origin = origin_of(delivery);
+        write.act_for(&origin);
+        let outcome = match &delivery.event {
+            ClerkEvent::UserUpserted(profile) => {
+                let organisation_exists = profile
+                    .organisation_id
+                    .is_some_and(|id| organisations.contains(&id));
+                match stored.remove(&profile.clerk_id) {
+                    // Clerk deleted this user before we heard of them.
+                    None if buried.contains(&profile.clerk_id) => Outcome::Stale,
+                    None => {
+                        arrivals.push(users::Arrival {
+                            profile: profile.clone(),
+                            organisation_exists,
+                            origin,
+                        });
+                        Outcome::Applied
+                    }
+                    existing => {
+                        match users::apply_profile(
+                            &mut write,
+                            profile.clone(),
+                            existing,
+                            organisation_exists,
+                        )
+                        .await?
+                        {
+                            Upserted::Created(_) | Upserted::Updated(_) => Outcome::Applied,
+                            Upserted::Unchanged(_) => Outcome::Unchanged,
+                            Upserted::Stale(_) => Outcome::Stale,
+                        }
+                    }
                 }
+            }
+            ClerkEvent::UserDeleted { clerk_id } => match stored.remove(clerk_id) {
                 Some(user) => {
+                    let was_active = user.is_active;
                     users::apply_deactivation(&mut write, user).await?;
-                    Outcome::Unchanged
+                    if was_active {
+                        Outcome::Applied
+                    } else {
+                        Outcome::Unchanged
+                    }
                 }
                 // Deleted before we heard of its creation: the tombstone is all there is
                 // to write, and it keeps the late `user.created` out.
@@ -145,34 +237,78 @@ async fn handle_once(services: &Services, delivery: &Delivery) -> Result<Outcome
                     users::bury(write.conn(), clerk_id).await?;
                     Outcome::Applied
                 }
+            },
+            ClerkEvent::Ignored { reason } => {
+                tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, reason = %reason, "webhook acknowledged and ignored");
+                Outcome::Ignored
             }
+        };
+        outcomes.push(outcome);
+    }
+    users::create_many(&mut write, arrivals).await?;
+
+    let records: Vec<webhook_delivery::ActiveModel> = deliveries
+        .iter()
+        .zip(&outcomes)
+        .filter(|(delivery, _)| !handled.contains(&delivery.svix_id))
+        .map(|(delivery, outcome)| record(delivery, *outcome))
+        .collect();
+    let expected = records.len() as u64;
+    if expected > 0 {
+        let recorded = webhook_delivery::Entity::insert_many(records)
+            .on_conflict(
+                OnConflict::column(webhook_delivery::Column::SvixId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(write.conn())
+            .await?;
+        if recorded < expected {
+            // One of these deliveries, handled concurrently (an ignored event takes no user's
+            // lock), committed first: this rolls back, and the retry finds it recorded.
+            return Err(AppError::Conflict(
+                "a delivery was recorded by another transaction".to_owned(),
+            ));
         }
-        ClerkEvent::Ignored { reason } => {
-            tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, reason = %reason, "webhook acknowledged and ignored");
-            Outcome::Ignored
-        }
-    };
-    let recorded = webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
+    }
+    write.commit(&services.events).await?;
+    Ok(outcomes)
+}
+
+fn origin_of(delivery: &Delivery) -> Origin {
+    Origin {
+        actor: "clerk".to_owned(),
+        source: Source::Webhook,
+        correlation_id: Some(delivery.svix_id.clone()),
+    }
+}
+
+fn record(delivery: &Delivery, outcome: Outcome) -> webhook_delivery::ActiveModel {
+    webhook_delivery::ActiveModel {
         svix_id: Set(delivery.svix_id.clone()),
         event_type: Set(
             delivery.event_type[..delivery.event_type.floor_char_boundary(255)].to_owned(),
         ),
         received_at: Set(super::now()),
         outcome: Set(outcome.as_str().to_owned()),
-    })
-    .on_conflict(
-        OnConflict::column(webhook_delivery::Column::SvixId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(write.conn())
-    .await?;
-    if recorded == 0 {
-        // The same delivery, handled concurrently, committed first: this one rolls back.
-        return Ok(Outcome::Duplicate);
     }
-    write.commit(events).await?;
-    Ok(outcome)
+}
+
+/// Which of these svix ids were handled before, in one statement.
+async fn handled_among<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    svix_ids: Vec<String>,
+) -> Result<HashSet<String>, AppError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    Ok(webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::SvixId)
+        .filter(webhook_delivery::Column::SvixId.is_in(svix_ids))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// How long a svix id is remembered. Clerk retries a failed delivery for about 30 hours

@@ -67,10 +67,27 @@ impl Write {
         audit::record(&self.txn, &self.origin, change).await
     }
 
-    /// Records many changes in one statement (a sync page's creations).
-    pub(crate) async fn audit_many(&mut self, changes: Vec<Change>) -> Result<(), AppError> {
+    /// Records many changes in one statement, each with who made it (a sync page's creations,
+    /// a batch of webhook deliveries' new users).
+    pub(crate) async fn audit_many(
+        &mut self,
+        changes: Vec<(Origin, Change)>,
+    ) -> Result<(), AppError> {
         self.audited |= !changes.is_empty();
-        audit::record_many(&self.txn, &self.origin, changes).await
+        audit::record_many(&self.txn, changes).await
+    }
+
+    /// Who makes the changes that follow in this write: one transaction can carry several
+    /// deliveries, each its own origin (`webhooks::ingest`).
+    pub(crate) fn act_for(&mut self, origin: &Origin) {
+        if self.origin != *origin {
+            self.origin = origin.clone();
+        }
+    }
+
+    /// Who makes the changes now.
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// A user changed from `previous` to `after`: live subscribers hear of it once this

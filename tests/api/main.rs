@@ -20,6 +20,7 @@ mod events;
 mod fanout;
 mod faults;
 mod http;
+mod ingest;
 mod invitations;
 mod last_admin;
 mod mutations;

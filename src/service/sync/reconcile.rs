@@ -1,9 +1,9 @@
 //! A sync's work: every Clerk user brought in, a page at a time, then the users Clerk no longer
 //! has deactivated (docs/architecture.md, rule 4).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use entity::{organisation, sync_run, user};
+use entity::{sync_run, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -152,26 +152,9 @@ async fn apply_page(
     let organisation_ids: HashSet<Uuid> =
         profiles.iter().filter_map(|p| p.organisation_id).collect();
     let mut write = Write::begin(db, origin).await?;
-    let mut stored: HashMap<String, user::Model> = user::Entity::find()
-        .filter(user::Column::ClerkId.is_in(clerk_ids))
-        .all(write.conn())
-        .await?
-        .into_iter()
-        .map(|user| (user.clerk_id.clone(), user))
-        .collect();
-    let known_organisations: HashSet<Uuid> = if organisation_ids.is_empty() {
-        HashSet::new()
-    } else {
-        organisation::Entity::find()
-            .select_only()
-            .column(organisation::Column::Id)
-            .filter(organisation::Column::Id.is_in(organisation_ids))
-            .into_tuple::<Uuid>()
-            .all(write.conn())
-            .await?
-            .into_iter()
-            .collect()
-    };
+    let mut stored = users::by_clerk_ids(write.conn(), clerk_ids).await?;
+    let known_organisations =
+        crate::service::organisations::known_among(write.conn(), organisation_ids).await?;
     // A user deleted in Clerk after this page was read: the deletion wins.
     let unknown: Vec<String> = profiles
         .iter()
@@ -190,7 +173,11 @@ async fn apply_page(
             .organisation_id
             .is_some_and(|id| known_organisations.contains(&id));
         if existing.is_none() {
-            new_users.push((profile, organisation_exists));
+            new_users.push(users::Arrival {
+                profile,
+                organisation_exists,
+                origin: origin.clone(),
+            });
             continue;
         }
         match users::apply_profile(&mut write, profile, existing, organisation_exists).await? {

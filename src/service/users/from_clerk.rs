@@ -184,19 +184,35 @@ fn created_change(created: &user::Model) -> Change {
     Change::created(Action::UserCreated, created)
 }
 
-/// `apply_profile` for many users none of whom is stored or buried (a sync page's new
-/// users): the rows in one statement, their audit events in another, one look-up of pending
-/// invitations for all their emails. The same rows, events and changes as one by one.
+/// A user new to userhub, for `create_many`.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub profile: ClerkProfile,
+    /// Whether userhub knows the profile's organisation.
+    pub organisation_exists: bool,
+    /// Who brought them: a sync run, or the webhook delivery about them.
+    pub origin: Origin,
+}
+
+/// `apply_profile` for many users none of whom is stored or buried (a sync page's new users,
+/// a batch of deliveries' new users): the rows in one statement, their audit events in
+/// another, one look-up of pending invitations for all their emails. The same rows, events
+/// and changes as one by one, each credited to its own origin.
 pub(crate) async fn create_many(
     write: &mut Write,
-    profiles: Vec<(ClerkProfile, bool)>,
+    arrivals: Vec<Arrival>,
 ) -> Result<usize, AppError> {
     let now = crate::service::now();
-    let mut rows = Vec::with_capacity(profiles.len());
-    for (profile, organisation_exists) in profiles {
-        let email = stored_email(&profile)?;
-        let organisation_id = profile.organisation_id.filter(|_| organisation_exists);
-        rows.push(new_row(profile, email, organisation_id, now));
+    let mut rows = Vec::with_capacity(arrivals.len());
+    let mut origins = Vec::with_capacity(arrivals.len());
+    for arrival in arrivals {
+        let email = stored_email(&arrival.profile)?;
+        let organisation_id = arrival
+            .profile
+            .organisation_id
+            .filter(|_| arrival.organisation_exists);
+        rows.push(new_row(arrival.profile, email, organisation_id, now));
+        origins.push(arrival.origin);
     }
     if rows.is_empty() {
         return Ok(0);
@@ -208,19 +224,29 @@ pub(crate) async fn create_many(
     .exec_without_returning(write.conn())
     .await?;
     write
-        .audit_many(rows.iter().map(created_change).collect())
+        .audit_many(
+            origins
+                .iter()
+                .cloned()
+                .zip(rows.iter().map(created_change))
+                .collect(),
+        )
         .await?;
     let invited = crate::service::invitations::pending_among(
         write.conn(),
         rows.iter().map(|row| row.email.clone()).collect(),
     )
     .await?;
-    for row in &rows {
-        // An invitation meets its user (docs/architecture.md, rule 3).
+    let own_origin = write.origin().clone();
+    for (row, origin) in rows.iter().zip(&origins) {
+        // An invitation meets its user (docs/architecture.md, rule 3), credited to whoever
+        // brought the user.
         if invited.contains(&row.email) {
+            write.act_for(origin);
             crate::service::invitations::accept_for_email(write, &row.email).await?;
         }
     }
+    write.act_for(&own_origin);
     let count = rows.len();
     for row in rows {
         write.user_changed(ChangeKind::Created, None, row);
