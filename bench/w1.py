@@ -181,6 +181,15 @@ def wrk(url: str, query: str, token: str | None, connections: int, seconds: int)
 
 def capture_statements(token: str) -> list[str]:
     """The statements userhub runs for one W1 request, from PostgreSQL's log, values inlined."""
+    body = {"query": USERHUB_QUERY, "variables": {"first": PAGE}}
+    captured = capture_requests(token, [body])
+    return captured[0] if captured else []
+
+
+def capture_requests(token: str, bodies: list[dict]) -> list[list[str]]:
+    """The statements userhub runs for each of these GraphQL requests (after a first request
+    of the caller's, which reads them in), from PostgreSQL's log, values inlined; [] when the
+    log is not found."""
     clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
     logs = [line.split()[-1] for line in clusters.splitlines() if "online" in line]
     if not logs or not Path(logs[0]).exists():
@@ -191,15 +200,24 @@ def capture_statements(token: str) -> list[str]:
     # Connections made from now on log their statements: a fresh server makes them.
     process, match = start_userhub("capture")
     capture_url = match.group(1)
-    graphql(f"{capture_url}/graphql", USERHUB_QUERY, PAGE, token)  # the caller's first request
-    offset = logfile.stat().st_size
-    graphql(f"{capture_url}/graphql", USERHUB_QUERY, PAGE, token)
+    headers = {"accept": "application/json", "authorization": f"Bearer {token}"}
+    http("POST", f"{capture_url}/graphql", bodies[0], headers)  # the caller's first request
     time.sleep(0.5)
+    captured = []
+    for body in bodies:
+        offset = logfile.stat().st_size
+        http("POST", f"{capture_url}/graphql", body, headers)
+        time.sleep(0.3)
+        with logfile.open("rb") as handle:
+            handle.seek(offset)
+            captured.append(parse_statements(handle.read().decode(errors="replace")))
     stop(process)
     psql(ADMIN_URL, f"ALTER DATABASE {NAME} RESET log_statement")
-    with logfile.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode(errors="replace")
+    return captured
+
+
+def parse_statements(text: str) -> list[str]:
+    """The statements of this database in a stretch of PostgreSQL's log, values inlined."""
     statements, current = [], None
     for line in text.splitlines():
         header = re.match(r"^\S+ \S+ \S+ \[\d+\] (\S+)@(\S+) (LOG|DETAIL):\s+(.*)$", line)
@@ -231,12 +249,18 @@ def capture_statements(token: str) -> list[str]:
     return inlined
 
 
-def pgbench(statements: list[str], clients: int, seconds: int) -> float:
-    script = Path(f"/tmp/{NAME}.pgbench")
-    script.write_text("".join(f"{sql};\n" for sql in statements))
+def pgbench(statements: list[str] | list[list[str]], clients: int, seconds: int) -> float:
+    """Transactions per second of pgbench running these statements (one script), or one of
+    these lists of statements at random each time (several scripts)."""
+    scripts = statements if statements and isinstance(statements[0], list) else [statements]
+    arguments = []
+    for number, script_statements in enumerate(scripts):
+        script = Path(f"/tmp/{NAME}.{number}.pgbench")
+        script.write_text("".join(f"{sql};\n" for sql in script_statements))
+        arguments += ["-f", str(script)]
     result = subprocess.run(
         ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
-         "-f", str(script), DATABASE_URL],
+         *arguments, DATABASE_URL],
         capture_output=True, text=True,
     )
     found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# W1 (a page of users): userhub against PostGraphile 5 and the pgbench ceiling, on PostgreSQL.
+# W1 (a page of users) and W1b (many different pages while users change): userhub against
+# PostGraphile 5 and the pgbench ceiling, on PostgreSQL.
 # Installs what it needs (wrk and pgbench from Debian, Node 22 and PostGraphile 5 from npm into
 # bench/peer/), builds userhub in release mode, and runs bench/w1.py; see its docstring.
 #
-#   bench/w1.sh                       # the full run; writes BENCHMARKS.md's W1 section
+#   bench/w1.sh                       # the full run; writes BENCHMARKS.md's W1 and W1b sections
+#   VARIED=0 bench/w1.sh              # W1 alone
 #   SMOKE=1 PROFILE=debug bench/w1.sh # a few seconds a workload, no timing, nothing written
 #   USERHUB_BASELINE_BIN=/tmp/userhub-old USERHUB_BASELINE_LABEL=abc1234 bench/w1.sh
 #                                     # also an earlier build, interleaved: before/after ratios
@@ -31,4 +33,8 @@ if [ -z "${USERHUB_BIN:-}" ]; then
     export USERHUB_BIN=target/debug/userhub
   fi
 fi
-exec python3 bench/w1.py
+python3 bench/w1.py
+# W1b: many different pages while users change (bench/w1b.py).
+if [ "${VARIED:-1}" = 1 ]; then
+  python3 bench/w1b.py
+fi
