@@ -81,8 +81,18 @@ impl ClerkUser {
 
     /// `public_metadata.organisationId`, when it is a UUID.
     pub fn organisation_id(&self) -> Option<Uuid> {
+        self.metadata_uuid(ORGANISATION_KEY)
+    }
+
+    /// The userhub invitation this user accepted: Clerk copies an invitation's public metadata
+    /// to the user it makes, `userhubInvitationId` with it.
+    pub fn invitation_id(&self) -> Option<Uuid> {
+        self.metadata_uuid(INVITATION_KEY)
+    }
+
+    fn metadata_uuid(&self, key: &str) -> Option<Uuid> {
         self.public_metadata
-            .get(ORGANISATION_KEY)
+            .get(key)
             .and_then(Value::as_str)
             .and_then(|text| Uuid::parse_str(text.trim()).ok())
     }

@@ -256,14 +256,24 @@ pub(crate) async fn pending_among<C: ConnectionTrait>(
         .collect())
 }
 
-/// Marks accepted the pending invitation of a user who has just arrived, found by email (the
-/// invitation's id travels in the metadata too, but an email is what every path has).
-pub(crate) async fn accept_for_email(write: &mut Write, email: &str) -> Result<(), AppError> {
-    let pending = invitation::Entity::find()
+/// Marks accepted the pending invitation of a user who has just arrived. A user Clerk made
+/// from one of userhub's invitations names it (`invitation_id`, from the metadata Clerk copied
+/// to them): that one is accepted, and any other pending invitation to the same email (another
+/// organisation's, which its admin could send without seeing this one) stays pending, for its
+/// admin to revoke. A user who came another way accepts every pending invitation to their
+/// email.
+pub(crate) async fn accept_for_email(
+    write: &mut Write,
+    email: &str,
+    invitation_id: Option<Uuid>,
+) -> Result<(), AppError> {
+    let mut pending = invitation::Entity::find()
         .filter(invitation::Column::Email.eq(email))
-        .filter(invitation::Column::Status.eq(InvitationStatus::Pending))
-        .all(write.conn())
-        .await?;
+        .filter(invitation::Column::Status.eq(InvitationStatus::Pending));
+    if let Some(id) = invitation_id {
+        pending = pending.filter(invitation::Column::Id.eq(id));
+    }
+    let pending = pending.all(write.conn()).await?;
     for current in pending {
         let before = snapshot(&current);
         let mut row: invitation::ActiveModel = current.into();

@@ -94,6 +94,7 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
         banned: false,
         last_sign_in_at: None,
         updated_at_ms: stored + 5,
+        invitation_id: None,
     };
     let unchanged = upsert_from_clerk(&app.db, &app.events, &sync_origin(), profile.clone())
         .await

@@ -14,6 +14,7 @@ on_both_databases!(
     invite_users_reports_each_item,
     a_sync_that_brings_an_invited_user_in_accepts_the_invitation,
     an_organisation_admin_learns_nothing_of_emails_outside_their_organisation,
+    a_user_accepts_the_invitation_they_used_and_no_other_organisations,
 );
 
 const INVITE: &str = r#"mutation($input: InviteUserInput!) { inviteUser(input: $input) {
@@ -339,5 +340,93 @@ async fn an_organisation_admin_learns_nothing_of_emails_outside_their_organisati
             )
             .await;
         assert_eq!(error_code(&body), "CONFLICT", "{email}: {body}");
+    }
+}
+
+/// Two organisations' admins can each invite the same person (neither sees the other's
+/// invitation). The person joins through one: that one is accepted, the other stays pending
+/// for its admin to revoke, whether userhub hears of them at their first request or by
+/// webhook.
+async fn a_user_accepts_the_invitation_they_used_and_no_other_organisations(app: TestApp) {
+    use entity::invitation;
+    use sea_orm::EntityTrait;
+
+    let chemistry = app.create_organisation("Chemistry").await;
+    let biology = app.create_organisation("Biology").await;
+    let head_of_biology = app
+        .create_user(
+            TestUser::new("head@biology.test")
+                .role(Role::OrgAdmin)
+                .in_organisation(biology.id),
+        )
+        .await;
+    let biology_token = app.token_for(&head_of_biology);
+    let status = |id| {
+        let app = &app;
+        async move {
+            invitation::Entity::find_by_id(id)
+                .one(&app.db)
+                .await
+                .expect("a query")
+                .expect("the invitation")
+                .status
+                .as_str()
+                .to_owned()
+        }
+    };
+
+    for (email, by_webhook) in [("rosalind@uni.test", false), ("barbara@uni.test", true)] {
+        let chemistry_invitation = app.invite(email, Role::Lecturer, Some(chemistry.id)).await;
+        let answer = app
+            .graphql_as(
+                Some(&biology_token),
+                INVITE,
+                json!({ "input": { "email": email, "role": "LECTURER", "organisationId": biology.id } }),
+            )
+            .await;
+        let biology_invitation: uuid::Uuid = answer["data"]["inviteUser"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("an invitation: {answer}"));
+        let clerk_invitation = answer["data"]["inviteUser"]["clerkInvitationId"]
+            .as_str()
+            .expect("a Clerk id")
+            .to_owned();
+
+        if by_webhook {
+            app.send_clerk_webhooks_here(Default::default());
+        }
+        let user = app
+            .clerk
+            .emulator
+            .accept_invitation(&clerk_invitation, Some("New".to_owned()), None)
+            .expect("the invitation is accepted in Clerk");
+        if by_webhook {
+            // `user.created` brings them in.
+            let mut arrived = false;
+            for _ in 0..200 {
+                if status(biology_invitation).await == "accepted" {
+                    arrived = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(arrived, "{email}: the webhook never brought them in");
+        } else {
+            let token = app
+                .clerk
+                .emulator
+                .mint_session_token(&user.id, TokenOptions::default())
+                .expect("a token");
+            let me = app
+                .query_as(&token, "{ me { email organisation { name } } }", json!({}))
+                .await;
+            assert_eq!(
+                me["me"],
+                json!({ "email": email, "organisation": { "name": "Biology" } })
+            );
+        }
+        assert_eq!(status(biology_invitation).await, "accepted", "{email}");
+        assert_eq!(status(chemistry_invitation.id).await, "pending", "{email}");
     }
 }

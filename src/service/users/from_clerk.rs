@@ -32,6 +32,8 @@ pub struct ClerkProfile {
     pub last_sign_in_at: Option<DateTime<Utc>>,
     /// Clerk's `updated_at`, Unix milliseconds.
     pub updated_at_ms: i64,
+    /// The invitation the user accepted, when Clerk made them from one of userhub's.
+    pub invitation_id: Option<Uuid>,
 }
 
 impl ClerkProfile {
@@ -48,6 +50,7 @@ impl ClerkProfile {
             banned: user.banned,
             last_sign_in_at: user.last_sign_in_at.and_then(from_millis),
             updated_at_ms: user.updated_at,
+            invitation_id: user.invitation_id(),
         })
     }
 }
@@ -205,7 +208,9 @@ pub(crate) async fn create_many(
     let now = crate::service::now();
     let mut rows = Vec::with_capacity(arrivals.len());
     let mut origins = Vec::with_capacity(arrivals.len());
+    let mut invitations = Vec::with_capacity(arrivals.len());
     for arrival in arrivals {
+        invitations.push(arrival.profile.invitation_id);
         let email = stored_email(&arrival.profile)?;
         let organisation_id = arrival
             .profile
@@ -238,12 +243,12 @@ pub(crate) async fn create_many(
     )
     .await?;
     let own_origin = write.origin().clone();
-    for (row, origin) in rows.iter().zip(&origins) {
+    for ((row, origin), invitation_id) in rows.iter().zip(&origins).zip(invitations) {
         // An invitation meets its user (docs/architecture.md, rule 3), credited to whoever
         // brought the user.
         if invited.contains(&row.email) {
             write.act_for(origin);
-            crate::service::invitations::accept_for_email(write, &row.email).await?;
+            crate::service::invitations::accept_for_email(write, &row.email, invitation_id).await?;
         }
     }
     write.act_for(&own_origin);
@@ -353,6 +358,7 @@ pub(crate) async fn apply_profile(
     existing: Option<user::Model>,
     organisation_exists: bool,
 ) -> Result<Upserted, AppError> {
+    let invitation_id = profile.invitation_id;
     let decision = decide(
         profile,
         existing,
@@ -368,7 +374,8 @@ pub(crate) async fn apply_profile(
                 .await?;
             write.audit(created_change(&created)).await?;
             // An invitation meets its user (docs/architecture.md, rule 3).
-            crate::service::invitations::accept_for_email(write, &created.email).await?;
+            crate::service::invitations::accept_for_email(write, &created.email, invitation_id)
+                .await?;
             write.user_changed(ChangeKind::Created, None, created.clone());
             Upserted::Created(created)
         }
@@ -422,6 +429,7 @@ mod tests {
             banned: false,
             last_sign_in_at: None,
             updated_at_ms,
+            invitation_id: None,
         }
     }
 
