@@ -90,6 +90,21 @@ async fn total_users(client: &reqwest::Client, server: &Server) -> u64 {
     answer["data"]["users"]["totalCount"].as_u64().unwrap_or(0)
 }
 
+/// A counter from the server's `/metrics`, if it has it.
+async fn metric(client: &reqwest::Client, server: &Server, name: &str) -> Option<u64> {
+    let text = client
+        .get(format!("{}/metrics", server.address))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// Whether every delivery was accepted and written.
 async fn ingest(options: &Options, server: &Server) -> bool {
     let client = reqwest::Client::new();
@@ -119,6 +134,14 @@ async fn ingest(options: &Options, server: &Server) -> bool {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let written = total_users(&client, server).await - before;
+    // How many transactions applied them (group commit); a build without it has no such metric.
+    if let Some(batches) = metric(&client, server, "userhub_webhook_batches_total").await {
+        println!(
+            "W2 transactions: {batches} for {} deliveries, {:.1} each",
+            options.events,
+            options.events as f64 / batches.max(1) as f64
+        );
+    }
     println!(
         "W2 ingest: {} events, {} clients, {:.2} s, {:.0} events/s, {} failed, {} written",
         options.events,
