@@ -180,11 +180,15 @@ async fn apply(services: &Services, deliveries: &[Delivery]) -> Result<Vec<Outco
     )
     .await?;
 
-    let mut outcomes = Vec::with_capacity(deliveries.len());
+    // Rows are written in Clerk-id order, as a sync writes them (`users::create_many`), so a
+    // batch and a sync page that touch the same users take their row locks in one order.
+    let mut in_order: Vec<usize> = (0..deliveries.len()).collect();
+    in_order.sort_by_key(|&index| deliveries[index].event.clerk_id());
+    let mut outcomes = vec![Outcome::Duplicate; deliveries.len()];
     let mut arrivals = Vec::new();
-    for delivery in deliveries {
+    for index in in_order {
+        let delivery = &deliveries[index];
         if handled.contains(&delivery.svix_id) {
-            outcomes.push(Outcome::Duplicate);
             continue;
         }
         let origin = origin_of(delivery);
@@ -243,7 +247,7 @@ async fn apply(services: &Services, deliveries: &[Delivery]) -> Result<Vec<Outco
                 Outcome::Ignored
             }
         };
-        outcomes.push(outcome);
+        outcomes[index] = outcome;
     }
     users::create_many(&mut write, arrivals).await?;
 

@@ -162,6 +162,9 @@ async fn apply_page(
         .map(|p| p.clerk_id.clone())
         .collect();
     let buried = users::buried_among(write.conn(), unknown).await?;
+    // Clerk-id order, as webhook batches write (`users::create_many`).
+    let mut profiles = profiles;
+    profiles.sort_by(|a, b| a.clerk_id.cmp(&b.clerk_id));
     let (mut created, mut updated) = (0, 0);
     let mut new_users = Vec::new();
     for profile in profiles {

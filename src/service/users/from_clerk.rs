@@ -203,8 +203,11 @@ pub(crate) struct Arrival {
 /// and changes as one by one, each credited to its own origin.
 pub(crate) async fn create_many(
     write: &mut Write,
-    arrivals: Vec<Arrival>,
+    mut arrivals: Vec<Arrival>,
 ) -> Result<usize, AppError> {
+    // One order for every writer of many users (sync pages, webhook batches): two inserting
+    // the same new users wait for each other's unique keys in turn rather than deadlock.
+    arrivals.sort_by(|a, b| a.profile.clerk_id.cmp(&b.profile.clerk_id));
     let now = crate::service::now();
     let mut rows = Vec::with_capacity(arrivals.len());
     let mut origins = Vec::with_capacity(arrivals.len());
