@@ -158,16 +158,19 @@ def metric(url: str, name: str) -> float:
 
 
 def wrk(url: str, query: str, token: str | None, connections: int, seconds: int) -> dict:
-    env = {
-        **os.environ,
+    return run_wrk("check.lua", {
         "BODY": json.dumps({"query": query, "variables": {"first": PAGE}}),
         "AUTHORIZATION": f"Bearer {token}" if token else "",
         "EXPECT": str(PAGE),
-    }
+    }, url, connections, seconds)
+
+
+def run_wrk(script: str, env: dict[str, str], url: str, connections: int, seconds: int) -> dict:
+    """wrk with bench/w1/`script` (which prints a W1RESULT line) and `env`; its figures."""
     result = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-         "-s", str(BENCH / "w1" / "check.lua"), url],
-        env=env, capture_output=True, text=True,
+         "-s", str(BENCH / "w1" / script), url],
+        env={**os.environ, **env}, capture_output=True, text=True,
     )
     line = next((l for l in result.stdout.splitlines() if l.startswith("W1RESULT")), None)
     if line is None:

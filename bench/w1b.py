@@ -164,20 +164,10 @@ def seeded_organisation(number: int) -> str:
 
 
 def wrk(url: str, bodies: Path, token: str | None, connections: int, seconds: int) -> dict:
-    env = {**os.environ, "BODIES": str(bodies), "AUTHORIZATION": f"Bearer {token}" if token else ""}
-    result = w1.subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-         "-s", str(w1.BENCH / "w1" / "varied.lua"), url],
-        env=env, capture_output=True, text=True,
-    )
-    line = next((l for l in result.stdout.splitlines() if l.startswith("W1RESULT")), None)
-    if line is None:
-        sys.exit(f"wrk printed no result:\n{result.stdout}\n{result.stderr}")
-    figures = {k: float(v) for k, v in (pair.split("=") for pair in line.split()[1:])}
-    failure = next((l for l in result.stdout.splitlines() if l.startswith("W1FAILURE")), None)
-    if failure:
-        figures["sample"] = failure
-    return figures
+    return w1.run_wrk("varied.lua", {
+        "BODIES": str(bodies),
+        "AUTHORIZATION": f"Bearer {token}" if token else "",
+    }, url, connections, seconds)
 
 
 def main() -> None:
