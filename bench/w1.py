@@ -165,6 +165,15 @@ def wrk(url: str, query: str, token: str | None, connections: int, seconds: int)
     }, url, connections, seconds)
 
 
+def log_run(round_number: int, connections: int, name: str, figures: dict) -> None:
+    log(f"round {round_number}, {connections} connections, {name}: "
+        f"{figures['rps']:,.0f} req/s, p50 {figures['p50_ms']:.2f} ms, "
+        f"p99 {figures['p99_ms']:.2f} ms, {int(figures['failed'])} failed, "
+        f"{int(figures['errors'])} socket/status errors")
+    if figures["failed"] or figures["errors"]:
+        log(f"  {figures.get('sample', '')}")
+
+
 def run_wrk(script: str, env: dict[str, str], url: str, connections: int, seconds: int) -> dict:
     """wrk with bench/w1/`script` (which prints a W1RESULT line) and `env`; its figures."""
     result = subprocess.run(
@@ -413,12 +422,7 @@ def main() -> None:
                     if name == "PostGraphile":
                         peak_graphile = max(peak_graphile, tree_rss_kib(graphile.pid))
                     results.setdefault((name, connections), []).append(figures)
-                    log(f"round {round_number}, {connections} connections, {name}: "
-                        f"{figures['rps']:,.0f} req/s, p50 {figures['p50_ms']:.2f} ms, "
-                        f"p99 {figures['p99_ms']:.2f} ms, {int(figures['failed'])} failed, "
-                        f"{int(figures['errors'])} socket/status errors")
-                    if figures["failed"] or figures["errors"]:
-                        log(f"  {figures.get('sample', '')}")
+                    log_run(round_number, connections, name, figures)
         peak = {"userhub": rss_kib(userhub.pid, "VmHWM"), "PostGraphile": peak_graphile}
         stop(userhub)
         stop(graphile)

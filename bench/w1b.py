@@ -164,7 +164,7 @@ def seeded_organisation(number: int) -> str:
 
 
 def wrk(url: str, bodies: Path, token: str | None, connections: int, seconds: int) -> dict:
-    return w1.run_wrk("varied.lua", {
+    return w1.run_wrk("check.lua", {
         "BODIES": str(bodies),
         "AUTHORIZATION": f"Bearer {token}" if token else "",
     }, url, connections, seconds)
@@ -242,12 +242,7 @@ def main() -> None:
                     wrk(url, bodies, bearer, connections, w1.WARMUP)
                     figures = wrk(url, bodies, bearer, connections, w1.DURATION)
                     results.setdefault((name, connections), []).append(figures)
-                    log(f"round {round_number}, {connections} connections, {name}: "
-                        f"{figures['rps']:,.0f} req/s, p50 {figures['p50_ms']:.2f} ms, "
-                        f"p99 {figures['p99_ms']:.2f} ms, {int(figures['failed'])} failed, "
-                        f"{int(figures['errors'])} socket/status errors")
-                    if figures["failed"] or figures["errors"]:
-                        log(f"  {figures.get('sample', '')}")
+                    w1.log_run(round_number, connections, name, figures)
         writer.stopping.set()
         writer.join()
         base = targets["userhub, cache on"].removesuffix("/graphql")

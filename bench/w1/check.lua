@@ -1,12 +1,22 @@
--- wrk script for W1: POSTs one GraphQL query (BODY, from the environment) and checks every
--- response body: HTTP 200, no `errors`, exactly EXPECT users (EXPECT `"email"` keys). Anything
--- else counts as a failure, so a server answering 200 with an error inside cannot look fast.
+-- wrk script for W1 and W1b. It POSTs GraphQL requests and checks every response body, so a
+-- server answering 200 with an error inside cannot look fast; anything else counts as a
+-- failure.
+--
+-- W1: BODY (from the environment) every time; each response must be HTTP 200, without
+-- `errors`, with exactly EXPECT users (EXPECT `"email"` keys).
+-- W1b: the bodies of the file BODIES (one JSON body a line) in turn, each thread starting at
+-- its own place in the list; each response must be HTTP 200, without `errors`, with a `nodes`
+-- list.
 local body = os.getenv("BODY")
+local bodies_file = os.getenv("BODIES")
 local authorization = os.getenv("AUTHORIZATION")
 local expect = tonumber(os.getenv("EXPECT") or "50")
 local threads = {}
+local counter = 0
 
 function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
   table.insert(threads, thread)
 end
 
@@ -20,11 +30,38 @@ function init(args)
   if authorization and authorization ~= "" then
     wrk.headers["Authorization"] = authorization
   end
+  if bodies_file and bodies_file ~= "" then
+    bodies = {}
+    for line in io.lines(bodies_file) do
+      table.insert(bodies, line)
+    end
+    -- Threads start far apart in the list, so they do not ask the same thing at the same time.
+    next_body = 1 + (id * 7919) % #bodies
+  end
+end
+
+function request()
+  if bodies == nil then
+    return wrk.request()
+  end
+  local chosen = bodies[next_body]
+  next_body = next_body % #bodies + 1
+  return wrk.format(nil, nil, nil, chosen)
+end
+
+local function acceptable(status, response_body)
+  if status ~= 200 or string.find(response_body, '"errors"', 1, true) then
+    return false
+  end
+  if bodies ~= nil then
+    return string.find(response_body, '"nodes"', 1, true) ~= nil
+  end
+  local _, users = string.gsub(response_body, '"email"', "")
+  return users == expect
 end
 
 function response(status, headers, response_body)
-  local _, users = string.gsub(response_body, '"email"', "")
-  if status ~= 200 or string.find(response_body, '"errors"', 1, true) or users ~= expect then
+  if not acceptable(status, response_body) then
     failures = failures + 1
     if first_failure == "" then
       first_failure = status .. " " .. string.sub(response_body, 1, 300)
