@@ -112,16 +112,7 @@ pub(crate) async fn in_transaction<C: ConnectionTrait>(
     txn: &C,
     clerk_id: &str,
 ) -> Result<(), DbErr> {
-    if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        [USER_LOCK_CLASS.into(), clerk_id.into()],
-    ))
-    .await?;
-    Ok(())
+    all_in_transaction(txn, &[clerk_id]).await
 }
 
 /// Takes the advisory locks of many users in this transaction, in one statement, on

@@ -28,7 +28,7 @@ use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page
 use crate::auth::{Actor, UserScope};
 use crate::error::AppError;
 
-pub(crate) use from_clerk::{Arrival, apply_profile, create_many, upsert_in};
+pub(crate) use from_clerk::{Bringing, Brought, upsert_in};
 pub use from_clerk::{ClerkProfile, Upserted, upsert_from_clerk};
 pub use removal::deactivate;
 pub(crate) use removal::{apply_deactivation, buried_among, bury};

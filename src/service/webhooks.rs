@@ -19,8 +19,8 @@ use entity::webhook_delivery;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
 
-use super::users::{self, ClerkProfile, Upserted};
-use super::{Origin, Services, Source, Write, organisations, user_locks};
+use super::users::{self, Brought, ClerkProfile};
+use super::{Origin, Services, Source, Write, user_locks};
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
@@ -149,43 +149,29 @@ async fn apply(services: &Services, deliveries: &[Delivery]) -> Result<Vec<Outco
         .iter()
         .filter(|delivery| !handled.contains(&delivery.svix_id))
         .collect();
-    let mut stored = users::by_clerk_ids(
+    let profiles: Vec<&ClerkProfile> = fresh
+        .iter()
+        .filter_map(|delivery| match &delivery.event {
+            ClerkEvent::UserUpserted(profile) => Some(profile),
+            _ => None,
+        })
+        .collect();
+    let mut bringing = users::Bringing::read(
         write.conn(),
         fresh
             .iter()
             .filter_map(|delivery| delivery.event.clerk_id())
             .map(str::to_owned)
             .collect(),
-    )
-    .await?;
-    let profiles = || {
-        fresh.iter().filter_map(|delivery| match &delivery.event {
-            ClerkEvent::UserUpserted(profile) => Some(profile),
-            _ => None,
-        })
-    };
-    let organisations = organisations::known_among(
-        write.conn(),
-        profiles()
-            .filter_map(|profile| profile.organisation_id)
-            .collect(),
-    )
-    .await?;
-    let buried = users::buried_among(
-        write.conn(),
-        profiles()
-            .filter(|profile| !stored.contains_key(&profile.clerk_id))
-            .map(|profile| profile.clerk_id.clone())
-            .collect(),
+        &profiles,
     )
     .await?;
 
-    // Rows are written in Clerk-id order, as a sync writes them (`users::create_many`), so a
-    // batch and a sync page that touch the same users take their row locks in one order.
+    // Rows are written in Clerk-id order, as a sync page writes them, so a batch and a sync
+    // page that touch the same users take their row locks in one order.
     let mut in_order: Vec<usize> = (0..deliveries.len()).collect();
     in_order.sort_by_key(|&index| deliveries[index].event.clerk_id());
     let mut outcomes = vec![Outcome::Duplicate; deliveries.len()];
-    let mut arrivals = Vec::new();
     for index in in_order {
         let delivery = &deliveries[index];
         if handled.contains(&delivery.svix_id) {
@@ -195,37 +181,13 @@ async fn apply(services: &Services, deliveries: &[Delivery]) -> Result<Vec<Outco
         write.act_for(&origin);
         let outcome = match &delivery.event {
             ClerkEvent::UserUpserted(profile) => {
-                let organisation_exists = profile
-                    .organisation_id
-                    .is_some_and(|id| organisations.contains(&id));
-                match stored.remove(&profile.clerk_id) {
-                    // Clerk deleted this user before we heard of them.
-                    None if buried.contains(&profile.clerk_id) => Outcome::Stale,
-                    None => {
-                        arrivals.push(users::Arrival {
-                            profile: profile.clone(),
-                            organisation_exists,
-                            origin,
-                        });
-                        Outcome::Applied
-                    }
-                    existing => {
-                        match users::apply_profile(
-                            &mut write,
-                            profile.clone(),
-                            existing,
-                            organisation_exists,
-                        )
-                        .await?
-                        {
-                            Upserted::Created(_) | Upserted::Updated(_) => Outcome::Applied,
-                            Upserted::Unchanged(_) => Outcome::Unchanged,
-                            Upserted::Stale(_) => Outcome::Stale,
-                        }
-                    }
+                match bringing.bring(&mut write, profile.clone(), &origin).await? {
+                    Brought::Waiting | Brought::Updated => Outcome::Applied,
+                    Brought::Unchanged => Outcome::Unchanged,
+                    Brought::Stale | Brought::Buried => Outcome::Stale,
                 }
             }
-            ClerkEvent::UserDeleted { clerk_id } => match stored.remove(clerk_id) {
+            ClerkEvent::UserDeleted { clerk_id } => match bringing.take(clerk_id) {
                 Some(user) => {
                     let was_active = user.is_active;
                     users::apply_deactivation(&mut write, user).await?;
@@ -249,7 +211,7 @@ async fn apply(services: &Services, deliveries: &[Delivery]) -> Result<Vec<Outco
         };
         outcomes[index] = outcome;
     }
-    users::create_many(&mut write, arrivals).await?;
+    bringing.finish(&mut write).await?;
 
     let records: Vec<webhook_delivery::ActiveModel> = deliveries
         .iter()

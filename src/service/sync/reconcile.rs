@@ -12,7 +12,7 @@ use super::{PAGE_SIZE, RunCounts, heartbeat, origin};
 use crate::clerk::ClerkClient;
 use crate::error::AppError;
 use crate::events::{EventBus, SyncProgress};
-use crate::service::users::{self, Upserted};
+use crate::service::users;
 use crate::service::{Origin, Write};
 
 pub(super) async fn reconcile(
@@ -137,59 +137,33 @@ impl<'a> ClerkPages<'a> {
     }
 }
 
-/// Applies one page in one transaction: the stored rows and organisations it needs are read
-/// in two queries, and only what changed is written.
+/// Applies one page in one transaction: what it needs is read in three queries
+/// (`users::Bringing`), and only what changed is written.
 async fn apply_page(
     db: &DatabaseConnection,
     events: &EventBus,
     origin: &Origin,
-    profiles: Vec<users::ClerkProfile>,
+    mut profiles: Vec<users::ClerkProfile>,
 ) -> Result<(i64, i64), AppError> {
     if profiles.is_empty() {
         return Ok((0, 0));
     }
-    let clerk_ids: Vec<String> = profiles.iter().map(|p| p.clerk_id.clone()).collect();
-    let organisation_ids: HashSet<Uuid> =
-        profiles.iter().filter_map(|p| p.organisation_id).collect();
     let mut write = Write::begin(db, origin).await?;
-    let mut stored = users::by_clerk_ids(write.conn(), clerk_ids).await?;
-    let known_organisations =
-        crate::service::organisations::known_among(write.conn(), organisation_ids).await?;
-    // A user deleted in Clerk after this page was read: the deletion wins.
-    let unknown: Vec<String> = profiles
-        .iter()
-        .filter(|p| !stored.contains_key(&p.clerk_id))
-        .map(|p| p.clerk_id.clone())
-        .collect();
-    let buried = users::buried_among(write.conn(), unknown).await?;
-    // Clerk-id order, as webhook batches write (`users::create_many`).
-    let mut profiles = profiles;
+    let mut bringing = users::Bringing::read(
+        write.conn(),
+        profiles.iter().map(|p| p.clerk_id.clone()).collect(),
+        &profiles.iter().collect::<Vec<_>>(),
+    )
+    .await?;
+    // Clerk-id order, as webhook batches write, so the two take row locks in one order.
     profiles.sort_by(|a, b| a.clerk_id.cmp(&b.clerk_id));
-    let (mut created, mut updated) = (0, 0);
-    let mut new_users = Vec::new();
+    let mut updated = 0;
     for profile in profiles {
-        if buried.contains(&profile.clerk_id) {
-            continue;
-        }
-        let existing = stored.remove(&profile.clerk_id);
-        let organisation_exists = profile
-            .organisation_id
-            .is_some_and(|id| known_organisations.contains(&id));
-        if existing.is_none() {
-            new_users.push(users::Arrival {
-                profile,
-                organisation_exists,
-                origin: origin.clone(),
-            });
-            continue;
-        }
-        match users::apply_profile(&mut write, profile, existing, organisation_exists).await? {
-            Upserted::Created(_) => created += 1,
-            Upserted::Updated(_) => updated += 1,
-            Upserted::Unchanged(_) | Upserted::Stale(_) => {}
+        if let users::Brought::Updated = bringing.bring(&mut write, profile, origin).await? {
+            updated += 1;
         }
     }
-    created += users::create_many(&mut write, new_users).await? as i64;
+    let created = bringing.finish(&mut write).await? as i64;
     write.commit(events).await?;
     Ok((created, updated))
 }

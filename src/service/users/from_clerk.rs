@@ -2,6 +2,8 @@
 //! or updated when Clerk's state is newer than the stored one (webhooks, sync, sign-in, and a
 //! mutation's own write all come this way).
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use entity::role::Role;
 use entity::{organisation, user};
@@ -187,9 +189,110 @@ fn created_change(created: &user::Model) -> Change {
     Change::created(Action::UserCreated, created)
 }
 
+/// Many Clerk users brought in in one write (a sync page, a batch of webhook deliveries).
+/// What they need is read at once (`read`: the stored rows, which organisations exist, which
+/// new ids are buried); each profile is then brought in (`bring`: a stored user is updated
+/// there and then, a new one waits), and `finish` inserts the new ones together.
+pub(crate) struct Bringing {
+    stored: HashMap<String, user::Model>,
+    organisations: HashSet<Uuid>,
+    buried: HashSet<String>,
+    arrivals: Vec<Arrival>,
+}
+
+/// What `Bringing::bring` did with a profile.
+#[derive(Debug)]
+pub(crate) enum Brought {
+    /// A new user, inserted by `finish`.
+    Waiting,
+    /// A stored user, brought up to date.
+    Updated,
+    /// A stored user who already matched the profile.
+    Unchanged,
+    /// A stored user newer than the profile, or deactivated: nothing is written.
+    Stale,
+    /// Clerk deleted this user before userhub heard of them: nothing is written.
+    Buried,
+}
+
+impl Bringing {
+    /// Reads what bringing in `profiles` needs, in three statements; `clerk_ids` are the users
+    /// whose stored rows are wanted (the profiles', and any others the caller will `take`).
+    pub(crate) async fn read<C: sea_orm::ConnectionTrait>(
+        conn: &C,
+        clerk_ids: Vec<String>,
+        profiles: &[&ClerkProfile],
+    ) -> Result<Bringing, AppError> {
+        let stored = super::by_clerk_ids(conn, clerk_ids).await?;
+        let organisations = crate::service::organisations::known_among(
+            conn,
+            profiles.iter().filter_map(|p| p.organisation_id).collect(),
+        )
+        .await?;
+        // A user deleted in Clerk before we heard of them: the deletion wins.
+        let buried = super::buried_among(
+            conn,
+            profiles
+                .iter()
+                .filter(|p| !stored.contains_key(&p.clerk_id))
+                .map(|p| p.clerk_id.clone())
+                .collect(),
+        )
+        .await?;
+        Ok(Bringing {
+            stored,
+            organisations,
+            buried,
+            arrivals: Vec::new(),
+        })
+    }
+
+    /// The stored row of a user, taken out (a deletion's), if there is one.
+    pub(crate) fn take(&mut self, clerk_id: &str) -> Option<user::Model> {
+        self.stored.remove(clerk_id)
+    }
+
+    /// Brings one profile in, credited to `origin`. Each Clerk id is brought in once a write.
+    pub(crate) async fn bring(
+        &mut self,
+        write: &mut Write,
+        profile: ClerkProfile,
+        origin: &Origin,
+    ) -> Result<Brought, AppError> {
+        let organisation_exists = profile
+            .organisation_id
+            .is_some_and(|id| self.organisations.contains(&id));
+        Ok(match self.stored.remove(&profile.clerk_id) {
+            None if self.buried.contains(&profile.clerk_id) => Brought::Buried,
+            None => {
+                self.arrivals.push(Arrival {
+                    profile,
+                    organisation_exists,
+                    origin: origin.clone(),
+                });
+                Brought::Waiting
+            }
+            existing => {
+                write.act_for(origin);
+                match apply_profile(write, profile, existing, organisation_exists).await? {
+                    // A row was there: `apply_profile` updates it or leaves it.
+                    Upserted::Created(_) | Upserted::Updated(_) => Brought::Updated,
+                    Upserted::Unchanged(_) => Brought::Unchanged,
+                    Upserted::Stale(_) => Brought::Stale,
+                }
+            }
+        })
+    }
+
+    /// Inserts the new users; how many.
+    pub(crate) async fn finish(self, write: &mut Write) -> Result<usize, AppError> {
+        create_many(write, self.arrivals).await
+    }
+}
+
 /// A user new to userhub, for `create_many`.
 #[derive(Debug)]
-pub(crate) struct Arrival {
+struct Arrival {
     pub profile: ClerkProfile,
     /// Whether userhub knows the profile's organisation.
     pub organisation_exists: bool,
@@ -201,10 +304,7 @@ pub(crate) struct Arrival {
 /// a batch of deliveries' new users): the rows in one statement, their audit events in
 /// another, one look-up of pending invitations for all their emails. The same rows, events
 /// and changes as one by one, each credited to its own origin.
-pub(crate) async fn create_many(
-    write: &mut Write,
-    mut arrivals: Vec<Arrival>,
-) -> Result<usize, AppError> {
+async fn create_many(write: &mut Write, mut arrivals: Vec<Arrival>) -> Result<usize, AppError> {
     // One order for every writer of many users (sync pages, webhook batches): two inserting
     // the same new users wait for each other's unique keys in turn rather than deadlock.
     arrivals.sort_by(|a, b| a.profile.clerk_id.cmp(&b.profile.clerk_id));
@@ -354,8 +454,8 @@ fn decide(
 }
 
 /// The heart of `upsert_from_clerk`, for callers that hold a write and have already read the
-/// stored row and whether the profile's organisation exists (sync, a page at a time).
-pub(crate) async fn apply_profile(
+/// stored row and whether the profile's organisation exists (`Bringing`).
+async fn apply_profile(
     write: &mut Write,
     profile: ClerkProfile,
     existing: Option<user::Model>,
