@@ -207,6 +207,11 @@ impl AppState {
                 config.cache_bytes,
                 metrics.clone(),
             )),
+            direct: Arc::new(crate::graphql::direct::DirectReads::new(
+                db.clone(),
+                config.direct_reads,
+                metrics.clone(),
+            )),
             sockets: Arc::default(),
             fanout: Arc::new(crate::graphql::fanout::Fanout::new(metrics.clone())),
             local_admin_token: local

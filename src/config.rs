@@ -191,6 +191,12 @@ pub struct Config {
     #[arg(long, env = "USERHUB_CACHE", value_enum, default_value_t = CacheMode::On)]
     pub cache: CacheMode,
 
+    /// Answer the commonest reads (pages of users with their organisations) by the direct
+    /// path, which writes their JSON in one pass instead of through async-graphql's executor;
+    /// `false` sends every operation through async-graphql.
+    #[arg(long, env = "USERHUB_DIRECT_READS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub direct_reads: bool,
+
     /// Most bytes of answers the response cache keeps; the least recently used go first.
     #[arg(long, env = "USERHUB_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub cache_bytes: usize,
@@ -307,6 +313,7 @@ impl Config {
             sync_stale_after_seconds: 60,
             cache: CacheMode::On,
             cache_bytes: 64 * 1024 * 1024,
+            direct_reads: true,
             rate_limit_per_minute: 6000,
             rate_limit_burst: 200,
             webhook_rate_limit_per_minute: 30000,

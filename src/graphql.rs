@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cache;
 mod conditional;
 pub mod depth;
+pub mod direct;
 pub mod errors;
 pub mod execute;
 pub mod fanout;
@@ -43,6 +44,8 @@ pub struct GraphqlState {
     pub auth: Arc<Authenticator>,
     /// Answers of queries, reused while current (`cache.rs`).
     pub cache: Arc<cache::ResponseCache>,
+    /// Plans of the commonest reads, answered without async-graphql's executor (`direct.rs`).
+    pub direct: Arc<direct::DirectReads>,
     /// WebSockets open per client.
     pub sockets: Arc<ws::OpenSockets>,
     /// Live subscriptions shared by subscribers of one scope.

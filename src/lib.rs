@@ -14,8 +14,9 @@
 //!  admin.rs, local.rs     the admin console (assets/admin/: ES modules, one per view);
 //!    │                    local mode's embedded Clerk
 //!  graphql/  webhooks/    resolvers that translate (GraphqlState), the response cache
-//!    │                    (cache.rs); svix-verified deliveries (WebhookState): each takes
-//!    │                    its slice of AppState through FromRef
+//!    │                    (cache.rs), pages of users answered directly (direct.rs);
+//!    │                    svix-verified deliveries (WebhookState): each takes its slice
+//!    │                    of AppState through FromRef
 //!  assets.rs              static files and pages with their security headers
 //!  service/               the domain: users (reading, from_clerk, removal), accounts,
 //!    │                    organisations, invitations, sync (run, reconcile, report),

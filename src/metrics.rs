@@ -192,6 +192,8 @@ pub struct Metrics {
     pub cache_evictions: AtomicU64,
     pub cache_bytes: AtomicI64,
     pub cache_entries: AtomicI64,
+    /// Queries answered by the direct path (`graphql/direct.rs`).
+    pub direct_answers: AtomicU64,
     http_responses: CounterFamily,
     http_seconds: HistogramFamily,
     operations: CounterFamily,
@@ -314,6 +316,11 @@ impl Metrics {
                 "userhub_response_cache_misses_total",
                 "Cacheable queries computed because no current answer was cached.",
                 &self.cache_misses,
+            ),
+            (
+                "userhub_graphql_direct_answers_total",
+                "Queries answered by the direct path instead of async-graphql's executor.",
+                &self.direct_answers,
             ),
             (
                 "userhub_response_cache_evictions_total",

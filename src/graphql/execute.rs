@@ -79,6 +79,14 @@ impl Prepared {
         &self.request.query
     }
 
+    /// The direct path's plan of this request (`direct.rs`), when it can answer it.
+    pub fn direct_plan(&mut self) -> Option<super::direct::Plan> {
+        let variables = self.request.variables.clone();
+        let operation_name = self.request.operation_name.clone();
+        let document = self.request.parsed_query().ok()?;
+        super::direct::Plan::compile(document, operation_name.as_deref(), &variables)
+    }
+
     /// Adds data for the resolvers (the caller, the request id).
     pub fn data<D: std::any::Any + Send + Sync>(mut self, data: D) -> Prepared {
         self.request = self.request.data(data);

@@ -10,7 +10,7 @@ use entity::role::Role;
 use serde_json::{Value, json};
 use userhub::config::{CacheMode, Config};
 
-use crate::helpers::{OtherServer, TestApp, TestUser, on_both_databases};
+use crate::helpers::{Dice, OtherServer, TestApp, TestUser, ask, on_both_databases};
 use crate::live::{clerk_user, envelope};
 use crate::websocket::{Socket, connect, init, operation, operation_with};
 
@@ -31,37 +31,6 @@ fn strict(config: &mut Config) {
 
 fn cache_off(config: &mut Config) {
     config.cache = CacheMode::Off;
-}
-
-/// Posts `query` to the server at `address` as the holder of `token`; the whole body, with
-/// the request ids of its errors left out (they differ from request to request) and its
-/// errors in one order (root fields run at once, and fail in any order).
-async fn ask(
-    client: &reqwest::Client,
-    address: &str,
-    token: &str,
-    query: &str,
-    variables: &Value,
-) -> Value {
-    let mut body: Value = client
-        .post(format!("{address}/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("the server answers")
-        .json()
-        .await
-        .expect("a JSON body");
-    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
-        for error in errors.iter_mut() {
-            if let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut) {
-                extensions.remove("requestId");
-            }
-        }
-        errors.sort_by_key(Value::to_string);
-    }
-    body
 }
 
 impl TestApp {
@@ -529,31 +498,6 @@ async fn nothing_is_kept_with_the_cache_off(app: TestApp) {
     assert_eq!(app.cache_hits(), 0);
     assert_eq!(app.metrics.cache_misses.load(Ordering::Relaxed), 0);
     assert_eq!(app.metrics.cache_entries.load(Ordering::Relaxed), 0);
-}
-
-/// A small seeded generator (xorshift), so a failure names the seed that found it.
-struct Dice(u64);
-
-impl Dice {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % bound as u64) as usize
-    }
-
-    fn some<'a>(&mut self, choices: &[&'a str]) -> Vec<&'a str> {
-        let picked: Vec<&str> = choices
-            .iter()
-            .copied()
-            .filter(|_| self.below(2) == 0)
-            .collect();
-        if picked.is_empty() {
-            vec![choices[self.below(choices.len())]]
-        } else {
-            picked
-        }
-    }
 }
 
 const USER_FIELDS: [&str; 10] = [

@@ -564,3 +564,63 @@ pub(crate) fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
+
+/// Posts `query` to the server at `address` as the holder of `token` (signed out when it is
+/// empty); the whole body, with
+/// the request ids of its errors left out (they differ from request to request) and its
+/// errors in one order (root fields run at once, and fail in any order).
+pub(crate) async fn ask(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    query: &str,
+    variables: &Value,
+) -> Value {
+    let mut request = client
+        .post(format!("{address}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    if !token.is_empty() {
+        request = request.bearer_auth(token);
+    }
+    let mut body: Value = request
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("a JSON body");
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        for error in errors.iter_mut() {
+            if let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut) {
+                extensions.remove("requestId");
+            }
+        }
+        errors.sort_by_key(Value::to_string);
+    }
+    body
+}
+
+/// A small seeded generator (xorshift), so a failure names the seed that found it.
+pub(crate) struct Dice(pub(crate) u64);
+
+impl Dice {
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+
+    pub(crate) fn some<'a>(&mut self, choices: &[&'a str]) -> Vec<&'a str> {
+        let picked: Vec<&str> = choices
+            .iter()
+            .copied()
+            .filter(|_| self.below(2) == 0)
+            .collect();
+        if picked.is_empty() {
+            vec![choices[self.below(choices.len())]]
+        } else {
+            picked
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod cache;
 mod contract;
+mod direct;
 mod emulator_webhooks;
 mod events;
 mod fanout;

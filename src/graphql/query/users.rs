@@ -26,7 +26,7 @@ pub struct UsersFilterInput {
 }
 
 impl UsersFilterInput {
-    fn into_domain(self) -> Result<UserFilter, crate::error::AppError> {
+    pub(crate) fn into_domain(self) -> Result<UserFilter, crate::error::AppError> {
         Ok(UserFilter {
             user_id: None,
             organisation_id: self

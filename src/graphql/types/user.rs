@@ -63,17 +63,7 @@ impl User {
 
     /// First and last name; the email address when the user has neither.
     async fn full_name(&self) -> String {
-        let names: Vec<&str> = [&self.model.first_name, &self.model.last_name]
-            .into_iter()
-            .flatten()
-            .map(|name| name.trim())
-            .filter(|name| !name.is_empty())
-            .collect();
-        if names.is_empty() {
-            self.model.email.clone()
-        } else {
-            names.join(" ")
-        }
+        full_name(&self.model)
     }
 
     async fn image_url(&self) -> Option<&str> {
@@ -131,3 +121,18 @@ impl User {
 }
 
 connection!(UserConnection, UserEdge, User, "users");
+
+/// First and last name; the email address when the user has neither.
+pub(crate) fn full_name(user: &user::Model) -> String {
+    let names: Vec<&str> = [&user.first_name, &user.last_name]
+        .into_iter()
+        .flatten()
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+        .collect();
+    if names.is_empty() {
+        user.email.clone()
+    } else {
+        names.join(" ")
+    }
+}
