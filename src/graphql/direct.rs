@@ -6,7 +6,9 @@
 //! a request's CPU (BENCHMARKS.md). A query whose root fields are all `users`, selecting plain
 //! fields of the connection, of its users and of their organisations, is the directory's
 //! commonest read, so it has a path of its own: its plan is made once, its rows are read
-//! through the same service calls the resolvers make, and its JSON is written in one pass.
+//! through the service in the caller's scope as the resolvers read them (the users and their
+//! organisations in one statement where the resolvers use two), and its JSON is written in
+//! one pass.
 //!
 //! Only what async-graphql has already run is planned. A plan is kept for a request (the
 //! document, the operation and the variables, in full) after async-graphql checked it and
@@ -124,32 +126,38 @@ impl DirectReads {
         Some(Bytes::from(out.0))
     }
 
-    /// What one root `users` field reads: the page, its organisations when selected, and the
-    /// count when selected. The same service calls, in the same number of statements, as the
-    /// resolvers make.
+    /// What one root `users` field reads: the page, with its users' organisations in the same
+    /// statement when they are selected, and the count when selected. The executor's resolvers
+    /// read the organisations in a statement of their own.
     async fn read_page(&self, actor: &Actor, root: &Root) -> Option<ReadPage> {
         let order: UserOrder = root.order.into();
         let request = PageRequest::parse(root.first, root.after.as_deref(), order.tag()).ok()?;
         let filter = root.filter.clone().unwrap_or_default().into_domain().ok()?;
-        let (page, scope) = users::list(&self.db, actor, filter, order, &request)
-            .await
-            .ok()?;
-        let organisations = if root.selection.reads_organisations() {
-            let mut ids: Vec<Uuid> = page
-                .edges
-                .iter()
-                .filter_map(|edge| edge.node.organisation_id)
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
+        let (page, organisations, scope) = if root.selection.reads_organisations() {
+            let (page, scope) =
+                users::list_with_organisations(&self.db, actor, filter, order, &request)
+                    .await
+                    .ok()?;
+            let mut organisations = HashMap::new();
+            let page = page.map(|(user, organisation)| {
+                if let Some(organisation) = organisation {
+                    organisations.insert(organisation.id, organisation);
+                }
+                user
+            });
             // `User.organisation` refuses each organisation the caller may not read: a
-            // partial answer with errors, which the general path gives.
-            for id in &ids {
-                organisations::check_readable(actor, *id).ok()?;
+            // partial answer with errors, which the executor gives.
+            for edge in &page.edges {
+                if let Some(id) = edge.node.organisation_id {
+                    organisations::check_readable(actor, id).ok()?;
+                }
             }
-            organisations::by_ids(&self.db, &ids).await.ok()?
+            (page, organisations, scope)
         } else {
-            HashMap::new()
+            let (page, scope) = users::list(&self.db, actor, filter, order, &request)
+                .await
+                .ok()?;
+            (page, HashMap::new(), scope)
         };
         let total = if root.selection.counts() {
             Some(users::total(&self.db, &scope).await.ok()?)

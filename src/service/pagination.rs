@@ -6,7 +6,7 @@
 //! and one taken from another order is refused rather than silently misread.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, IntoColumnRef, SimpleExpr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
 };
@@ -122,8 +122,9 @@ impl<C: ColumnTrait> Keyset<C> {
     pub fn after(&self, cursor: &Cursor) -> Result<Condition, AppError> {
         let past = |column: C, value: SimpleExpr| -> SimpleExpr {
             match self.direction {
-                Direction::Asc => Expr::col(column.into_column_ref()).gt(value),
-                Direction::Desc => Expr::col(column.into_column_ref()).lt(value),
+                // Named with its table: a query may join another with the same columns.
+                Direction::Asc => Expr::col(column.as_column_ref()).gt(value),
+                Direction::Desc => Expr::col(column.as_column_ref()).lt(value),
             }
         };
         match (self.key, &cursor.key) {
@@ -131,7 +132,7 @@ impl<C: ColumnTrait> Keyset<C> {
             (Some(key), Some(value)) => {
                 Ok(Condition::any().add(past(key, value.clone().into())).add(
                     Condition::all()
-                        .add(Expr::col(key.into_column_ref()).eq(value.clone()))
+                        .add(Expr::col(key.as_column_ref()).eq(value.clone()))
                         .add(past(self.id, cursor.id.into())),
                 ))
             }
@@ -155,8 +156,25 @@ impl<C: ColumnTrait> Keyset<C> {
     }
 }
 
-/// Reads one page of `query` in the order of `keyset`: the rows after the page's cursor, one
-/// more than asked for to learn whether another page follows.
+/// The query for one page of `query` in the order of `keyset`: the rows after the page's
+/// cursor, one more than asked for to learn whether another page follows. `None` for a page of
+/// none, which needs no query.
+pub fn page_query<E: EntityTrait>(
+    query: Select<E>,
+    keyset: Keyset<E::Column>,
+    page: &PageRequest,
+) -> Result<Option<Select<E>>, AppError> {
+    if page.first == 0 {
+        return Ok(None);
+    }
+    let mut query = query;
+    if let Some(cursor) = &page.after {
+        query = query.filter(keyset.after(cursor)?);
+    }
+    Ok(Some(keyset.order(query).limit(page.first + 1)))
+}
+
+/// Reads one page of `query` (`page_query`).
 pub async fn fetch_page<E, C>(
     conn: &C,
     query: Select<E>,
@@ -168,14 +186,10 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    if page.first == 0 {
+    let Some(query) = page_query(query, keyset, page)? else {
         return Ok(Page::empty(page));
-    }
-    let mut query = query;
-    if let Some(cursor) = &page.after {
-        query = query.filter(keyset.after(cursor)?);
-    }
-    let rows = keyset.order(query).limit(page.first + 1).all(conn).await?;
+    };
+    let rows = query.all(conn).await?;
     Ok(Page::from_rows(rows, page, cursor_of))
 }
 
@@ -215,7 +229,7 @@ impl<T> Page<T> {
         }
     }
 
-    pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             edges: self
                 .edges

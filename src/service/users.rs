@@ -11,7 +11,7 @@ mod removal;
 use std::collections::HashMap;
 
 use entity::role::Role;
-use entity::user;
+use entity::{organisation, user};
 use sea_orm::sea_query::{
     Alias, Asterisk, Condition, Expr, ExprTrait, Func, LikeExpr, Query, SimpleExpr, WindowStatement,
 };
@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::Scoped;
 use super::audit::{self};
-use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page, page_query};
 use crate::auth::{Actor, UserScope};
 use crate::error::AppError;
 
@@ -222,6 +222,33 @@ pub async fn list<C: ConnectionTrait>(
     let found = fetch_page(conn, query, order.keyset(), page, |user| order.cursor(user)).await?;
     Ok((found, Scoped::new(filter)))
 }
+
+/// `list`, each user with their organisation, read by the same statement (a left join): a
+/// page that shows organisations in one round trip instead of two (`graphql/direct.rs`).
+pub async fn list_with_organisations<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    mut filter: UserFilter,
+    order: UserOrder,
+    page: &PageRequest,
+) -> Result<(Page<UserInOrganisation>, Scoped<UserFilter>), AppError> {
+    filter.narrow_for(actor)?;
+    let query = user::Entity::find().filter(filter.condition()?);
+    let found = match page_query(query, order.keyset(), page)? {
+        None => Page::empty(page),
+        Some(query) => {
+            let rows = query
+                .find_also_related(organisation::Entity)
+                .all(conn)
+                .await?;
+            Page::from_rows(rows, page, |(user, _)| order.cursor(user))
+        }
+    };
+    Ok((found, Scoped::new(filter)))
+}
+
+/// A user, and the organisation they belong to if it exists.
+pub type UserInOrganisation = (user::Model, Option<organisation::Model>);
 
 /// How many users a list holds, within its caller's scope.
 pub async fn total<C: ConnectionTrait>(

@@ -1,6 +1,8 @@
 //! The number of SQL statements a page costs does not depend on its size: every relation is
 //! batched through a DataLoader.
 
+use std::sync::atomic::Ordering;
+
 use entity::role::Role;
 use serde_json::json;
 
@@ -10,6 +12,8 @@ on_both_databases!(
     a_page_of_users_with_organisations_and_member_counts_costs_the_same_for_10_and_100
         => without_background_sweeps,
     a_page_of_organisations_with_their_users_costs_the_same_for_2_and_20
+        => without_background_sweeps,
+    a_page_of_users_answered_directly_reads_users_and_organisations_in_one_statement
         => without_background_sweeps,
 );
 
@@ -31,9 +35,8 @@ const USERS_PAGE: &str = r#"query($first: Int!) {
             organisation { id name memberCount } } }
     } }"#;
 
-async fn a_page_of_users_with_organisations_and_member_counts_costs_the_same_for_10_and_100(
-    app: TestApp,
-) {
+/// 120 lecturers in five organisations, 24 in each.
+async fn seed_five_organisations(app: &TestApp) {
     let mut organisations = Vec::new();
     for name in ["Arts", "Biology", "Chemistry", "Design", "Economics"] {
         organisations.push(app.create_organisation(name).await);
@@ -48,7 +51,12 @@ async fn a_page_of_users_with_organisations_and_member_counts_costs_the_same_for
         )
         .await;
     }
+}
 
+async fn a_page_of_users_with_organisations_and_member_counts_costs_the_same_for_10_and_100(
+    app: TestApp,
+) {
+    seed_five_organisations(&app).await;
     let (for_10, small) = app.statements_for(USERS_PAGE, json!({ "first": 10 })).await;
     let (for_100, large) = app
         .statements_for(USERS_PAGE, json!({ "first": 100 }))
@@ -133,4 +141,40 @@ async fn a_page_of_organisations_with_their_users_costs_the_same_for_2_and_20(ap
         );
     }
     assert_eq!(for_2, for_20, "statements for 2: {for_2}, for 20: {for_20}");
+}
+
+/// W1's page (`graphql/direct.rs`): once the executor has answered it, the direct path reads
+/// the caller's row and then the users with their organisations in one statement, whatever
+/// the page's size; a count asked for is one more.
+async fn a_page_of_users_answered_directly_reads_users_and_organisations_in_one_statement(
+    app: TestApp,
+) {
+    const W1: &str = "query($first: Int!) { users(first: $first) { nodes { id email firstName \
+                      lastName role isActive organisation { id name } } } }";
+    const COUNTED: &str = "query($first: Int!) { users(first: $first) { totalCount nodes { \
+                           email organisation { name } } } }";
+    seed_five_organisations(&app).await;
+    let answered_directly = app.metrics.direct_answers.load(Ordering::Relaxed);
+    // Each is asked three times; the least count is that of a direct answer.
+    let (for_10, small) = app.statements_for(W1, json!({ "first": 10 })).await;
+    let (for_100, large) = app.statements_for(W1, json!({ "first": 100 })).await;
+    let (counted, with_count) = app.statements_for(COUNTED, json!({ "first": 100 })).await;
+    assert_eq!(
+        app.metrics.direct_answers.load(Ordering::Relaxed) - answered_directly,
+        6,
+        "the second and third asks of each were answered directly"
+    );
+    assert_eq!(small["users"]["nodes"].as_array().expect("nodes").len(), 10);
+    let nodes = large["users"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 100);
+    // The first user is the test's admin, who belongs to no organisation.
+    assert_eq!(nodes[0]["organisation"], serde_json::Value::Null);
+    for node in &nodes[1..] {
+        assert_eq!(node["role"], "LECTURER");
+        assert!(node["organisation"]["name"].is_string(), "{node}");
+    }
+    assert_eq!(with_count["users"]["totalCount"], 121);
+    // The caller's row, then the page with its organisations.
+    assert_eq!((for_10, for_100), (2, 2));
+    assert_eq!(counted, 3);
 }
