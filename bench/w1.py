@@ -10,7 +10,9 @@ Environment: BENCH_DATABASE_URL (a PostgreSQL server, default the local one), RO
 DURATION and WARMUP (seconds), CONNECTIONS ("32 128"), USERHUB_BIN, SMOKE, WRITE=0 (measure
 without touching BENCHMARKS.md), HOT=0 (leave out the userhub with its response cache on), USERHUB_BASELINE_BIN and USERHUB_BASELINE_LABEL (another
 build of userhub, say an earlier commit's, measured in the same run: before/after ratios;
-USERHUB_BASELINE_CACHE=on runs it with its response cache on),
+USERHUB_BASELINE_CACHE=on runs it with its response cache on, USERHUB_BASELINE_DIRECT=false
+with every query through async-graphql's executor: the same binary then measures the direct
+path against the executor),
 PERF=FILE (a `perf record` of userhub under the first 32-connection run).
 
 It creates a fresh database with userhub's migrations (`userhub migrate`), seeds it from
@@ -202,9 +204,9 @@ def capture_statements(token: str) -> list[str]:
 
 
 def capture_requests(token: str, bodies: list[dict]) -> list[list[str]]:
-    """The statements userhub runs for each of these GraphQL requests (after a first request
-    of the caller's, which reads them in), from PostgreSQL's log, values inlined; [] when the
-    log is not found."""
+    """The statements userhub runs for each of these GraphQL requests when asked again (each
+    is asked once first: the caller's row is read in, and the direct path plans what the
+    executor answered), from PostgreSQL's log, values inlined; [] when the log is not found."""
     clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
     logs = [line.split()[-1] for line in clusters.splitlines() if "online" in line]
     if not logs or not Path(logs[0]).exists():
@@ -216,7 +218,8 @@ def capture_requests(token: str, bodies: list[dict]) -> list[list[str]]:
     process, match = start_userhub("capture")
     capture_url = match.group(1)
     headers = {"accept": "application/json", "authorization": f"Bearer {token}"}
-    http("POST", f"{capture_url}/graphql", bodies[0], headers)  # the caller's first request
+    for body in bodies:
+        http("POST", f"{capture_url}/graphql", body, headers)
     time.sleep(0.5)
     captured = []
     for body in bodies:
@@ -284,9 +287,10 @@ def pgbench(statements: list[str] | list[list[str]], clients: int, seconds: int)
     return float(found.group(1))
 
 
-def start_userhub(label: str, binary: Path = USERHUB_BIN, cache: str = "off"):
+def start_userhub(label: str, binary: Path = USERHUB_BIN, cache: str = "off", direct: str = "true"):
     """A userhub server; its response cache `off` unless asked (the uncached path is the
-    comparison with PostGraphile, which computes every answer; `on` is W1 hot)."""
+    comparison with PostGraphile, which computes every answer; `on` is W1 hot); `direct`
+    false sends every query through async-graphql's executor (USERHUB_DIRECT_READS)."""
     return start(
         f"userhub_{label}",
         [str(binary), "serve"],
@@ -299,6 +303,7 @@ def start_userhub(label: str, binary: Path = USERHUB_BIN, cache: str = "off"):
             # One load generator is one client: the per-client limit would measure itself.
             "USERHUB_RATE_LIMIT_PER_MINUTE": "0",
             "USERHUB_CACHE": cache,
+            "USERHUB_DIRECT_READS": direct,
         },
         r"userhub listening on (http://127\.0\.0\.1:\d+)",
     )
@@ -404,7 +409,8 @@ def main() -> None:
             targets["userhub, cache on"] = (f"{match.group(1)}/graphql", USERHUB_QUERY, token)
         if BASELINE_BIN:
             baseline, match = start_userhub("baseline", Path(BASELINE_BIN),
-                                            cache=os.environ.get("USERHUB_BASELINE_CACHE", "off"))
+                                            cache=os.environ.get("USERHUB_BASELINE_CACHE", "off"),
+                                            direct=os.environ.get("USERHUB_BASELINE_DIRECT", "true"))
             targets["userhub before"] = (f"{match.group(1)}/graphql", USERHUB_QUERY, token)
         results: dict[tuple[str, int], list[dict]] = {}
         peak_graphile = idle["PostGraphile"]
