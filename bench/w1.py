@@ -411,6 +411,7 @@ def main() -> None:
             baseline, match = start_userhub("baseline", Path(BASELINE_BIN),
                                             cache=os.environ.get("USERHUB_BASELINE_CACHE", "off"),
                                             direct=os.environ.get("USERHUB_BASELINE_DIRECT", "true"))
+            pids["userhub before"] = baseline.pid
             targets["userhub before"] = (f"{match.group(1)}/graphql", USERHUB_QUERY, token)
         results: dict[tuple[str, int], list[dict]] = {}
         peak_graphile = idle["PostGraphile"]
