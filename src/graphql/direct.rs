@@ -403,25 +403,31 @@ fn object<F>(
     }
 }
 
+/// A selection set planned field by field; `None` when `plan` refuses any of its fields.
+fn select<F>(
+    set: &Positioned<SelectionSet>,
+    plan: impl Fn(&Field) -> Option<F>,
+) -> Option<Selected<F>> {
+    fields(set)?
+        .into_iter()
+        .map(|(key, field)| plan(field).map(|planned| (key, planned)))
+        .collect::<Option<Vec<_>>>()
+        .map(Selected)
+}
+
 fn connection(set: &Positioned<SelectionSet>) -> Option<Selected<ConnectionField>> {
-    let mut selected = Vec::new();
-    for (key, field) in fields(set)? {
-        let planned = match field.name.node.as_str() {
-            "__typename" => leaf(field, ConnectionField::Typename)?,
-            "totalCount" => leaf(field, ConnectionField::TotalCount)?,
-            "pageInfo" => object(field, |set| page_info(set).map(ConnectionField::PageInfo))?,
-            "edges" => object(field, |set| edge(set).map(ConnectionField::Edges))?,
-            "nodes" => object(field, |set| user(set).map(ConnectionField::Nodes))?,
-            _ => return None,
-        };
-        selected.push((key, planned));
-    }
-    Some(Selected(selected))
+    select(set, |field| match field.name.node.as_str() {
+        "__typename" => leaf(field, ConnectionField::Typename),
+        "totalCount" => leaf(field, ConnectionField::TotalCount),
+        "pageInfo" => object(field, |set| page_info(set).map(ConnectionField::PageInfo)),
+        "edges" => object(field, |set| edge(set).map(ConnectionField::Edges)),
+        "nodes" => object(field, |set| user(set).map(ConnectionField::Nodes)),
+        _ => None,
+    })
 }
 
 fn page_info(set: &Positioned<SelectionSet>) -> Option<Selected<PageInfoField>> {
-    let mut selected = Vec::new();
-    for (key, field) in fields(set)? {
+    select(set, |field| {
         let planned = match field.name.node.as_str() {
             "__typename" => PageInfoField::Typename,
             "hasNextPage" => PageInfoField::HasNextPage,
@@ -430,61 +436,49 @@ fn page_info(set: &Positioned<SelectionSet>) -> Option<Selected<PageInfoField>> 
             "endCursor" => PageInfoField::EndCursor,
             _ => return None,
         };
-        selected.push((key, leaf(field, planned)?));
-    }
-    Some(Selected(selected))
+        leaf(field, planned)
+    })
 }
 
 fn edge(set: &Positioned<SelectionSet>) -> Option<Selected<EdgeField>> {
-    let mut selected = Vec::new();
-    for (key, field) in fields(set)? {
-        let planned = match field.name.node.as_str() {
-            "__typename" => leaf(field, EdgeField::Typename)?,
-            "cursor" => leaf(field, EdgeField::Cursor)?,
-            "node" => object(field, |set| user(set).map(EdgeField::Node))?,
-            _ => return None,
-        };
-        selected.push((key, planned));
-    }
-    Some(Selected(selected))
+    select(set, |field| match field.name.node.as_str() {
+        "__typename" => leaf(field, EdgeField::Typename),
+        "cursor" => leaf(field, EdgeField::Cursor),
+        "node" => object(field, |set| user(set).map(EdgeField::Node)),
+        _ => None,
+    })
 }
 
 fn user(set: &Positioned<SelectionSet>) -> Option<Selected<UserField>> {
-    let mut selected = Vec::new();
-    for (key, field) in fields(set)? {
+    select(set, |field| {
         let planned = match field.name.node.as_str() {
-            "organisation" => object(field, |set| organisation(set).map(UserField::Organisation))?,
-            name => {
-                let planned = match name {
-                    "__typename" => UserField::Typename,
-                    "id" => UserField::Id,
-                    "clerkId" => UserField::ClerkId,
-                    "email" => UserField::Email,
-                    "firstName" => UserField::FirstName,
-                    "lastName" => UserField::LastName,
-                    "fullName" => UserField::FullName,
-                    "imageUrl" => UserField::ImageUrl,
-                    "role" => UserField::Role,
-                    "organisationId" => UserField::OrganisationId,
-                    "isActive" => UserField::IsActive,
-                    "isSuspended" => UserField::IsSuspended,
-                    "lastSignInAt" => UserField::LastSignInAt,
-                    "createdAt" => UserField::CreatedAt,
-                    "updatedAt" => UserField::UpdatedAt,
-                    "deactivatedAt" => UserField::DeactivatedAt,
-                    _ => return None,
-                };
-                leaf(field, planned)?
+            "organisation" => {
+                return object(field, |set| organisation(set).map(UserField::Organisation));
             }
+            "__typename" => UserField::Typename,
+            "id" => UserField::Id,
+            "clerkId" => UserField::ClerkId,
+            "email" => UserField::Email,
+            "firstName" => UserField::FirstName,
+            "lastName" => UserField::LastName,
+            "fullName" => UserField::FullName,
+            "imageUrl" => UserField::ImageUrl,
+            "role" => UserField::Role,
+            "organisationId" => UserField::OrganisationId,
+            "isActive" => UserField::IsActive,
+            "isSuspended" => UserField::IsSuspended,
+            "lastSignInAt" => UserField::LastSignInAt,
+            "createdAt" => UserField::CreatedAt,
+            "updatedAt" => UserField::UpdatedAt,
+            "deactivatedAt" => UserField::DeactivatedAt,
+            _ => return None,
         };
-        selected.push((key, planned));
-    }
-    Some(Selected(selected))
+        leaf(field, planned)
+    })
 }
 
 fn organisation(set: &Positioned<SelectionSet>) -> Option<Selected<OrganisationField>> {
-    let mut selected = Vec::new();
-    for (key, field) in fields(set)? {
+    select(set, |field| {
         let planned = match field.name.node.as_str() {
             "__typename" => OrganisationField::Typename,
             "id" => OrganisationField::Id,
@@ -496,9 +490,8 @@ fn organisation(set: &Positioned<SelectionSet>) -> Option<Selected<OrganisationF
             "isArchived" => OrganisationField::IsArchived,
             _ => return None,
         };
-        selected.push((key, leaf(field, planned)?));
-    }
-    Some(Selected(selected))
+        leaf(field, planned)
+    })
 }
 
 /// JSON written as it is produced. Strings and scalars go through serde_json and
