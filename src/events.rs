@@ -17,8 +17,9 @@
 
 mod postgres;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use entity::{sync_run, user};
@@ -146,6 +147,27 @@ pub enum RecordChange {
     },
 }
 
+/// Whose answers a change can alter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Touch {
+    /// Anything: events may have been lost.
+    Everything,
+    /// Answers about these organisations' users or records, and answers not confined to one
+    /// organisation (which every change alters).
+    Organisations([Option<Uuid>; 2]),
+}
+
+impl RecordChange {
+    fn organisation_id(&self) -> Option<Uuid> {
+        match *self {
+            RecordChange::Organisation { id } => Some(id),
+            RecordChange::Invitation {
+                organisation_id, ..
+            } => organisation_id,
+        }
+    }
+}
+
 /// What subscribers receive.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -155,6 +177,93 @@ pub enum Event {
     /// Events may have been lost: the replica's connection to PostgreSQL dropped and was made
     /// again. A subscriber cannot know what it missed, so it is told.
     Missed,
+}
+
+impl Event {
+    fn touch(&self) -> Touch {
+        match self {
+            Event::User(change) => {
+                Touch::Organisations([change.user.organisation_id, change.previous_organisation_id])
+            }
+            Event::Record(change) => Touch::Organisations([change.organisation_id(), None]),
+            Event::Sync(_) => Touch::Organisations([None, None]),
+            Event::Missed => Touch::Everything,
+        }
+    }
+}
+
+/// Where a replica's view of the data is: a version that advances with every change it hears
+/// of, and the version at which each organisation was last touched. An answer computed at
+/// version `v` is current while the version is still `v`; an answer that depends only on one
+/// organisation (`graphql/cache.rs`, `Footprint`) is current while that organisation was last
+/// touched at or before `v`, whatever else changed since.
+///
+/// A change advances the version first and records what it touched second. A reader takes
+/// its version before it reads the database, so a change that committed after that read has a
+/// later version, and once it is recorded (before the write is acknowledged, on the replica
+/// that made it) the answer is stale.
+#[derive(Debug, Default)]
+pub(crate) struct Versions {
+    now: AtomicU64,
+    /// The version of the last change that may have altered anything.
+    everything_at: AtomicU64,
+    /// The version of the last change to each organisation's users, record or invitations.
+    /// Grows by one entry per organisation ever changed.
+    organisations_at: Mutex<HashMap<Uuid, u64>>,
+}
+
+impl Versions {
+    fn advance(&self, touch: Touch) {
+        let version = self.now.fetch_add(1, Ordering::AcqRel) + 1;
+        match touch {
+            Touch::Everything => {
+                self.everything_at.fetch_max(version, Ordering::AcqRel);
+            }
+            Touch::Organisations(organisations) => {
+                self.touch_organisations(version, organisations.into_iter().flatten());
+            }
+        }
+    }
+
+    fn touch_organisations(&self, version: u64, organisations: impl Iterator<Item = Uuid>) {
+        let mut touched = None;
+        for organisation in organisations {
+            let at = touched
+                .get_or_insert_with(|| {
+                    self.organisations_at
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                })
+                .entry(organisation)
+                .or_insert(version);
+            *at = (*at).max(version);
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.now.load(Ordering::Acquire)
+    }
+
+    /// Whether nothing that can alter answers about `organisation` alone happened after
+    /// `version`, as far as this replica has heard.
+    fn untouched_since(&self, organisation: Uuid, version: u64) -> bool {
+        if self.everything_at.load(Ordering::Acquire) > version {
+            return false;
+        }
+        let organisations = self
+            .organisations_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        organisations
+            .get(&organisation)
+            .is_none_or(|at| *at <= version)
+    }
+
+    /// Hands a heard event to `local`, having counted it.
+    fn hear(&self, local: &broadcast::Sender<Event>, event: Event) {
+        self.advance(event.touch());
+        let _ = local.send(event);
+    }
 }
 
 /// The changes a transaction makes, published when it commits.
@@ -176,6 +285,16 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.users.is_empty() && self.records.is_empty()
     }
+
+    /// The organisations these changes touch.
+    fn organisations(&self) -> impl Iterator<Item = Uuid> + '_ {
+        let users = self
+            .users
+            .iter()
+            .flat_map(|change| [change.user.organisation_id, change.previous_organisation_id]);
+        let records = self.records.iter().map(RecordChange::organisation_id);
+        users.chain(records).flatten()
+    }
 }
 
 /// The bus. Cheap to clone; every clone is the same bus.
@@ -191,7 +310,7 @@ struct Inner {
     /// then reach no subscriber here.
     listening: Arc<AtomicBool>,
     /// Advances with every change this replica hears of (`EventBus::version`).
-    version: Arc<AtomicU64>,
+    versions: Arc<Versions>,
 }
 
 enum Transport {
@@ -221,7 +340,7 @@ impl EventBus {
                 local,
                 transport: Transport::InProcess,
                 listening: Arc::new(AtomicBool::new(true)),
-                version: Arc::default(),
+                versions: Arc::default(),
             }),
         }
     }
@@ -235,13 +354,13 @@ impl EventBus {
     ) -> Result<EventBus, DbErr> {
         let (local, _) = broadcast::channel(capacity.max(16));
         let listening = Arc::new(AtomicBool::new(false));
-        let version = Arc::new(AtomicU64::new(0));
+        let versions = Arc::new(Versions::default());
         let stop = postgres::listen(
             database_url,
             db,
             local.clone(),
             listening.clone(),
-            version.clone(),
+            versions.clone(),
         )
         .await?;
         Ok(EventBus {
@@ -249,7 +368,7 @@ impl EventBus {
                 local,
                 transport: Transport::Postgres { _stop: Some(stop) },
                 listening,
-                version,
+                versions,
             }),
         })
     }
@@ -281,7 +400,7 @@ impl EventBus {
                 local,
                 transport,
                 listening: Arc::new(AtomicBool::new(true)),
-                version: Arc::default(),
+                versions: Arc::default(),
             }),
         }
     }
@@ -303,11 +422,13 @@ impl EventBus {
     /// this replica has heard (another replica's change counts once its `NOTIFY` arrives):
     /// what a cache of answers checks before it reuses one.
     pub fn version(&self) -> u64 {
-        self.inner.version.load(Ordering::Acquire)
+        self.inner.versions.now()
     }
 
-    fn advance(&self) {
-        self.inner.version.fetch_add(1, Ordering::AcqRel);
+    /// Whether nothing that can alter an answer about `organisation`'s users alone happened
+    /// after `version` (`Versions`): such an answer computed then is current still.
+    pub fn untouched_since(&self, organisation: Uuid, version: u64) -> bool {
+        self.inner.versions.untouched_since(organisation, version)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -334,17 +455,21 @@ impl EventBus {
             txn.commit().await?;
             // The NOTIFY advances it again when it comes back; this replica's own readers must
             // not wait for that.
-            self.advance();
+            let versions = &self.inner.versions;
+            let version = versions.now.fetch_add(1, Ordering::AcqRel) + 1;
+            versions.touch_organisations(version, changes.organisations());
             return Ok(());
         }
         txn.commit().await?;
-        self.advance();
         // No receiver is not a failure: nobody is watching.
         for change in changes.users {
-            let _ = self.inner.local.send(Event::User(Arc::new(change)));
+            let event = Event::User(Arc::new(change));
+            self.inner.versions.hear(&self.inner.local, event);
         }
         for change in changes.records {
-            let _ = self.inner.local.send(Event::Record(change));
+            self.inner
+                .versions
+                .hear(&self.inner.local, Event::Record(change));
         }
         Ok(())
     }
@@ -358,10 +483,47 @@ impl EventBus {
             {
                 tracing::warn!(error = %err, "cannot publish the sync's progress");
             }
-            self.advance();
+            self.inner
+                .versions
+                .advance(Touch::Organisations([None, None]));
             return;
         }
-        self.advance();
-        let _ = self.inner.local.send(Event::Sync(Arc::new(progress)));
+        let event = Event::Sync(Arc::new(progress));
+        self.inner.versions.hear(&self.inner.local, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_organisation_is_untouched_until_a_change_names_it_before_or_after() {
+        let versions = Versions::default();
+        let (physics, chemistry, biology) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let read_at = versions.now();
+        assert!(versions.untouched_since(physics, read_at));
+
+        // A change to a user in no organisation, a sync's progress, Chemistry's record.
+        versions.advance(Touch::Organisations([None, None]));
+        versions.advance(Touch::Organisations([Some(chemistry), None]));
+        assert!(versions.now() > read_at);
+        assert!(versions.untouched_since(physics, read_at));
+        assert!(!versions.untouched_since(chemistry, read_at));
+
+        // A user moved from Physics to Biology touches both.
+        let moved_at = versions.now();
+        versions.advance(Touch::Organisations([Some(biology), Some(physics)]));
+        assert!(!versions.untouched_since(physics, moved_at));
+        assert!(!versions.untouched_since(biology, moved_at));
+        assert!(versions.untouched_since(chemistry, moved_at));
+        // An answer read after the change is current again.
+        assert!(versions.untouched_since(physics, versions.now()));
+
+        // Events lost: nothing read before is current.
+        let lost_at = versions.now();
+        versions.advance(Touch::Everything);
+        assert!(!versions.untouched_since(chemistry, lost_at));
+        assert!(versions.untouched_since(chemistry, versions.now()));
     }
 }

@@ -2,7 +2,7 @@
 //! per replica.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
-use super::{ChangeKind, Event, RecordChange, SyncProgress, UserChange};
+use super::{ChangeKind, Event, RecordChange, SyncProgress, Touch, UserChange, Versions};
 
 const CHANNEL: &str = "userhub_events";
 /// PostgreSQL refuses a payload of 8000 bytes or more. A change too large to carry its user
@@ -123,7 +123,7 @@ pub(super) async fn listen(
     db: DatabaseConnection,
     local: broadcast::Sender<Event>,
     listening: Arc<AtomicBool>,
-    version: Arc<AtomicU64>,
+    versions: Arc<Versions>,
 ) -> Result<oneshot::Sender<()>, DbErr> {
     let listener = connect(url)
         .await
@@ -133,7 +133,7 @@ pub(super) async fn listen(
     let heard = Heard {
         local,
         listening,
-        version,
+        versions,
     };
     tokio::spawn(run(url.to_owned(), listener, db, heard, stopped));
     Ok(stop)
@@ -148,13 +148,12 @@ struct Heard {
     local: broadcast::Sender<Event>,
     listening: Arc<AtomicBool>,
     /// `EventBus::version`: advanced by every event, and by every loss of the stream.
-    version: Arc<AtomicU64>,
+    versions: Arc<Versions>,
 }
 
 impl Heard {
     fn send(&self, event: Event) {
-        self.version.fetch_add(1, Ordering::AcqRel);
-        let _ = self.local.send(event);
+        self.versions.hear(&self.local, event);
     }
 }
 
@@ -219,7 +218,11 @@ async fn deliver(db: &DatabaseConnection, heard: &Heard, payload: &str) {
                 Some(user) => user,
                 None => match user::Entity::find_by_id(wire.user_id).one(db).await {
                     Ok(Some(user)) => user,
-                    Ok(None) => return,
+                    Ok(None) => {
+                        // Where the user was is unknown: every kept answer may be stale.
+                        heard.versions.advance(Touch::Everything);
+                        return;
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot read the user of a change event");
                         heard.send(Event::Missed);

@@ -4,7 +4,9 @@
 //! caller's row decides their scope, and `me` is the caller), so all four are the key, compared
 //! in full (a hash collision cannot serve another caller's answer). It depends on the data too:
 //! each answer keeps the stamp taken before it was computed (`service::freshness`), and is
-//! reused only while the stamp of now is the same, i.e. nothing has committed since. Answers
+//! reused only while the stamp of now is the same, i.e. nothing has committed since, or, for an
+//! answer known to depend on one organisation only (its `Footprint`), while nothing has touched
+//! that organisation since (`Freshness::untouched_since`). Answers
 //! with errors are not kept (an error may not last), nor answers of operations that read what
 //! changes without a change event (`NOT_CACHEABLE`).
 //!
@@ -19,8 +21,9 @@ use hashlink::LruCache;
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::auth::access::Scope;
 use crate::metrics::Metrics;
-use crate::service::freshness::{Freshness, Stamp};
+use crate::service::freshness::{Footprint, Freshness, Stamp};
 
 /// Root fields whose answers change with no change event: a running sync's row is written by
 /// its heartbeat, and its progress is only a signal.
@@ -35,6 +38,9 @@ pub struct Key {
     pub(super) variables: String,
     /// The caller's user id; `None` for anonymous callers.
     pub(super) caller: Option<Uuid>,
+    /// The caller's scope as their row says now: an answer that stays current across changes
+    /// to other organisations (`Footprint::Organisation`) must not outlive the caller's role.
+    pub(super) scope: Option<Scope>,
 }
 
 impl Key {
@@ -46,6 +52,10 @@ impl Key {
             variables: serde_json::to_string(&request.variables).ok()?,
             caller: match caller {
                 Caller::User(actor) => Some(actor.user.id),
+                Caller::Anonymous => None,
+            },
+            scope: match caller {
+                Caller::User(actor) => Some(actor.scope()),
                 Caller::Anonymous => None,
             },
         })
@@ -67,6 +77,7 @@ pub struct Answer {
     /// The operation's first root field, for the metrics of a reuse.
     pub root_field: Arc<str>,
     stamp: Stamp,
+    footprint: Footprint,
 }
 
 /// What an entry costs beyond its bytes: the map's slot, the list's links, the `Arc`s.
@@ -110,7 +121,14 @@ impl ResponseCache {
     pub fn get(&self, key: &Key, stamp: &Stamp) -> Option<Answer> {
         let mut entries = self.lock();
         let current = match entries.answers.get(key) {
-            Some(answer) if &answer.stamp == stamp => Some(answer.clone()),
+            Some(answer)
+                if &answer.stamp == stamp
+                    || self
+                        .freshness
+                        .untouched_since(answer.footprint, &answer.stamp) =>
+            {
+                Some(answer.clone())
+            }
             Some(_) => {
                 if let Some((key, stale)) = entries.answers.remove_entry(key) {
                     entries.forget(&key, &stale, &self.metrics);
@@ -128,14 +146,22 @@ impl ResponseCache {
         current
     }
 
-    /// Keeps an answer computed at `stamp`, and gives it back with its tag. An answer too big
-    /// to keep is given back all the same.
-    pub fn put(&self, key: Key, stamp: Stamp, root_field: &str, body: Bytes) -> Answer {
+    /// Keeps an answer computed at `stamp` that depends on what `footprint` says, and gives it
+    /// back with its tag. An answer too big to keep is given back all the same.
+    pub fn put(
+        &self,
+        key: Key,
+        stamp: Stamp,
+        footprint: Footprint,
+        root_field: &str,
+        body: Bytes,
+    ) -> Answer {
         let answer = Answer {
             tag: super::conditional::tag_of(&body).into(),
             root_field: root_field.into(),
             body,
             stamp,
+            footprint,
         };
         let cost = cost(&key, &answer);
         if cost > self.budget / 8 {
@@ -193,6 +219,7 @@ mod tests {
             operation_name: None,
             variables: "{}".to_owned(),
             caller,
+            scope: None,
         }
     }
 
@@ -213,6 +240,7 @@ mod tests {
         let kept = cache.put(
             key("{ me { id } }", alice),
             Stamp::Heard(7),
+            Footprint::Everything,
             "me",
             Bytes::from_static(b"{\"data\":{}}"),
         );
@@ -257,6 +285,7 @@ mod tests {
             cache.put(
                 key(&format!("{{ q{n} }}"), None),
                 Stamp::Heard(1),
+                Footprint::Everything,
                 "q",
                 body.clone(),
             );
@@ -272,6 +301,7 @@ mod tests {
         let big = cache.put(
             key("{ big }", None),
             Stamp::Heard(1),
+            Footprint::Everything,
             "big",
             Bytes::from(vec![b'y'; budget / 4]),
         );

@@ -42,6 +42,7 @@ use super::types::Role;
 use super::types::user::full_name;
 use crate::auth::{Actor, Caller};
 use crate::metrics::Metrics;
+use crate::service::freshness::Footprint;
 use crate::service::organisations;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::users::{self, UserOrder};
@@ -108,7 +109,7 @@ impl DirectReads {
 
     /// The answer of a planned request for this caller; `None` when it needs the general
     /// path (which then answers whatever went wrong).
-    pub async fn answer(&self, plan: &Plan, caller: &Caller) -> Option<Bytes> {
+    pub async fn answer(&self, plan: &Plan, caller: &Caller) -> Option<(Bytes, Footprint)> {
         let actor = caller.actor().ok()?;
         let mut out = Json::with_capacity(plan.capacity_hint.load(Ordering::Relaxed));
         out.raw(b"{\"data\":{");
@@ -123,7 +124,7 @@ impl DirectReads {
         out.raw(b"}}");
         plan.capacity_hint.store(out.0.len(), Ordering::Relaxed);
         self.metrics.direct_answers.fetch_add(1, Ordering::Relaxed);
-        Some(Bytes::from(out.0))
+        Some((Bytes::from(out.0), plan.footprint(caller)))
     }
 
     /// What one root `users` field reads: the page, with its users' organisations in the same
@@ -289,6 +290,25 @@ impl Selected<ConnectionField> {
 }
 
 impl Plan {
+    /// What an answer to this plan for `caller` depends on: one organisation's users and record
+    /// when every root is confined to the same organisation (by its filter, or by the caller's
+    /// scope), else anything.
+    pub fn footprint(&self, caller: &Caller) -> Footprint {
+        let Ok(actor) = caller.actor() else {
+            return Footprint::Everything;
+        };
+        let mut confined = self.roots.iter().map(|root| {
+            let filter = root.filter.clone().unwrap_or_default().into_domain().ok()?;
+            users::confined_to(actor, filter)
+        });
+        match confined.next().flatten() {
+            Some(first) if confined.all(|other| other == Some(first)) => {
+                Footprint::Organisation(first)
+            }
+            _ => Footprint::Everything,
+        }
+    }
+
     /// The plan of an operation the direct path can answer: a query whose root fields are
     /// all `users`, with no fragments or directives, selecting only the fields planned here.
     /// `None` for anything else.

@@ -21,6 +21,7 @@ use super::graphiql;
 use super::{GraphqlState, RequestId};
 use crate::auth::caller::session_token;
 use crate::error::AppError;
+use crate::service::freshness::Footprint;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -334,14 +335,14 @@ async fn execute(
     let plan_key = state.direct.key_of(&request);
     let plan = plan_key.as_ref().and_then(|key| state.direct.plan(key));
     if let Some(plan) = &plan
-        && let Some(body) = state.direct.answer(plan, &caller).await
+        && let Some((body, footprint)) = state.direct.answer(plan, &caller).await
     {
         state
             .metrics
             .observe_operation("query", "users", "ok", started.elapsed());
         return match (key, stamp) {
             (Some(key), Some(stamp)) => {
-                let answer = state.cache.put(key, stamp, "users", body);
+                let answer = state.cache.put(key, stamp, footprint, "users", body);
                 complete_answer(headers, format, method, answer.body, &answer.tag)
             }
             _ => tagged_answer(headers, format, method, body),
@@ -353,6 +354,10 @@ async fn execute(
         (Ok(prepared), Some(key), None) => prepared.direct_plan().map(|plan| (key, plan)),
         _ => None,
     };
+    // An answer the direct path could have given depends on what its plan reads.
+    let footprint = learned
+        .as_ref()
+        .map_or(Footprint::Everything, |(_, plan)| plan.footprint(&caller));
     if method == Method::Get
         && prepared
             .as_ref()
@@ -431,7 +436,7 @@ async fn execute(
             let body = Bytes::from(body);
             match kept_as {
                 Some((key, stamp)) => {
-                    let answer = state.cache.put(key, stamp, &root_field, body);
+                    let answer = state.cache.put(key, stamp, footprint, &root_field, body);
                     complete_answer(headers, format, method, answer.body, &answer.tag)
                 }
                 None => tagged_answer(headers, format, method, body),

@@ -50,7 +50,7 @@ use super::subscription::AccessChanged;
 use crate::auth::Caller;
 use crate::auth::caller::{bearer_token, session_token};
 use crate::error::{AppError, json_error};
-use crate::service::freshness::Stamp;
+use crate::service::freshness::{Footprint, Stamp};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// subscriptions-transport-ws, which named its protocol `graphql-ws`.
@@ -886,7 +886,13 @@ async fn run_operation(
             Some((key, stamp, root_field)) if response.errors.is_empty() => {
                 state
                     .cache
-                    .put(key, stamp, &root_field, Bytes::from(body))
+                    .put(
+                        key,
+                        stamp,
+                        Footprint::Everything,
+                        &root_field,
+                        Bytes::from(body),
+                    )
                     .body
             }
             _ => Bytes::from(body),

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sea_orm::sqlx::{Connection, SqliteConnection};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
 use crate::config::CacheMode;
 use crate::events::EventBus;
@@ -37,6 +38,17 @@ pub enum Stamp {
     Heard(u64),
     /// What the database said (`USERHUB_CACHE=strict`, and SQLite).
     Stored(Arc<str>),
+}
+
+/// What data an answer depends on, for whatever keeps it beside its stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Footprint {
+    /// Anything: current only while nothing at all has changed.
+    Everything,
+    /// Only this organisation's users and its record, read by a caller whose scope is in the
+    /// key: current while no change touched the organisation (a user in it, before or after
+    /// the change, the organisation itself, one of its invitations).
+    Organisation(Uuid),
 }
 
 /// Takes stamps. Cheap to clone.
@@ -130,6 +142,20 @@ impl Freshness {
                     None
                 }
             },
+        }
+    }
+
+    /// Whether what was read at `stamp` about `footprint` is current still, though other
+    /// changes came since: only for an answer confined to one organisation, as far as this
+    /// replica's bus has heard (`USERHUB_CACHE=on` on PostgreSQL). A database's stamp says
+    /// only whether anything at all changed.
+    pub fn untouched_since(&self, footprint: Footprint, stamp: &Stamp) -> bool {
+        match (footprint, stamp) {
+            (Footprint::Organisation(organisation), Stamp::Heard(version)) => {
+                self.inner.events.is_listening()
+                    && self.inner.events.untouched_since(organisation, *version)
+            }
+            _ => false,
         }
     }
 

@@ -208,6 +208,13 @@ pub async fn read<C: ConnectionTrait>(
     Ok(user)
 }
 
+/// The organisation every user a list for `actor` with `filter` reads belongs to, if there is
+/// one: then its answer depends on that organisation's users alone.
+pub fn confined_to(actor: &Actor, mut filter: UserFilter) -> Option<Uuid> {
+    filter.narrow_for(actor).ok()?;
+    filter.organisation_id
+}
+
 /// A page of the users `actor` may read that match `filter`, and the filter as narrowed to
 /// them (for `total`).
 pub async fn list<C: ConnectionTrait>(

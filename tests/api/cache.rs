@@ -23,6 +23,7 @@ on_both_databases!(
     cached_answers_equal_computed_ones_over_random_documents_and_writes,
     cached_answers_equal_computed_ones_in_strict_mode_too => strict,
     a_query_over_a_websocket_is_answered_from_the_cache_too,
+    an_answer_about_one_organisation_outlives_changes_elsewhere_and_no_longer,
 );
 
 fn strict(config: &mut Config) {
@@ -749,4 +750,200 @@ async fn another_replica_serves_a_write_within_the_bus_delay_and_at_once_when_st
         delays[delays.len() / 2],
         delays[delays.len() - 1]
     );
+}
+
+/// A page of one organisation's users, as the direct path answers it (`graphql/direct.rs`).
+fn organisation_page(organisation: &str, order: &str) -> String {
+    format!(
+        "{{ users(first: 10, orderBy: {order}, filter: {{ organisationId: \"{organisation}\" }}) \
+         {{ totalCount edges {{ cursor node {{ id email firstName role isActive isSuspended \
+         organisation {{ id name }} }} }} }} }}"
+    )
+}
+
+/// An answer confined to one organisation (a page filtered to it, or any page of a caller
+/// confined to it) is kept across changes to other organisations and to users in none, and is
+/// stale once its own organisation, one of its users (moving in or out too) or the caller's
+/// scope changes. Random writes over random callers: the cached server always answers what an
+/// uncached one computes. On PostgreSQL (`USERHUB_CACHE=on`, the bus's versions) kept answers
+/// must survive writes elsewhere; SQLite's stamp is the database's, so any write makes them
+/// stale there.
+async fn an_answer_about_one_organisation_outlives_changes_elsewhere_and_no_longer(app: TestApp) {
+    let postgres = app.database_url.starts_with("postgres");
+    let fresh = app.uncached().await;
+    let mut organisations = Vec::new();
+    let mut members = Vec::new();
+    let mut tokens = vec![app.admin_token.clone()];
+    for (index, name) in ["Physics", "Chemistry", "Biology"].into_iter().enumerate() {
+        let organisation = app.create_organisation(name).await;
+        for (role, label) in [
+            (Role::OrgAdmin, "head"),
+            (Role::Lecturer, "lecturer"),
+            (Role::Member, "member"),
+        ] {
+            let user = app
+                .create_user(
+                    TestUser::new(&format!("{label}{index}@uni.test"))
+                        .named(label, name)
+                        .role(role)
+                        .in_organisation(organisation.id),
+                )
+                .await;
+            if index < 2 && role != Role::Member {
+                tokens.push(app.token_for(&user));
+            }
+            members.push(user.id.to_string());
+        }
+        organisations.push(organisation.id.to_string());
+    }
+    let loner = app
+        .create_user(TestUser::new("loner@uni.test").named("Lone", "Wolf"))
+        .await;
+    members.push(loner.id.to_string());
+    let none = json!({});
+    let physics_page = organisation_page(&organisations[0], "EMAIL_ASC");
+
+    // Kept; then a change in Chemistry and one to a user in no organisation leave it current.
+    let before = kept(&app, &physics_page, &none).await;
+    let rename = |id: &str, name: &str| {
+        format!(
+            "mutation {{ updateUser(id: \"{id}\", input: {{ firstName: \"{name}\" }}) {{ id }} }}"
+        )
+    };
+    app.query(&rename(&members[3], "Elsewhere"), none.clone())
+        .await;
+    app.query(&rename(&loner.id.to_string(), "Nowhere"), none.clone())
+        .await;
+    let hits = app.cache_hits();
+    let after = app.query(&physics_page, none.clone()).await;
+    assert_eq!(after, before);
+    if postgres {
+        assert_eq!(app.cache_hits(), hits + 1, "kept across changes elsewhere");
+    }
+    // A Physics member renamed: the very next answer has it.
+    app.query(&rename(&members[2], "Renamed"), none.clone())
+        .await;
+    let renamed = app.query(&physics_page, none.clone()).await;
+    assert!(renamed.to_string().contains("Renamed"), "{renamed}");
+
+    // An admin in no organisation, demoted: their change touches no organisation, but what
+    // they were shown as an admin is not theirs to see any more.
+    let deputy = app
+        .create_user(TestUser::new("deputy@uni.test").role(Role::Admin))
+        .await;
+    let deputy_token = app.token_for(&deputy);
+    let as_admin = ask(
+        &app.client,
+        &app.address,
+        &deputy_token,
+        &physics_page,
+        &none,
+    )
+    .await;
+    assert!(as_admin.get("errors").is_none(), "{as_admin}");
+    ask(
+        &app.client,
+        &app.address,
+        &deputy_token,
+        &physics_page,
+        &none,
+    )
+    .await;
+    app.query(
+        &format!(
+            "mutation {{ updateUser(id: \"{}\", input: {{ role: LECTURER }}) {{ id }} }}",
+            deputy.id
+        ),
+        none.clone(),
+    )
+    .await;
+    let demoted = ask(
+        &app.client,
+        &app.address,
+        &deputy_token,
+        &physics_page,
+        &none,
+    )
+    .await;
+    let computed = ask(
+        &app.client,
+        &fresh.address,
+        &deputy_token,
+        &physics_page,
+        &none,
+    )
+    .await;
+    assert_eq!(
+        demoted, computed,
+        "a demoted caller is shown what they may see now"
+    );
+    assert_ne!(demoted, as_admin);
+
+    let documents = [
+        physics_page.clone(),
+        organisation_page(&organisations[1], "CREATED_AT_DESC"),
+        organisation_page(&organisations[2], "EMAIL_DESC"),
+        // An org admin's or lecturer's every page is confined to their organisation.
+        "{ users(first: 20) { totalCount nodes { email firstName organisation { name } } } }"
+            .to_owned(),
+        format!(
+            "{{ a: users(first: 5, filter: {{ organisationId: \"{}\" }}) {{ nodes {{ email }} }} \
+             b: users(first: 5, filter: {{ organisationId: \"{}\" }}) {{ nodes {{ email }} }} }}",
+            organisations[0], organisations[1]
+        ),
+    ];
+    let seed = 0x0a9e_5eed_u64;
+    let mut dice = Dice(seed);
+    let mut kept_across_writes = 0;
+    for step in 0..40 {
+        // What was asked since the last write: a hit on a first ask was kept across it.
+        let mut asked = std::collections::HashSet::new();
+        for _ in 0..5 {
+            let (d, t) = (dice.below(documents.len()), dice.below(tokens.len()));
+            let (document, token) = (&documents[d], &tokens[t]);
+            let hits = app.cache_hits();
+            let cached = ask(&app.client, &app.address, token, document, &none).await;
+            if asked.insert((d, t)) && app.cache_hits() > hits {
+                kept_across_writes += 1;
+            }
+            let computed = ask(&app.client, &fresh.address, token, document, &none).await;
+            assert_eq!(
+                cached, computed,
+                "seed {seed}, step {step}: the cached server answers otherwise to {document}"
+            );
+            let again = ask(&app.client, &app.address, token, document, &none).await;
+            assert_eq!(again, computed, "seed {seed}, step {step}: {document}");
+        }
+        let target = &members[dice.below(members.len())];
+        let organisation = &organisations[dice.below(organisations.len())];
+        let write = match dice.below(6) {
+            0 => rename(target, &format!("N{step}")),
+            1 => format!(
+                "mutation {{ updateUser(id: \"{target}\", input: {{ organisationId: \"{organisation}\" }}) {{ id }} }}"
+            ),
+            2 => format!(
+                "mutation {{ updateUser(id: \"{target}\", input: {{ organisationId: null }}) {{ id }} }}"
+            ),
+            3 => format!(
+                "mutation {{ updateOrganisation(id: \"{organisation}\", input: {{ name: \"Renamed {step}\" }}) {{ id }} }}"
+            ),
+            4 => format!(
+                "mutation {{ inviteUser(input: {{ email: \"invitee{step}@uni.test\", organisationId: \"{organisation}\" }}) {{ id }} }}"
+            ),
+            _ => format!("mutation {{ suspendUser(id: \"{target}\") {{ id }} }}"),
+        };
+        // Some writes are refused (the last org admin, a suspended caller): the property
+        // holds either way.
+        let _ = app.graphql(&write, json!({})).await;
+    }
+    eprintln!(
+        "organisation footprints: 200 comparisons, {kept_across_writes} answers kept across a \
+         write"
+    );
+    if postgres {
+        assert!(
+            kept_across_writes >= 5,
+            "answers about one organisation outlive writes elsewhere: {kept_across_writes}"
+        );
+    }
 }
