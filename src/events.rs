@@ -157,6 +157,12 @@ enum Touch {
     Organisations([Option<Uuid>; 2]),
 }
 
+impl Touch {
+    /// A change to no organisation's users or records (a user in none, a sync's progress):
+    /// it alters only answers not confined to one organisation.
+    const NO_ORGANISATION: Touch = Touch::Organisations([None, None]);
+}
+
 impl RecordChange {
     fn organisation_id(&self) -> Option<Uuid> {
         match *self {
@@ -186,7 +192,7 @@ impl Event {
                 Touch::Organisations([change.user.organisation_id, change.previous_organisation_id])
             }
             Event::Record(change) => Touch::Organisations([change.organisation_id(), None]),
-            Event::Sync(_) => Touch::Organisations([None, None]),
+            Event::Sync(_) => Touch::NO_ORGANISATION,
             Event::Missed => Touch::Everything,
         }
     }
@@ -483,9 +489,7 @@ impl EventBus {
             {
                 tracing::warn!(error = %err, "cannot publish the sync's progress");
             }
-            self.inner
-                .versions
-                .advance(Touch::Organisations([None, None]));
+            self.inner.versions.advance(Touch::NO_ORGANISATION);
             return;
         }
         let event = Event::Sync(Arc::new(progress));
@@ -505,7 +509,7 @@ mod tests {
         assert!(versions.untouched_since(physics, read_at));
 
         // A change to a user in no organisation, a sync's progress, Chemistry's record.
-        versions.advance(Touch::Organisations([None, None]));
+        versions.advance(Touch::NO_ORGANISATION);
         versions.advance(Touch::Organisations([Some(chemistry), None]));
         assert!(versions.now() > read_at);
         assert!(versions.untouched_since(physics, read_at));
