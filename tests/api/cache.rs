@@ -832,23 +832,11 @@ async fn an_answer_about_one_organisation_outlives_changes_elsewhere_and_no_long
         .create_user(TestUser::new("deputy@uni.test").role(Role::Admin))
         .await;
     let deputy_token = app.token_for(&deputy);
-    let as_admin = ask(
-        &app.client,
-        &app.address,
-        &deputy_token,
-        &physics_page,
-        &none,
-    )
-    .await;
+    let deputy_asks =
+        async |address: &str| ask(&app.client, address, &deputy_token, &physics_page, &none).await;
+    let as_admin = deputy_asks(&app.address).await;
     assert!(as_admin.get("errors").is_none(), "{as_admin}");
-    ask(
-        &app.client,
-        &app.address,
-        &deputy_token,
-        &physics_page,
-        &none,
-    )
-    .await;
+    deputy_asks(&app.address).await;
     app.query(
         &format!(
             "mutation {{ updateUser(id: \"{}\", input: {{ role: LECTURER }}) {{ id }} }}",
@@ -857,22 +845,8 @@ async fn an_answer_about_one_organisation_outlives_changes_elsewhere_and_no_long
         none.clone(),
     )
     .await;
-    let demoted = ask(
-        &app.client,
-        &app.address,
-        &deputy_token,
-        &physics_page,
-        &none,
-    )
-    .await;
-    let computed = ask(
-        &app.client,
-        &fresh.address,
-        &deputy_token,
-        &physics_page,
-        &none,
-    )
-    .await;
+    let demoted = deputy_asks(&app.address).await;
+    let computed = deputy_asks(&fresh.address).await;
     assert_eq!(
         demoted, computed,
         "a demoted caller is shown what they may see now"
