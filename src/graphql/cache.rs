@@ -1,14 +1,14 @@
 //! The response cache: the bytes of a query's complete answer, reused while provably current.
 //!
-//! An answer depends on the document, the operation chosen, the variables and who asks (the
-//! caller's row decides their scope, and `me` is the caller), so all four are the key, compared
-//! in full (a hash collision cannot serve another caller's answer). It depends on the data too:
-//! each answer keeps the stamp taken before it was computed (`service::freshness`), and is
-//! reused only while the stamp of now is the same, i.e. nothing has committed since, or, for an
-//! answer known to depend on one organisation only (its `Footprint`), while nothing has touched
-//! that organisation since (`Freshness::untouched_since`). Answers
-//! with errors are not kept (an error may not last), nor answers of operations that read what
-//! changes without a change event (`NOT_CACHEABLE`).
+//! An answer depends on the document, the operation chosen, the variables and who asks (`me` is
+//! the caller, and the caller's row decides their scope), so all of them are the key, the
+//! caller's scope included, compared in full (a hash collision cannot serve another caller's
+//! answer). It depends on the data too: each answer keeps the stamp taken before it was
+//! computed (`service::freshness`), and is reused only while the stamp of now is the same, i.e.
+//! nothing has committed since; or, for an answer known to depend on one organisation only (its
+//! `Footprint`), while nothing has touched that organisation since
+//! (`Freshness::untouched_since`). Answers with errors are not kept (an error may not last), nor
+//! answers of operations that read what changes without a change event (`NOT_CACHEABLE`).
 //!
 //! Memory is bounded by bytes: the least recently used answers go first, and an answer bigger
 //! than an eighth of the budget is never kept, so one cannot flush the rest.
