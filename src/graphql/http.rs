@@ -335,13 +335,14 @@ async fn execute(
     let plan_key = state.direct.key_of(&request);
     let plan = plan_key.as_ref().and_then(|key| state.direct.plan(key));
     if let Some(plan) = &plan
-        && let Some((body, footprint)) = state.direct.answer(plan, &caller).await
+        && let Some(body) = state.direct.answer(plan, &caller).await
     {
         state
             .metrics
             .observe_operation("query", "users", "ok", started.elapsed());
         return match (key, stamp) {
             (Some(key), Some(stamp)) => {
+                let footprint = plan.footprint(&caller);
                 let answer = state.cache.put(key, stamp, footprint, "users", body);
                 complete_answer(headers, format, method, answer.body, &answer.tag)
             }
