@@ -4,10 +4,12 @@
 //! then:
 //! - W2: posts `--events` distinct, svix-signed `user.created` deliveries with `--concurrency`
 //!   clients, reports events per second, and checks every one was written;
-//! - W3: for each subscriber count, opens that many graphql-transport-ws subscriptions to
-//!   `userChanged`, measures the server's RSS before and after (per subscriber), then sends
-//!   webhooks one at a time and measures, for every subscriber, the time from the POST to the
-//!   event's arrival (p50, p99, max).
+//! - W3: for each subscriber count, starts fresh servers (one per 12,500 subscribers, replicas
+//!   on one database) and a subscriber process of this program for each, which opens its share
+//!   of graphql-transport-ws subscriptions to `userChanged`; measures the servers' RSS before
+//!   and after (per subscriber), then sends webhooks one at a time to the first replica and
+//!   measures, for every subscriber, the wall-clock time from the POST to the event's arrival
+//!   (p50, p99, max).
 //!
 //! Run through `bench/live.sh`, which builds it and writes BENCHMARKS.md.
 
@@ -204,30 +206,45 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
-    let pid = server.child.id();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = common::rss_kib(pid);
-    let mut sockets = Vec::with_capacity(subscribers);
-    let mut opening = futures_util::stream::iter(0..subscribers)
-        .map(|_| connect(&server.address, &server.token))
+/// How many subscribers one server and one subscriber process hold: this machine allows a
+/// process 20,000 open files (`ulimit -Hn`), one per socket, so a larger run is spread over
+/// several replicas on one database (PostgreSQL), as a deployment would spread it, each with
+/// its own subscriber process.
+const SUBSCRIBERS_PER_PROCESS: usize = 12_500;
+
+/// Wall-clock milliseconds: the subscriber processes time arrivals against the parent's POST.
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64() * 1000.0)
+}
+
+/// A subscriber process: holds `count` subscriptions to one server and answers the parent's
+/// commands on stdin (`subscribe`, `sent <ms>`) with one line each on stdout.
+async fn subscriber_process(address: String, token: String, count: usize) {
+    let (command_tx, mut commands) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if command_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut sockets = Vec::with_capacity(count);
+    let mut opening = futures_util::stream::iter(0..count)
+        .map(|_| connect(&address, &token))
         .buffer_unordered(64);
     while let Some(socket) = opening.next().await {
         sockets.push(socket);
     }
-    // Connections first, then their subscriptions: the two costs measured apart.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let connected_rss = common::rss_kib(pid);
+    println!("connected");
+    // Connections first, then their subscriptions: the two costs are measured apart.
+    while commands.recv().await.is_some_and(|line| line != "subscribe") {}
     for socket in &mut sockets {
         subscribe(socket).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let loaded_rss = common::rss_kib(pid);
-    let per = |from: u64, to: u64| to.saturating_sub(from) as f64 / subscribers as f64;
-    let per_subscriber = per(idle_rss, loaded_rss) * 1024.0;
-
-    // Each subscriber reads in its own task and reports arrival times.
-    let (arrived, mut counted) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    println!("subscribed");
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<f64>();
     for mut socket in sockets {
         let arrived = arrived.clone();
         tokio::spawn(async move {
@@ -235,33 +252,126 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
                 if let Message::Text(text) = message
                     && text.contains("\"next\"")
                 {
-                    let _ = arrived.send(Instant::now());
+                    let _ = arrived.send(now_ms());
                 }
             }
         });
     }
     drop(arrived);
+    while let Some(line) = commands.recv().await {
+        let Some(sent) = line.strip_prefix("sent ").and_then(|ms| ms.parse::<f64>().ok()) else {
+            return;
+        };
+        let mut latencies = Vec::with_capacity(count);
+        while latencies.len() < count {
+            match tokio::time::timeout(Duration::from_secs(30), arrivals.recv()).await {
+                Ok(Some(at)) => latencies.push(format!("{:.2}", at - sent)),
+                _ => break,
+            }
+        }
+        println!("round {}", latencies.join(" "));
+    }
+}
+
+/// A subscriber process started by the parent, with its stdin and its stdout's lines.
+struct Subscribers {
+    child: std::process::Child,
+    commands: std::process::ChildStdin,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Subscribers {
+    fn start(server: &Server, count: usize) -> Self {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("this program"))
+            .args(["--subscriber-process", &server.address, &server.token, &count.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("a subscriber process");
+        let commands = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (line_tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+                if line_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, commands, lines }
+    }
+
+    fn tell(&mut self, command: &str) {
+        use std::io::Write;
+        writeln!(self.commands, "{command}").expect("the subscriber process listens");
+        self.commands.flush().expect("the subscriber process listens");
+    }
+
+    async fn answer(&mut self) -> String {
+        self.lines.recv().await.expect("the subscriber process answers")
+    }
+}
+
+impl Drop for Subscribers {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn fan_out(options: &Options, subscribers: usize) {
+    let replicas = subscribers.div_ceil(SUBSCRIBERS_PER_PROCESS).max(1);
+    assert!(
+        replicas == 1 || !options.database_url.starts_with("sqlite"),
+        "{subscribers} subscribers need {replicas} replicas on one database: use PostgreSQL"
+    );
+    // Fresh servers for each size, so RSS is measured from the same start; one after the
+    // other, so the first has migrated the database before the next starts.
+    let servers: Vec<Server> = (0..replicas)
+        .map(|_| common::start(&options.server, &options.database_url, false))
+        .collect();
+    let rss = || -> u64 { servers.iter().map(|server| common::rss_kib(server.child.id())).sum() };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss();
+    let mut processes: Vec<Subscribers> = servers
+        .iter()
+        .enumerate()
+        .map(|(index, server)| {
+            let share = subscribers / replicas + usize::from(index < subscribers % replicas);
+            Subscribers::start(server, share)
+        })
+        .collect();
+    for process in &mut processes {
+        assert_eq!(process.answer().await, "connected");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let connected_rss = rss();
+    for process in &mut processes {
+        process.tell("subscribe");
+    }
+    for process in &mut processes {
+        assert_eq!(process.answer().await, "subscribed");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let loaded_rss = rss();
+    let per = |from: u64, to: u64| to.saturating_sub(from) as f64 / subscribers as f64;
+    let per_subscriber = per(idle_rss, loaded_rss) * 1024.0;
+
+    // Every webhook goes to the first replica; the others hear of it through NOTIFY.
     let client = reqwest::Client::new();
     let mut latencies = Vec::new();
     for round in 0..options.rounds {
-        let sent = Instant::now();
-        assert!(
-            post(
-                &client,
-                &server.address,
-                round,
-                &format!("fan{subscribers}")
-            )
-            .await
-        );
+        let sent = format!("sent {:.3}", now_ms());
+        for process in &mut processes {
+            process.tell(&sent);
+        }
+        assert!(post(&client, &servers[0].address, round, &format!("fan{subscribers}")).await);
         let mut received = 0;
-        while received < subscribers {
-            match tokio::time::timeout(Duration::from_secs(30), counted.recv()).await {
-                Ok(Some(at)) => {
-                    latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
-                    received += 1;
-                }
-                _ => break,
+        for process in &mut processes {
+            let answer = process.answer().await;
+            for latency in answer.split_whitespace().skip(1) {
+                latencies.push(latency.parse::<f64>().expect("a latency"));
+                received += 1;
             }
         }
         if received < subscribers {
@@ -272,8 +382,9 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "W3 fan-out: {} subscribers, {} events, delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS idle {} KiB, with subscribers {} KiB, {:.1} KiB per subscriber ({:.1} KiB the connection, {:.1} KiB the subscription)",
+        "W3 fan-out: {} subscribers, {} servers, {} events, delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; RSS idle {} KiB, with subscribers {} KiB, {:.1} KiB per subscriber ({:.1} KiB the connection, {:.1} KiB the subscription)",
         subscribers,
+        replicas,
         options.rounds,
         percentile(&latencies, 50.0),
         percentile(&latencies, 99.0),
@@ -288,6 +399,13 @@ async fn fan_out(options: &Options, server: &Server, subscribers: usize) {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, address, token, count] = args.as_slice()
+        && flag == "--subscriber-process"
+    {
+        subscriber_process(address.clone(), token.clone(), count.parse().expect("a count")).await;
+        return;
+    }
     let options = options();
     if options.events > 0 {
         let server = common::start(&options.server, &options.database_url, false);
@@ -299,8 +417,6 @@ async fn main() {
         }
     }
     for &subscribers in &options.subscribers {
-        // A fresh server for each size, so RSS is measured from the same start.
-        let server = common::start(&options.server, &options.database_url, false);
-        fan_out(&options, &server, subscribers).await;
+        fan_out(&options, subscribers).await;
     }
 }

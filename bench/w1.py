@@ -3,7 +3,7 @@
 organisation { id name }", served by userhub and by PostGraphile 5 from the same PostgreSQL
 tables, with pgbench running userhub's own statements as the ceiling.
 
-    bench/w1.sh                     # the full run: 2 rounds x (32, 128 connections) x 30 s
+    bench/w1.sh                     # the full run: 3 rounds x (32, 128 connections) x 30 s
     SMOKE=1 bench/w1.sh             # a few seconds a workload, nothing written (.ci/run)
 
 Environment: BENCH_DATABASE_URL (a PostgreSQL server, default the local one), ROUNDS,
@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 SMOKE = os.environ.get("SMOKE") == "1"
-ROUNDS = int(os.environ.get("ROUNDS", "1" if SMOKE else "2"))
+ROUNDS = int(os.environ.get("ROUNDS", "1" if SMOKE else "3"))
 DURATION = int(os.environ.get("DURATION", "3" if SMOKE else "30"))
 WARMUP = int(os.environ.get("WARMUP", "1" if SMOKE else "5"))
 CONNECTIONS = [int(c) for c in os.environ.get("CONNECTIONS", "32 128").split()]
