@@ -165,10 +165,21 @@ impl DirectReads {
         } else {
             None
         };
+        // Every organisation on the page was checked readable above, which is what
+        // `Organisation.memberCount` asks of its caller.
+        let member_counts = if root.selection.counts_members() {
+            let ids: Vec<Uuid> = organisations.keys().copied().collect();
+            users::count_by_organisation(&self.db, &ids, &users::counted_as_members())
+                .await
+                .ok()?
+        } else {
+            HashMap::new()
+        };
         Some(ReadPage {
             page,
             organisations,
             total,
+            member_counts,
         })
     }
 
@@ -181,6 +192,8 @@ struct ReadPage {
     page: Page<user::Model>,
     organisations: HashMap<Uuid, organisation::Model>,
     total: Option<u64>,
+    /// Each organisation's `memberCount`; one with no members is absent.
+    member_counts: HashMap<Uuid, u64>,
 }
 
 /// What a planned request reads and writes: its root `users` fields, their arguments and the
@@ -262,6 +275,7 @@ enum OrganisationField {
     UpdatedAt,
     ArchivedAt,
     IsArchived,
+    MemberCount,
 }
 
 impl Selected<ConnectionField> {
@@ -276,6 +290,27 @@ impl Selected<ConnectionField> {
             ConnectionField::Nodes(fields) => users(fields),
             ConnectionField::Edges(edge) => edge.0.iter().any(|(_, field)| match field {
                 EdgeField::Node(fields) => users(fields),
+                _ => false,
+            }),
+            _ => false,
+        })
+    }
+
+    /// Whether any of its users' organisations is asked for its `memberCount`.
+    fn counts_members(&self) -> bool {
+        let organisations = |fields: &Selected<UserField>| {
+            fields.0.iter().any(|(_, field)| match field {
+                UserField::Organisation(organisation) => organisation
+                    .0
+                    .iter()
+                    .any(|(_, field)| matches!(field, OrganisationField::MemberCount)),
+                _ => false,
+            })
+        };
+        self.0.iter().any(|(_, field)| match field {
+            ConnectionField::Nodes(fields) => organisations(fields),
+            ConnectionField::Edges(edge) => edge.0.iter().any(|(_, field)| match field {
+                EdgeField::Node(fields) => organisations(fields),
                 _ => false,
             }),
             _ => false,
@@ -508,6 +543,7 @@ fn organisation(set: &Positioned<SelectionSet>) -> Option<Selected<OrganisationF
             "updatedAt" => OrganisationField::UpdatedAt,
             "archivedAt" => OrganisationField::ArchivedAt,
             "isArchived" => OrganisationField::IsArchived,
+            "memberCount" => OrganisationField::MemberCount,
             _ => return None,
         };
         leaf(field, planned)
@@ -675,7 +711,7 @@ fn write_user(
                     .organisation_id
                     .and_then(|id| read.organisations.get(&id))
                 {
-                    Some(found) => write_organisation(out, selected, found)?,
+                    Some(found) => write_organisation(out, selected, found, read)?,
                     None => out.raw(b"null"),
                 }
             }
@@ -694,6 +730,7 @@ fn write_organisation(
     out: &mut Json,
     selected: &Selected<OrganisationField>,
     found: &organisation::Model,
+    read: &ReadPage,
 ) -> Option<()> {
     out.object(selected, |out, field| {
         match field {
@@ -705,6 +742,10 @@ fn write_organisation(
             OrganisationField::UpdatedAt => out.time(&found.updated_at)?,
             OrganisationField::ArchivedAt => out.optional_time(found.archived_at.as_ref())?,
             OrganisationField::IsArchived => out.boolean(found.archived_at.is_some()),
+            OrganisationField::MemberCount => {
+                let members = read.member_counts.get(&found.id).copied().unwrap_or(0);
+                out.raw(members.to_string().as_bytes());
+            }
         }
         Some(())
     })
@@ -728,6 +769,10 @@ mod tests {
         assert_eq!(planned.roots[0].first, Some(50));
         assert!(planned.roots[0].selection.reads_organisations());
         assert!(!planned.roots[0].selection.counts());
+        assert!(!planned.roots[0].selection.counts_members());
+        let counted = "{ users { edges { node { organisation { name memberCount } } } } }";
+        let planned = plan(counted, serde_json::json!({})).expect("member counts are planned");
+        assert!(planned.roots[0].selection.counts_members());
         let both = "{ a: users(orderBy: EMAIL_DESC, filter: { role: LECTURER }) { totalCount \
                     edges { cursor node { __typename fullName } } } b: users { pageInfo { \
                     endCursor } } }";
@@ -745,7 +790,7 @@ mod tests {
             "{ users { ...page } } fragment page on UserConnection { totalCount }",
             "{ users { nodes { ... on User { id } } } }",
             "{ users { totalCount @include(if: true) } }",
-            "{ users { nodes { organisation { memberCount } } } }",
+            "{ users { nodes { organisation { users { totalCount } } } } }",
             "{ users { nodes { id } nodes { email } } }",
             "query Q($first: Int!) { users(first: $first) { totalCount } }",
             "{ users(first: \"many\") { totalCount } }",

@@ -275,6 +275,14 @@ pub(crate) async fn count<C: ConnectionTrait>(
         .await?)
 }
 
+/// Who an organisation's `memberCount` counts: its active users.
+pub fn counted_as_members() -> UserFilter {
+    UserFilter {
+        is_active: Some(true),
+        ..UserFilter::default()
+    }
+}
+
 /// How many users match `filter` in each of these organisations, in one statement. An
 /// organisation with none is absent from the map.
 pub async fn count_by_organisation<C: ConnectionTrait>(

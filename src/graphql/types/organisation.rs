@@ -11,7 +11,7 @@ use crate::graphql::batch::OrganisationSet;
 use crate::graphql::query::users::{UserOrderBy, UsersInOrganisationFilterInput};
 use crate::service::organisations;
 use crate::service::pagination::{Page, PageRequest};
-use crate::service::users::{UserFilter, UserOrder};
+use crate::service::users::{self, UserFilter, UserOrder};
 
 /// A unit users belong to: a faculty, a school, a department.
 #[derive(Clone)]
@@ -77,11 +77,8 @@ impl Organisation {
     /// How many active users belong to it. Batched across a page.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
         self.require_members_readable(ctx)?;
-        let active = UserFilter {
-            is_active: Some(true),
-            ..UserFilter::default()
-        };
-        Ok(self.set.user_count(ctx, self.model.id, &active).await? as i64)
+        let members = users::counted_as_members();
+        Ok(self.set.user_count(ctx, self.model.id, &members).await? as i64)
     }
 
     /// Its users, a page at a time. Batched: the same page of every organisation on a page is
