@@ -284,7 +284,12 @@ pub fn counted_as_members() -> UserFilter {
 }
 
 /// How many users match `filter` in each of these organisations, in one statement. An
-/// organisation with none is absent from the map.
+/// organisation that does not exist is absent from the map.
+///
+/// Each organisation's users are counted by a subquery of their own, which the planner answers
+/// from `idx_users_organisation`. Counting `WHERE organisation_id IN (…) GROUP BY` read the
+/// whole table whenever the plan cache's generic plan guessed the list matched most of it,
+/// and built the list's array again for every row (BENCHMARKS.md, the mixed load).
 pub async fn count_by_organisation<C: ConnectionTrait>(
     conn: &C,
     organisation_ids: &[Uuid],
@@ -293,13 +298,20 @@ pub async fn count_by_organisation<C: ConnectionTrait>(
     if organisation_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(Uuid, i64)> = user::Entity::find()
+    let members = Query::select()
+        .expr(Expr::col((user::Entity, user::Column::Id)).count())
+        .from(user::Entity)
+        .and_where(
+            Expr::col((user::Entity, user::Column::OrganisationId))
+                .equals((organisation::Entity, organisation::Column::Id)),
+        )
+        .cond_where(filter.condition()?)
+        .to_owned();
+    let rows: Vec<(Uuid, i64)> = organisation::Entity::find()
         .select_only()
-        .column(user::Column::OrganisationId)
-        .column_as(user::Column::Id.count(), "member_count")
-        .filter(user::Column::OrganisationId.is_in(organisation_ids.iter().copied()))
-        .filter(filter.condition()?)
-        .group_by(user::Column::OrganisationId)
+        .column(organisation::Column::Id)
+        .column_as(Expr::from(members), "member_count")
+        .filter(organisation::Column::Id.is_in(organisation_ids.iter().copied()))
         .into_tuple()
         .all(conn)
         .await?;
