@@ -239,7 +239,11 @@ async fn subscriber_process(address: String, token: String, count: usize) {
     }
     println!("connected");
     // Connections first, then their subscriptions: the two costs are measured apart.
-    while commands.recv().await.is_some_and(|line| line != "subscribe") {}
+    while commands
+        .recv()
+        .await
+        .is_some_and(|line| line != "subscribe")
+    {}
     for socket in &mut sockets {
         subscribe(socket).await;
     }
@@ -259,7 +263,10 @@ async fn subscriber_process(address: String, token: String, count: usize) {
     }
     drop(arrived);
     while let Some(line) = commands.recv().await {
-        let Some(sent) = line.strip_prefix("sent ").and_then(|ms| ms.parse::<f64>().ok()) else {
+        let Some(sent) = line
+            .strip_prefix("sent ")
+            .and_then(|ms| ms.parse::<f64>().ok())
+        else {
             return;
         };
         let mut latencies = Vec::with_capacity(count);
@@ -283,7 +290,12 @@ struct Subscribers {
 impl Subscribers {
     fn start(server: &Server, count: usize) -> Self {
         let mut child = std::process::Command::new(std::env::current_exe().expect("this program"))
-            .args(["--subscriber-process", &server.address, &server.token, &count.to_string()])
+            .args([
+                "--subscriber-process",
+                &server.address,
+                &server.token,
+                &count.to_string(),
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -292,23 +304,34 @@ impl Subscribers {
         let stdout = child.stdout.take().expect("stdout");
         let (line_tx, lines) = tokio::sync::mpsc::unbounded_channel();
         std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            for line in
+                std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok)
+            {
                 if line_tx.send(line).is_err() {
                     return;
                 }
             }
         });
-        Self { child, commands, lines }
+        Self {
+            child,
+            commands,
+            lines,
+        }
     }
 
     fn tell(&mut self, command: &str) {
         use std::io::Write;
         writeln!(self.commands, "{command}").expect("the subscriber process listens");
-        self.commands.flush().expect("the subscriber process listens");
+        self.commands
+            .flush()
+            .expect("the subscriber process listens");
     }
 
     async fn answer(&mut self) -> String {
-        self.lines.recv().await.expect("the subscriber process answers")
+        self.lines
+            .recv()
+            .await
+            .expect("the subscriber process answers")
     }
 }
 
@@ -330,7 +353,12 @@ async fn fan_out(options: &Options, subscribers: usize) {
     let servers: Vec<Server> = (0..replicas)
         .map(|_| common::start(&options.server, &options.database_url, false))
         .collect();
-    let rss = || -> u64 { servers.iter().map(|server| common::rss_kib(server.child.id())).sum() };
+    let rss = || -> u64 {
+        servers
+            .iter()
+            .map(|server| common::rss_kib(server.child.id()))
+            .sum()
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss();
     let mut processes: Vec<Subscribers> = servers
@@ -365,7 +393,15 @@ async fn fan_out(options: &Options, subscribers: usize) {
         for process in &mut processes {
             process.tell(&sent);
         }
-        assert!(post(&client, &servers[0].address, round, &format!("fan{subscribers}")).await);
+        assert!(
+            post(
+                &client,
+                &servers[0].address,
+                round,
+                &format!("fan{subscribers}")
+            )
+            .await
+        );
         let mut received = 0;
         for process in &mut processes {
             let answer = process.answer().await;
@@ -403,7 +439,12 @@ async fn main() {
     if let [flag, address, token, count] = args.as_slice()
         && flag == "--subscriber-process"
     {
-        subscriber_process(address.clone(), token.clone(), count.parse().expect("a count")).await;
+        subscriber_process(
+            address.clone(),
+            token.clone(),
+            count.parse().expect("a count"),
+        )
+        .await;
         return;
     }
     let options = options();
