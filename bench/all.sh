@@ -3,7 +3,7 @@
 # for W4): W1 beside PostGraphile and the pgbench ceiling, memory and cold start (bench/w1.sh),
 # W2 webhook ingest and W3 subscription fan-out (bench/live.sh), W4 sync of 100,000 Clerk
 # users (bench/sync.sh), the mixed load test (bench/load.sh). Each rewrites its own section of
-# BENCHMARKS.md; about 27 minutes.
+# BENCHMARKS.md; about 40 minutes (38 on 2026-12-07).
 #
 #   bench/all.sh
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bench/all.sh
