@@ -279,13 +279,10 @@ enum OrganisationField {
 }
 
 impl Selected<ConnectionField> {
-    fn reads_organisations(&self) -> bool {
-        let users = |fields: &Selected<UserField>| {
-            fields
-                .0
-                .iter()
-                .any(|(_, field)| matches!(field, UserField::Organisation(_)))
-        };
+    /// Whether any user selected on the page, under `nodes` or `edges { node }`, selects a
+    /// field for which `asks` holds.
+    fn any_user_field(&self, asks: impl Fn(&UserField) -> bool) -> bool {
+        let users = |fields: &Selected<UserField>| fields.0.iter().any(|(_, field)| asks(field));
         self.0.iter().any(|(_, field)| match field {
             ConnectionField::Nodes(fields) => users(fields),
             ConnectionField::Edges(edge) => edge.0.iter().any(|(_, field)| match field {
@@ -296,23 +293,17 @@ impl Selected<ConnectionField> {
         })
     }
 
+    fn reads_organisations(&self) -> bool {
+        self.any_user_field(|field| matches!(field, UserField::Organisation(_)))
+    }
+
     /// Whether any of its users' organisations is asked for its `memberCount`.
     fn counts_members(&self) -> bool {
-        let organisations = |fields: &Selected<UserField>| {
-            fields.0.iter().any(|(_, field)| match field {
-                UserField::Organisation(organisation) => organisation
-                    .0
-                    .iter()
-                    .any(|(_, field)| matches!(field, OrganisationField::MemberCount)),
-                _ => false,
-            })
-        };
-        self.0.iter().any(|(_, field)| match field {
-            ConnectionField::Nodes(fields) => organisations(fields),
-            ConnectionField::Edges(edge) => edge.0.iter().any(|(_, field)| match field {
-                EdgeField::Node(fields) => organisations(fields),
-                _ => false,
-            }),
+        self.any_user_field(|field| match field {
+            UserField::Organisation(organisation) => organisation
+                .0
+                .iter()
+                .any(|(_, field)| matches!(field, OrganisationField::MemberCount)),
             _ => false,
         })
     }
