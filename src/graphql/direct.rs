@@ -192,7 +192,7 @@ struct ReadPage {
     page: Page<user::Model>,
     organisations: HashMap<Uuid, organisation::Model>,
     total: Option<u64>,
-    /// Each organisation's `memberCount`; one with no members is absent.
+    /// Each organisation's `memberCount`, by the organisation's id.
     member_counts: HashMap<Uuid, u64>,
 }
 
