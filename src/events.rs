@@ -84,6 +84,9 @@ pub enum ChangeKind {
     Suspended,
     Unsuspended,
     Deactivated,
+    /// Their lecturer profile (staff id, contract, workload target) changed; the user's own
+    /// row did not.
+    ProfileUpdated,
 }
 
 /// One committed change to one user.

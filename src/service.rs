@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod live;
 pub mod organisations;
 pub mod pagination;
+pub mod profiles;
 pub mod sessions;
 pub mod sync;
 pub(crate) mod user_locks;

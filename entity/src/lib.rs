@@ -6,6 +6,7 @@
 pub mod audit_event;
 pub mod clerk_tombstone;
 pub mod invitation;
+pub mod lecturer_profile;
 pub mod organisation;
 pub mod prelude;
 pub mod role;

@@ -10,6 +10,7 @@ mod m20261124_000005_create_webhook_deliveries;
 mod m20261124_000006_create_sync_runs;
 mod m20261124_000007_one_running_sync;
 mod m20261124_000008_create_clerk_tombstones;
+mod m20261207_000009_create_lecturer_profiles;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_create_sync_runs::Migration),
             Box::new(m20261124_000007_one_running_sync::Migration),
             Box::new(m20261124_000008_create_clerk_tombstones::Migration),
+            Box::new(m20261207_000009_create_lecturer_profiles::Migration),
         ]
     }
 }

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Result};
-use entity::{organisation, user};
+use entity::{lecturer_profile, organisation, user};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::loaders::{CountKey, DbLoader, OrganisationUsersKey};
+use super::loaders::{CountKey, DbLoader, OrganisationUsersKey, ProfileOf};
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::users::{UserFilter, UserOrder};
 
@@ -53,22 +53,62 @@ fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<DbLoader> {
 /// Users (or anything else that points at organisations, such as invitations) resolved
 /// together.
 pub(crate) struct UserSet {
+    user_ids: Vec<Uuid>,
     organisation_ids: Vec<Uuid>,
     organisations: OnceCell<Arc<OrganisationSet>>,
+    profiles: OnceCell<HashMap<Uuid, lecturer_profile::Model>>,
 }
 
 impl UserSet {
     pub(crate) fn of<'a>(users: impl IntoIterator<Item = &'a user::Model>) -> Arc<UserSet> {
-        Self::referring_to(users.into_iter().filter_map(|user| user.organisation_id))
+        let mut user_ids = Vec::new();
+        let mut organisation_ids = HashSet::new();
+        for user in users {
+            user_ids.push(user.id);
+            organisation_ids.extend(user.organisation_id);
+        }
+        Self::new(user_ids, organisation_ids)
     }
 
     /// A set of things that refer to these organisations.
     pub(crate) fn referring_to(ids: impl IntoIterator<Item = Uuid>) -> Arc<UserSet> {
-        let organisation_ids: HashSet<Uuid> = ids.into_iter().collect();
+        Self::new(Vec::new(), ids.into_iter().collect())
+    }
+
+    fn new(user_ids: Vec<Uuid>, organisation_ids: HashSet<Uuid>) -> Arc<UserSet> {
         Arc::new(UserSet {
+            user_ids,
             organisation_ids: organisation_ids.into_iter().collect(),
             organisations: OnceCell::new(),
+            profiles: OnceCell::new(),
         })
+    }
+
+    /// The lecturer profile of one of the set's users, loaded for every user of the set at
+    /// once.
+    pub(crate) async fn profile(
+        &self,
+        ctx: &Context<'_>,
+        user_id: Uuid,
+    ) -> Result<Option<lecturer_profile::Model>> {
+        if !self.user_ids.contains(&user_id) {
+            return Ok(loader(ctx).load_one(ProfileOf(user_id)).await?);
+        }
+        let profiles = self
+            .profiles
+            .get_or_try_init(|| async {
+                let found = loader(ctx)
+                    .load_many(self.user_ids.iter().copied().map(ProfileOf))
+                    .await?;
+                Ok::<_, async_graphql::Error>(
+                    found
+                        .into_iter()
+                        .map(|(key, profile)| (key.0, profile))
+                        .collect(),
+                )
+            })
+            .await?;
+        Ok(profiles.get(&user_id).cloned())
     }
 
     /// The organisation of one of the set's users, loaded for every user of the set at once.

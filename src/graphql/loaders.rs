@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use entity::{organisation, user};
+use entity::{lecturer_profile, organisation, user};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::users::{UserFilter, UserOrder};
-use crate::service::{organisations, users};
+use crate::service::{organisations, profiles, users};
 
 pub struct DbLoader {
     db: DatabaseConnection,
@@ -33,6 +33,29 @@ impl Loader<Uuid> for DbLoader {
 
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         organisations::by_ids(&self.db, ids).await.map_err(Arc::new)
+    }
+}
+
+/// A user's lecturer profile, by the user's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProfileOf(pub Uuid);
+
+impl Loader<ProfileOf> for DbLoader {
+    type Value = lecturer_profile::Model;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[ProfileOf],
+    ) -> Result<HashMap<ProfileOf, Self::Value>, Self::Error> {
+        let user_ids: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+        let found = profiles::by_user_ids(&self.db, &user_ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(found
+            .into_iter()
+            .map(|(user_id, profile)| (ProfileOf(user_id), profile))
+            .collect())
     }
 }
 

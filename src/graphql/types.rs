@@ -3,6 +3,7 @@
 pub mod audit_event;
 pub mod connection;
 pub mod invitation;
+pub mod lecturer_profile;
 pub mod organisation;
 pub mod role;
 pub mod sync;
@@ -11,6 +12,7 @@ pub mod user_change;
 
 pub use audit_event::AuditEvent;
 pub use invitation::Invitation;
+pub use lecturer_profile::{Date, LecturerProfile};
 pub use organisation::Organisation;
 pub use role::Role;
 pub use user::User;

@@ -23,6 +23,7 @@ pub enum Action {
     UserSuspended,
     UserUnsuspended,
     UserDeactivated,
+    UserProfileUpdated,
     OrganisationCreated,
     OrganisationUpdated,
     OrganisationArchived,
@@ -40,6 +41,7 @@ impl Action {
             Action::UserSuspended => "user.suspended",
             Action::UserUnsuspended => "user.unsuspended",
             Action::UserDeactivated => "user.deactivated",
+            Action::UserProfileUpdated => "user.profile_updated",
             Action::OrganisationCreated => "organisation.created",
             Action::OrganisationUpdated => "organisation.updated",
             Action::OrganisationArchived => "organisation.archived",
@@ -57,7 +59,8 @@ impl Action {
             | Action::UserRoleChanged
             | Action::UserSuspended
             | Action::UserUnsuspended
-            | Action::UserDeactivated => "user",
+            | Action::UserDeactivated
+            | Action::UserProfileUpdated => "user",
             Action::OrganisationCreated
             | Action::OrganisationUpdated
             | Action::OrganisationArchived => "organisation",

@@ -102,6 +102,14 @@ impl Write {
             .push(UserChange::new(kind, previous, after, &self.origin));
     }
 
+    /// A user's profile changed (their row did not): live subscribers hear of it as a change
+    /// to the user, made at `at`, once this write commits.
+    pub(crate) fn profile_changed(&mut self, user: user::Model, at: chrono::DateTime<chrono::Utc>) {
+        let mut change = UserChange::new(ChangeKind::ProfileUpdated, None, user, &self.origin);
+        change.occurred_at = at;
+        self.changes.push(change);
+    }
+
     /// An organisation was created or changed: published when this write commits.
     pub(crate) fn organisation_changed(&mut self, organisation: &organisation::Model) {
         self.changes.push_record(RecordChange::Organisation {

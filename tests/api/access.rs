@@ -403,6 +403,19 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             (on_user("suspendUser", ""), none, managers_of_a.clone()),
         ),
         (
+            "updateLecturerProfile",
+            (
+                Box::new(|fresh: &Fresh| {
+                    format!(
+                        r#"mutation {{ updateLecturerProfile(userId: "{}", input: {{ jobTitle: "Reader {}" }}) {{ id }} }}"#,
+                        fresh.user_in_a, fresh.n
+                    )
+                }) as Operation,
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
             "unsuspendUser",
             (on_user("unsuspendUser", ""), none, managers_of_a),
         ),

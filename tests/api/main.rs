@@ -27,6 +27,7 @@ mod last_admin;
 mod mutations;
 mod organisations;
 mod process;
+mod profiles;
 mod schema;
 mod statements;
 mod storage_faults;

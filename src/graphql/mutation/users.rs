@@ -3,9 +3,10 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 use super::origin;
 use crate::graphql::caller;
 use crate::graphql::services;
-use crate::graphql::types::{Role, User};
+use crate::graphql::types::{Date, Role, User};
 use crate::service::accounts::{self, AccountUpdate};
 use crate::service::parse_id;
+use crate::service::profiles::{self, ProfileUpdate};
 
 #[derive(Default)]
 pub struct UserMutation;
@@ -20,17 +21,76 @@ pub struct UpdateUserInput {
     pub last_name: Option<String>,
 }
 
+/// Changes to a lecturer profile; a field left out is left as it is, `null` clears it.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct LecturerProfileInput {
+    /// At most 64 characters.
+    pub staff_id: MaybeUndefined<String>,
+    /// At most 200 characters.
+    pub job_title: MaybeUndefined<String>,
+    /// At most 200 characters.
+    pub department: MaybeUndefined<String>,
+    /// More than 0, at most 1.
+    pub contract_fte: MaybeUndefined<f64>,
+    pub contract_start: MaybeUndefined<Date>,
+    /// On or after `contractStart`.
+    pub contract_end: MaybeUndefined<Date>,
+    /// Hours a year, 0 to 8,760.
+    pub workload_target_hours: MaybeUndefined<f64>,
+}
+
+/// `None` for a field left out, `Some(None)` for `null`.
+fn change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(value) => Some(Some(value)),
+    }
+}
+
 #[Object]
 impl UserMutation {
+    /// Records a user's lecturer profile (staff id, job title, department, contract, workload
+    /// target): organisation admins for their organisation's users, admins for anyone. Audited
+    /// as `user.profile_updated`; subscribers see `PROFILE_UPDATED`.
+    async fn update_lecturer_profile(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        input: LecturerProfileInput,
+    ) -> Result<User> {
+        let actor = caller(ctx).actor()?;
+        let user_id = parse_id("userId", &user_id)?;
+        let update = ProfileUpdate {
+            staff_id: change(input.staff_id),
+            job_title: change(input.job_title),
+            department: change(input.department),
+            contract_fte: change(input.contract_fte),
+            contract_start: change(input.contract_start).map(|date| date.map(|date| date.0)),
+            contract_end: change(input.contract_end).map(|date| date.map(|date| date.0)),
+            workload_target_hours: change(input.workload_target_hours),
+        };
+        let (user, _) = profiles::update(
+            services(ctx),
+            actor.into(),
+            &origin(ctx, actor),
+            user_id,
+            update,
+        )
+        .await?;
+        Ok(User::one(user))
+    }
+
     /// Changes a user's role, organisation or names: in Clerk first, then here.
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
         let actor = caller(ctx).actor()?;
         let id = parse_id("id", &id)?;
-        let organisation_id = match input.organisation_id {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(id) => Some(Some(parse_id("input.organisationId", &id)?)),
-        };
+        let organisation_id = change(input.organisation_id)
+            .map(|id| {
+                id.map(|id| parse_id("input.organisationId", &id))
+                    .transpose()
+            })
+            .transpose()?;
         let update = AccountUpdate {
             role: input.role.map(Into::into),
             organisation_id,

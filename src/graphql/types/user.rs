@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::user;
 
 use super::connection::connection;
-use super::{Organisation, Role};
+use super::{LecturerProfile, Organisation, Role};
 use crate::graphql::batch::UserSet;
 use crate::service::pagination::Page;
 
@@ -91,6 +91,19 @@ impl User {
             .organisation(ctx, organisation_id)
             .await?
             .map(|(model, set)| Organisation { model, set }))
+    }
+
+    /// What userhub records of the person's employment (staff id, contract, workload
+    /// target); `null` until someone records it. Batched across a page. `FORBIDDEN` for a
+    /// user outside the caller's organisation (a subscriber sees a user leave for another).
+    async fn profile(&self, ctx: &Context<'_>) -> Result<Option<LecturerProfile>> {
+        let actor = crate::graphql::caller(ctx).actor()?;
+        actor.require_user_readable(&self.model)?;
+        Ok(self
+            .set
+            .profile(ctx, self.model.id)
+            .await?
+            .map(LecturerProfile))
     }
 
     /// False once the user was removed (deleted in Clerk); the row and its history stay.

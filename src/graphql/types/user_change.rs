@@ -17,6 +17,8 @@ pub enum UserChangeKind {
     Unsuspended,
     /// Removed (deleted in Clerk): the row stays, `isActive` is false.
     Deactivated,
+    /// Their lecturer profile changed (`User.profile`).
+    ProfileUpdated,
 }
 
 impl From<ChangeKind> for UserChangeKind {
@@ -27,6 +29,7 @@ impl From<ChangeKind> for UserChangeKind {
             ChangeKind::Suspended => UserChangeKind::Suspended,
             ChangeKind::Unsuspended => UserChangeKind::Unsuspended,
             ChangeKind::Deactivated => UserChangeKind::Deactivated,
+            ChangeKind::ProfileUpdated => UserChangeKind::ProfileUpdated,
         }
     }
 }
