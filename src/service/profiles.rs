@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::audit::{Action, Change};
 use super::{Origin, Services, Write};
-use crate::auth::Requester;
+use crate::auth::{Actor, Requester};
 use crate::error::AppError;
 
 /// The longest staff id, in characters.
@@ -38,6 +38,13 @@ pub struct ProfileUpdate {
     pub contract_start: Option<Option<NaiveDate>>,
     pub contract_end: Option<Option<NaiveDate>>,
     pub workload_target_hours: Option<Option<f64>>,
+}
+
+/// Whether the caller may read this user's profile, wherever the user was reached from (a
+/// page, a mutation's result, a subscription's payload about a user who left): whoever may
+/// read the user.
+pub fn check_readable(actor: &Actor, user: &user::Model) -> Result<(), AppError> {
+    actor.require_user_readable(user)
 }
 
 /// The profiles of these users; users without one are absent.

@@ -98,7 +98,7 @@ impl User {
     /// user outside the caller's organisation (a subscriber sees a user leave for another).
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<LecturerProfile>> {
         let actor = crate::graphql::caller(ctx).actor()?;
-        actor.require_user_readable(&self.model)?;
+        crate::service::profiles::check_readable(actor, &self.model)?;
         Ok(self
             .set
             .profile(ctx, self.model.id)
