@@ -72,6 +72,15 @@ impl FromRef<AppState> for WebhookState {
     }
 }
 
+impl FromRef<AppState> for crate::exports::ExportState {
+    fn from_ref(state: &AppState) -> crate::exports::ExportState {
+        crate::exports::ExportState {
+            services: state.services.clone(),
+            auth: state.graphql.auth.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for AdminState {
     fn from_ref(state: &AppState) -> AdminState {
         AdminState {
@@ -264,6 +273,14 @@ pub fn router(state: AppState) -> Router {
             crate::rate_limit::limit,
         ));
     }
+    // Downloads read as much as a query can, so they draw on the same budget.
+    let mut exports = crate::exports::routes();
+    if let Some(limiter) = &state.graphql_limit {
+        exports = exports.route_layer(middleware::from_fn_with_state(
+            limiter.clone(),
+            crate::rate_limit::limit,
+        ));
+    }
     let cors = cors(&state);
     let mut router = Router::new();
     // With a listener of its own, `/metrics` is not on this one.
@@ -277,6 +294,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::admin::routes())
+        .merge(exports)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -14,15 +14,15 @@
 //!  admin.rs, local.rs     the admin console (assets/admin/: ES modules, one per view);
 //!    │                    local mode's embedded Clerk
 //!  graphql/  webhooks/    resolvers that translate (GraphqlState), the response cache
-//!    │                    (cache.rs), pages of users answered directly (direct.rs);
-//!    │                    svix-verified deliveries (WebhookState): each takes its slice
-//!    │                    of AppState through FromRef
+//!  exports.rs             (cache.rs), pages of users answered directly (direct.rs);
+//!    │                    svix-verified deliveries (WebhookState); CSV downloads
+//!    │                    (ExportState): each takes its slice of AppState through FromRef
 //!  assets.rs              static files and pages with their security headers
 //!  service/               the domain: users (reading, from_clerk, removal), accounts,
-//!    │                    organisations, invitations, sync (run, reconcile, report),
-//!    │                    webhooks, live, audit, sessions, pagination; write.rs the one way
-//!    │                    to write, user_locks.rs one writer per user, freshness.rs the
-//!    │                    stamp that says nothing committed since
+//!    │                    organisations, profiles, invitations, sync (run, reconcile,
+//!    │                    report), webhooks, live, audit, exports, sessions, pagination;
+//!    │                    write.rs the one way to write, user_locks.rs one writer per
+//!    │                    user, freshness.rs the stamp that says nothing committed since
 //!  auth/                  token verification, Caller and Actor, every access rule
 //!  error.rs  events/      AppError; the change-event bus and Origin
 //!  clerk/                 Clerk's client, wire types and emulator: knows nothing of the domain
@@ -58,6 +58,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod graphql;
 pub mod local;
 pub mod metrics;

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod exports;
 pub mod freshness;
 pub mod invitations;
 pub mod live;

@@ -19,7 +19,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("who is calling and what they may do", &["auth"]),
     ("the domain", &["service"]),
     ("pages and static files", &["assets"]),
-    ("GraphQL and webhooks", &["graphql", "webhooks"]),
+    (
+        "GraphQL, webhooks and downloads",
+        &["graphql", "webhooks", "exports"],
+    ),
     (
         "local mode: the embedded emulator and its first admin",
         &["local"],

@@ -11,6 +11,7 @@ mod m20261124_000006_create_sync_runs;
 mod m20261124_000007_one_running_sync;
 mod m20261124_000008_create_clerk_tombstones;
 mod m20261207_000009_create_lecturer_profiles;
+mod m20261207_000010_index_audit_events_by_time;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_one_running_sync::Migration),
             Box::new(m20261124_000008_create_clerk_tombstones::Migration),
             Box::new(m20261207_000009_create_lecturer_profiles::Migration),
+            Box::new(m20261207_000010_index_audit_events_by_time::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The audit trail: one row per change, written in the same transaction as the change.
 
+use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
@@ -158,11 +159,35 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
+    /// Events at or after this moment.
+    pub occurred_from: Option<DateTime<Utc>>,
+    /// Events before this moment: with `occurred_from`, a half-open range.
+    pub occurred_before: Option<DateTime<Utc>>,
 }
 
 impl AuditFilter {
+    /// Checks what a client sent: a range that ends before it starts holds nothing, and is
+    /// more likely a mistake than a question.
+    pub fn check(&self) -> Result<(), AppError> {
+        if let (Some(from), Some(before)) = (self.occurred_from, self.occurred_before)
+            && before <= from
+        {
+            return Err(AppError::validation(
+                "filter.occurredBefore",
+                format!("must be after occurredFrom ({})", from.to_rfc3339()),
+            ));
+        }
+        Ok(())
+    }
+
     fn condition(&self) -> Condition {
         let mut condition = Condition::all();
+        if let Some(from) = self.occurred_from {
+            condition = condition.add(audit_event::Column::OccurredAt.gte(from));
+        }
+        if let Some(before) = self.occurred_before {
+            condition = condition.add(audit_event::Column::OccurredAt.lt(before));
+        }
         if let Some(actor) = &self.actor {
             condition = condition.add(audit_event::Column::Actor.eq(actor.clone()));
         }
@@ -197,6 +222,7 @@ pub async fn list<C: ConnectionTrait>(
     page: &PageRequest,
 ) -> Result<(Page<audit_event::Model>, Scoped<AuditFilter>), AppError> {
     actor.require_audit_log()?;
+    filter.check()?;
     let query = audit_event::Entity::find().filter(filter.condition());
     let found = fetch_page(conn, query, NEWEST_FIRST, page, |event| {
         Cursor {

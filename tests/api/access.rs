@@ -151,6 +151,17 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             .map(|user| user["id"].as_str().unwrap_or_default().to_owned())
             .collect()
     };
+    // The first cell of each line after the header: the user's id.
+    let exported_ids: fn(&Value) -> BTreeSet<String> = |data| {
+        data["exportUsers"]
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split(',').next())
+            .map(str::to_owned)
+            .collect()
+    };
     let organisation_ids: fn(&Value) -> BTreeSet<String> = |data| {
         data["organisations"]["nodes"]
             .as_array()
@@ -260,6 +271,22 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             (
                 "{ users(first: 100) { totalCount nodes { id } } }".to_owned(),
                 user_ids,
+                BTreeMap::from([
+                    (Anonymous, Unauthenticated),
+                    (Member, only(&world.users_of_a)),
+                    (Lecturer, only(&world.users_of_a)),
+                    (OrgAdminOfTarget, only(&world.users_of_a)),
+                    (OrgAdminElsewhere, only(&world.users_of_b)),
+                    (Admin, only(&world.all_users)),
+                    (Deactivated, Forbidden),
+                ]),
+            ),
+        ),
+        (
+            "exportUsers",
+            (
+                "{ exportUsers }".to_owned(),
+                exported_ids,
                 BTreeMap::from([
                     (Anonymous, Unauthenticated),
                     (Member, only(&world.users_of_a)),

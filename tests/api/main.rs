@@ -18,6 +18,7 @@ mod contract;
 mod direct;
 mod emulator_webhooks;
 mod events;
+mod exports;
 mod fanout;
 mod faults;
 mod http;

@@ -1,4 +1,5 @@
 use async_graphql::{Context, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
 
 use crate::graphql::caller;
 use crate::graphql::services;
@@ -22,6 +23,10 @@ pub struct AuditLogFilterInput {
     /// `user`, `organisation`, `invitation`, `sync_run`.
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
+    /// Events at or after this moment.
+    pub occurred_from: Option<DateTime<Utc>>,
+    /// Events before this moment (a half-open range with `occurredFrom`).
+    pub occurred_before: Option<DateTime<Utc>>,
 }
 
 #[Object]
@@ -43,6 +48,8 @@ impl AuditQuery {
             action: filter.action,
             subject_type: filter.subject_type,
             subject_id: filter.subject_id,
+            occurred_from: filter.occurred_from,
+            occurred_before: filter.occurred_before,
         };
         let db = &services(ctx).db;
         let (found, scope) = audit::list(db, actor, filter, &page).await?;

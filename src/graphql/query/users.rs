@@ -5,6 +5,7 @@ use crate::graphql::services;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::user::UserConnection;
 use crate::graphql::types::{Role, User};
+use crate::service::exports;
 use crate::service::pagination::PageRequest;
 use crate::service::parse_id;
 use crate::service::users::{self, UserFilter, UserOrder};
@@ -128,4 +129,22 @@ impl UserQuery {
             total: TotalCount::Users(scope),
         })
     }
+
+    /// The users the caller may read that match `filter`, by email, as CSV (RFC 4180, a header
+    /// line first; `importUsers` reads the same columns): id, email, names, role,
+    /// organisation id and slug, active and suspended, and the lecturer profile. At most
+    /// 10,000 users in one answer; `GET /api/exports/users.csv` streams any number.
+    async fn export_users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UsersFilterInput>,
+    ) -> Result<String> {
+        let actor = caller(ctx).actor()?;
+        let filter = filter.unwrap_or_default().into_domain()?;
+        let db = &services(ctx).db;
+        Ok(exports::users_csv(db, actor, &filter, EXPORT_MAX_USERS).await?)
+    }
 }
+
+/// The most users `exportUsers` answers in one string.
+const EXPORT_MAX_USERS: usize = 10_000;

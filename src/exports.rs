@@ -1,0 +1,225 @@
+//! CSV downloads: `GET /api/exports/users.csv` (the users the caller may read) and
+//! `GET /api/exports/audit.csv` (the audit log, admins only), with the session token as
+//! `Authorization: Bearer` (or the `__session` cookie), filtered by query parameters.
+//!
+//! The first page is read before the answer starts, so a refused or malformed request gets a
+//! 4xx with a JSON body; then the pages stream as they are read (`service::exports`), one in
+//! memory at a time.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRef, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use entity::role::Role;
+use serde::Deserialize;
+
+use crate::auth::Actor;
+use crate::auth::caller::session_token;
+use crate::error::{AppError, json_error};
+use crate::service::Services;
+use crate::service::audit::AuditFilter;
+use crate::service::exports::{self, Progress};
+use crate::service::sessions::Authenticator;
+use crate::service::users::UserFilter;
+
+/// What the export routes need; the server's state hands it over (`FromRef`).
+#[derive(Clone)]
+pub struct ExportState {
+    pub services: Services,
+    pub auth: Arc<Authenticator>,
+}
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ExportState: FromRef<S>,
+{
+    Router::new()
+        .route("/api/exports/users.csv", get(users))
+        .route("/api/exports/audit.csv", get(audit))
+}
+
+/// The filter of a users export, as `users(filter:)` takes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UsersParams {
+    organisation_id: Option<String>,
+    /// `ADMIN`, `ORG_ADMIN`, `LECTURER` or `MEMBER`, any case.
+    role: Option<String>,
+    is_active: Option<bool>,
+    is_suspended: Option<bool>,
+    search: Option<String>,
+}
+
+/// The filter of an audit log export, as `auditLog(filter:)` takes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AuditParams {
+    actor: Option<String>,
+    action: Option<String>,
+    subject_type: Option<String>,
+    subject_id: Option<String>,
+    occurred_from: Option<DateTime<Utc>>,
+    occurred_before: Option<DateTime<Utc>>,
+}
+
+fn bad_parameters(rejection: &QueryRejection) -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        format!("bad query parameters: {}", rejection.body_text()),
+    )
+}
+
+async fn actor(state: &ExportState, headers: &HeaderMap) -> Result<Actor, AppError> {
+    let caller = state
+        .auth
+        .authenticate(session_token(headers).as_deref())
+        .await?;
+    Ok(caller.actor()?.clone())
+}
+
+async fn users(
+    State(state): State<ExportState>,
+    headers: HeaderMap,
+    params: Result<Query<UsersParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(rejection) => return bad_parameters(&rejection),
+    };
+    let filter = match users_filter(params) {
+        Ok(filter) => filter,
+        Err(error) => return error.into_response(),
+    };
+    let actor = match actor(&state, &headers).await {
+        Ok(actor) => actor,
+        Err(error) => return error.into_response(),
+    };
+    let db = state.services.db.clone();
+    let first = exports::users_page(&db, &actor, &filter, Progress::start()).await;
+    let rest = move |progress: Progress| {
+        let db = db.clone();
+        let actor = actor.clone();
+        let filter = filter.clone();
+        async move { exports::users_page(&db, &actor, &filter, progress).await }
+    };
+    stream("users", exports::users_header(), first, rest)
+}
+
+fn users_filter(params: UsersParams) -> Result<UserFilter, AppError> {
+    let role = params
+        .role
+        .map(|role| {
+            Role::parse(&role.to_ascii_lowercase()).ok_or_else(|| {
+                AppError::validation("role", "must be ADMIN, ORG_ADMIN, LECTURER or MEMBER")
+            })
+        })
+        .transpose()?;
+    Ok(UserFilter {
+        organisation_id: params
+            .organisation_id
+            .map(|id| crate::service::parse_id("organisationId", &id))
+            .transpose()?,
+        role,
+        is_active: params.is_active,
+        is_suspended: params.is_suspended,
+        search: params.search,
+        ..UserFilter::default()
+    })
+}
+
+async fn audit(
+    State(state): State<ExportState>,
+    headers: HeaderMap,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(rejection) => return bad_parameters(&rejection),
+    };
+    let filter = AuditFilter {
+        actor: params.actor,
+        action: params.action,
+        subject_type: params.subject_type,
+        subject_id: params.subject_id,
+        occurred_from: params.occurred_from,
+        occurred_before: params.occurred_before,
+    };
+    let actor = match actor(&state, &headers).await {
+        Ok(actor) => actor,
+        Err(error) => return error.into_response(),
+    };
+    let db = state.services.db.clone();
+    let first = exports::audit_page(&db, &actor, &filter, Progress::start()).await;
+    let rest = move |progress: Progress| {
+        let db = db.clone();
+        let actor = actor.clone();
+        let filter = filter.clone();
+        async move { exports::audit_page(&db, &actor, &filter, progress).await }
+    };
+    stream("audit-log", exports::audit_header(), first, rest)
+}
+
+/// The answer: the header and the first page at once, then each next page as it is read. A
+/// failure after the first page ends the body early (the client sees a broken download, never
+/// a short file that looks whole: no final chunk is sent).
+fn stream<F, Fut>(
+    name: &str,
+    header_line: String,
+    first: Result<(String, usize, Progress), AppError>,
+    rest: F,
+) -> Response
+where
+    F: Fn(Progress) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(String, usize, Progress), AppError>> + Send + 'static,
+{
+    let (chunk, _, progress) = match first {
+        Ok(first) => first,
+        Err(error) => return error.into_response(),
+    };
+    let opening =
+        futures_util::stream::once(
+            async move { Ok::<_, AppError>(format!("{header_line}{chunk}")) },
+        );
+    let pages = futures_util::stream::try_unfold(progress, move |progress| {
+        let next = (!progress.is_done()).then(|| rest(progress));
+        async move {
+            match next {
+                None => Ok(None),
+                Some(next) => {
+                    let (chunk, _, progress) = next.await?;
+                    Ok(Some((chunk, progress)))
+                }
+            }
+        }
+    });
+    use futures_util::StreamExt;
+    let body = Body::from_stream(opening.chain(pages));
+    let filename = format!(
+        "attachment; filename=\"{name}-{}.csv\"",
+        Utc::now().format("%Y-%m-%d")
+    );
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Never read as a script or a page, whatever a browser guesses from the bytes.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&filename) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
