@@ -17,14 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use entity::role::Role;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::auth::Actor;
 use crate::auth::caller::session_token;
 use crate::error::{AppError, json_error};
 use crate::service::Services;
 use crate::service::audit::AuditFilter;
-use crate::service::exports::{self, Progress};
+use crate::service::exports::{self, Export, Progress};
 use crate::service::sessions::Authenticator;
 use crate::service::users::UserFilter;
 
@@ -77,14 +77,6 @@ fn bad_parameters(rejection: &QueryRejection) -> Response {
     )
 }
 
-async fn actor(state: &ExportState, headers: &HeaderMap) -> Result<Actor, AppError> {
-    let caller = state
-        .auth
-        .authenticate(session_token(headers).as_deref())
-        .await?;
-    Ok(caller.actor()?.clone())
-}
-
 async fn users(
     State(state): State<ExportState>,
     headers: HeaderMap,
@@ -94,23 +86,10 @@ async fn users(
         Ok(params) => params,
         Err(rejection) => return bad_parameters(&rejection),
     };
-    let filter = match users_filter(params) {
-        Ok(filter) => filter,
-        Err(error) => return error.into_response(),
-    };
-    let actor = match actor(&state, &headers).await {
-        Ok(actor) => actor,
-        Err(error) => return error.into_response(),
-    };
-    let db = state.services.db.clone();
-    let first = exports::users_page(&db, &actor, &filter, Progress::start()).await;
-    let rest = move |progress: Progress| {
-        let db = db.clone();
-        let actor = actor.clone();
-        let filter = filter.clone();
-        async move { exports::users_page(&db, &actor, &filter, progress).await }
-    };
-    stream("users", exports::users_header(), first, rest)
+    match users_filter(params) {
+        Ok(filter) => download(&state, &headers, filter).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 fn users_filter(params: UsersParams) -> Result<UserFilter, AppError> {
@@ -152,58 +131,45 @@ async fn audit(
         occurred_from: params.occurred_from,
         occurred_before: params.occurred_before,
     };
-    let actor = match actor(&state, &headers).await {
-        Ok(actor) => actor,
-        Err(error) => return error.into_response(),
-    };
-    let db = state.services.db.clone();
-    let first = exports::audit_page(&db, &actor, &filter, Progress::start()).await;
-    let rest = move |progress: Progress| {
-        let db = db.clone();
-        let actor = actor.clone();
-        let filter = filter.clone();
-        async move { exports::audit_page(&db, &actor, &filter, progress).await }
-    };
-    stream("audit-log", exports::audit_header(), first, rest)
+    download(&state, &headers, filter).await
 }
 
 /// The answer: the header and the first page at once, then each next page as it is read. A
 /// failure after the first page ends the body early (the client sees a broken download, never
 /// a short file that looks whole: no final chunk is sent).
-fn stream<F, Fut>(
-    name: &str,
-    header_line: String,
-    first: Result<(String, usize, Progress), AppError>,
-    rest: F,
-) -> Response
-where
-    F: Fn(Progress) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(String, usize, Progress), AppError>> + Send + 'static,
-{
-    let (chunk, _, progress) = match first {
+async fn download<E: Export>(state: &ExportState, headers: &HeaderMap, export: E) -> Response {
+    let actor = match state
+        .auth
+        .authenticate(session_token(headers).as_deref())
+        .await
+        .and_then(|caller| caller.actor().cloned())
+    {
+        Ok(actor) => actor,
+        Err(error) => return error.into_response(),
+    };
+    let db = state.services.db.clone();
+    let (chunk, _, progress) = match exports::page(&export, &db, &actor, Progress::start()).await {
         Ok(first) => first,
         Err(error) => return error.into_response(),
     };
-    let opening =
-        futures_util::stream::once(
-            async move { Ok::<_, AppError>(format!("{header_line}{chunk}")) },
-        );
+    let opening = futures_util::stream::once(std::future::ready(Ok::<_, AppError>(format!(
+        "{}{chunk}",
+        exports::header::<E>()
+    ))));
     let pages = futures_util::stream::try_unfold(progress, move |progress| {
-        let next = (!progress.is_done()).then(|| rest(progress));
+        let (db, actor, export) = (db.clone(), actor.clone(), export.clone());
         async move {
-            match next {
-                None => Ok(None),
-                Some(next) => {
-                    let (chunk, _, progress) = next.await?;
-                    Ok(Some((chunk, progress)))
-                }
+            if progress.is_done() {
+                return Ok(None);
             }
+            let (chunk, _, progress) = exports::page(&export, &db, &actor, progress).await?;
+            Ok(Some((chunk, progress)))
         }
     });
-    use futures_util::StreamExt;
     let body = Body::from_stream(opening.chain(pages));
     let filename = format!(
-        "attachment; filename=\"{name}-{}.csv\"",
+        "attachment; filename=\"{}-{}.csv\"",
+        E::NAME,
         Utc::now().format("%Y-%m-%d")
     );
     let mut response = (StatusCode::OK, body).into_response();

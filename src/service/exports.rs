@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use entity::{audit_event, lecturer_profile, organisation, user};
-use sea_orm::ConnectionTrait;
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::audit::{self, AuditFilter};
@@ -105,18 +105,34 @@ impl Progress {
     }
 }
 
-/// The header line of a users export.
-pub fn users_header() -> String {
-    line(USER_COLUMNS)
+/// One kind of export: its file name, its columns, and how to read its rows a page at a time
+/// within a caller's scope. Its value is the filter.
+pub trait Export: Clone + Send + Sync + 'static {
+    /// The file's name, before its date.
+    const NAME: &'static str;
+    const COLUMNS: &'static [&'static str];
+
+    /// The rows of `page` as CSV lines, how many, and the last row's cursor when more follow.
+    fn rows(
+        &self,
+        db: &DatabaseConnection,
+        actor: &Actor,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<(String, usize, Option<Cursor>), AppError>> + Send;
 }
 
-/// The next page of a users export: the users `actor` may read that match `filter`, by email,
-/// as CSV lines, and where the export is then. The first call checks the scope, so a refused
-/// export fails before anything is sent.
-pub async fn users_page<C: ConnectionTrait>(
-    conn: &C,
+/// The header line of an export.
+pub fn header<E: Export>() -> String {
+    line(E::COLUMNS.iter().copied())
+}
+
+/// The next page of an export as CSV lines, how many rows it held, and where the export is
+/// then. The first call checks the caller's scope, so a refused export fails before anything
+/// is sent.
+pub async fn page<E: Export>(
+    export: &E,
+    db: &DatabaseConnection,
     actor: &Actor,
-    filter: &UserFilter,
     progress: Progress,
 ) -> Result<(String, usize, Progress), AppError> {
     let Some(after) = progress.0 else {
@@ -126,30 +142,47 @@ pub async fn users_page<C: ConnectionTrait>(
         first: PAGE_ROWS,
         after,
     };
-    let (found, _) = users::list(conn, actor, filter.clone(), UserOrder::EmailAsc, &page).await?;
-    let models: Vec<&user::Model> = found.edges.iter().map(|edge| &edge.node).collect();
-    let organisation_ids: Vec<Uuid> = models
-        .iter()
-        .filter_map(|user| user.organisation_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let organisations = organisations::by_ids(conn, &organisation_ids).await?;
-    let user_ids: Vec<Uuid> = models.iter().map(|user| user.id).collect();
-    let profiles = profiles::by_user_ids(conn, &user_ids).await?;
-    let mut out = String::new();
-    for user in &models {
-        let organisation = user.organisation_id.and_then(|id| organisations.get(&id));
-        out.push_str(&user_line(user, organisation, profiles.get(&user.id)));
+    let (lines, read, next) = export.rows(db, actor, page).await?;
+    Ok((lines, read, Progress(next.map(Some))))
+}
+
+/// The users `actor` may read that match the filter, by email, with their organisation's slug
+/// and their lecturer profile.
+impl Export for UserFilter {
+    const NAME: &'static str = "users";
+    const COLUMNS: &'static [&'static str] = &USER_COLUMNS;
+
+    async fn rows(
+        &self,
+        db: &DatabaseConnection,
+        actor: &Actor,
+        page: PageRequest,
+    ) -> Result<(String, usize, Option<Cursor>), AppError> {
+        let (found, _) = users::list(db, actor, self.clone(), UserOrder::EmailAsc, &page).await?;
+        let models: Vec<&user::Model> = found.edges.iter().map(|edge| &edge.node).collect();
+        let organisation_ids: Vec<Uuid> = models
+            .iter()
+            .filter_map(|user| user.organisation_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let organisations = organisations::by_ids(db, &organisation_ids).await?;
+        let user_ids: Vec<Uuid> = models.iter().map(|user| user.id).collect();
+        let profiles = profiles::by_user_ids(db, &user_ids).await?;
+        let mut out = String::new();
+        for user in &models {
+            let organisation = user.organisation_id.and_then(|id| organisations.get(&id));
+            out.push_str(&user_line(user, organisation, profiles.get(&user.id)));
+        }
+        let next = models
+            .last()
+            .filter(|_| found.has_next_page)
+            .map(|last| Cursor {
+                key: Some(last.email.clone()),
+                id: last.id,
+            });
+        Ok((out, models.len(), next))
     }
-    let next = match (found.has_next_page, models.last()) {
-        (true, Some(last)) => Some(Some(Cursor {
-            key: Some(last.email.clone()),
-            id: last.id,
-        })),
-        _ => None,
-    };
-    Ok((out, models.len(), Progress(next)))
 }
 
 fn user_line(
@@ -196,39 +229,32 @@ fn user_line(
     line(cells.iter().map(String::as_str))
 }
 
-/// The header line of an audit log export.
-pub fn audit_header() -> String {
-    line(AUDIT_COLUMNS)
-}
+/// The audit log, newest first. Admins only.
+impl Export for AuditFilter {
+    const NAME: &'static str = "audit-log";
+    const COLUMNS: &'static [&'static str] = &AUDIT_COLUMNS;
 
-/// The next page of an audit log export, newest first. Admins only.
-pub async fn audit_page<C: ConnectionTrait>(
-    conn: &C,
-    actor: &Actor,
-    filter: &AuditFilter,
-    progress: Progress,
-) -> Result<(String, usize, Progress), AppError> {
-    let Some(after) = progress.0 else {
-        return Ok((String::new(), 0, progress));
-    };
-    let page = PageRequest {
-        first: PAGE_ROWS,
-        after,
-    };
-    let (found, _) = audit::list(conn, actor, filter.clone(), &page).await?;
-    let events: Vec<&audit_event::Model> = found.edges.iter().map(|edge| &edge.node).collect();
-    let mut out = String::new();
-    for event in &events {
-        out.push_str(&audit_line(event));
+    async fn rows(
+        &self,
+        db: &DatabaseConnection,
+        actor: &Actor,
+        page: PageRequest,
+    ) -> Result<(String, usize, Option<Cursor>), AppError> {
+        let (found, _) = audit::list(db, actor, self.clone(), &page).await?;
+        let events: Vec<&audit_event::Model> = found.edges.iter().map(|edge| &edge.node).collect();
+        let mut out = String::new();
+        for event in &events {
+            out.push_str(&audit_line(event));
+        }
+        let next = events
+            .last()
+            .filter(|_| found.has_next_page)
+            .map(|last| Cursor {
+                key: None,
+                id: last.id,
+            });
+        Ok((out, events.len(), next))
     }
-    let next = match (found.has_next_page, events.last()) {
-        (true, Some(last)) => Some(Some(Cursor {
-            key: None,
-            id: last.id,
-        })),
-        _ => None,
-    };
-    Ok((out, events.len(), Progress(next)))
 }
 
 fn audit_line(event: &audit_event::Model) -> String {
@@ -254,17 +280,17 @@ fn audit_line(event: &audit_event::Model) -> String {
 
 /// A whole export in one string, for answers that cannot stream (GraphQL): refused beyond
 /// `max_rows`, with the download route named instead.
-pub async fn users_csv<C: ConnectionTrait>(
-    conn: &C,
+pub async fn users_csv(
+    db: &DatabaseConnection,
     actor: &Actor,
     filter: &UserFilter,
     max_rows: usize,
 ) -> Result<String, AppError> {
-    let mut out = users_header();
+    let mut out = header::<UserFilter>();
     let mut rows = 0;
     let mut progress = Progress::start();
     while !progress.is_done() {
-        let (chunk, read, next) = users_page(conn, actor, filter, progress).await?;
+        let (chunk, read, next) = page(filter, db, actor, progress).await?;
         rows += read;
         if rows > max_rows {
             return Err(AppError::validation(

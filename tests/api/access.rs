@@ -199,6 +199,16 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
     managers_of_a.insert(OrgAdminOfTarget, Allowed(None));
     managers_of_a.insert(Admin, Allowed(None));
 
+    // Each caller's users: what `users` lists and `exportUsers` writes.
+    let users_in_scope = BTreeMap::from([
+        (Anonymous, Unauthenticated),
+        (Member, only(&world.users_of_a)),
+        (Lecturer, only(&world.users_of_a)),
+        (OrgAdminOfTarget, only(&world.users_of_a)),
+        (OrgAdminElsewhere, only(&world.users_of_b)),
+        (Admin, only(&world.all_users)),
+        (Deactivated, Forbidden),
+    ]);
     let one = |id: &String| BTreeSet::from([id.clone()]);
     let queries: BTreeMap<&'static str, QueryRow> = BTreeMap::from([
         (
@@ -271,15 +281,7 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             (
                 "{ users(first: 100) { totalCount nodes { id } } }".to_owned(),
                 user_ids,
-                BTreeMap::from([
-                    (Anonymous, Unauthenticated),
-                    (Member, only(&world.users_of_a)),
-                    (Lecturer, only(&world.users_of_a)),
-                    (OrgAdminOfTarget, only(&world.users_of_a)),
-                    (OrgAdminElsewhere, only(&world.users_of_b)),
-                    (Admin, only(&world.all_users)),
-                    (Deactivated, Forbidden),
-                ]),
+                users_in_scope.clone(),
             ),
         ),
         (
@@ -287,15 +289,7 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             (
                 "{ exportUsers }".to_owned(),
                 exported_ids,
-                BTreeMap::from([
-                    (Anonymous, Unauthenticated),
-                    (Member, only(&world.users_of_a)),
-                    (Lecturer, only(&world.users_of_a)),
-                    (OrgAdminOfTarget, only(&world.users_of_a)),
-                    (OrgAdminElsewhere, only(&world.users_of_b)),
-                    (Admin, only(&world.all_users)),
-                    (Deactivated, Forbidden),
-                ]),
+                users_in_scope.clone(),
             ),
         ),
         (
