@@ -676,6 +676,26 @@ impl Server {
                 }
             }
         });
+        // Every replica suspends the users whose access has ended; the user locks make it
+        // idempotent across them (`service::access_ends`).
+        let services = self.state.services.clone();
+        let every = Duration::from_millis(self.state.config.access_sweep_ms.max(100));
+        let ending_access = tokio::spawn(async move {
+            // The first a period after start, as the others: a statement at start would count
+            // against whatever the server is asked first.
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match crate::service::access_ends::sweep(&services).await {
+                    Ok(0) => {}
+                    Ok(suspended) => {
+                        tracing::info!(suspended, "suspended users whose access ended")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot look for ended access"),
+                }
+            }
+        });
         let metrics_serving = self.metrics_listener.map(|listener| {
             let router = Router::new()
                 .route("/metrics", get(self::metrics))
@@ -688,6 +708,7 @@ impl Server {
             serve_connections(self.listener, router(self.state), header_timeout, shutdown).await;
         pruning.abort();
         sweeping.abort();
+        ending_access.abort();
         if let Some(metrics_serving) = metrics_serving {
             metrics_serving.abort();
         }

@@ -184,6 +184,11 @@ pub struct Config {
     #[arg(long, env = "USERHUB_SYNC_STALE_AFTER_SECONDS", default_value_t = 60)]
     pub sync_stale_after_seconds: u64,
 
+    /// How often each replica looks for users whose `accessUntil` has passed, to suspend them
+    /// in Clerk (milliseconds).
+    #[arg(long, env = "USERHUB_ACCESS_SWEEP_MS", default_value_t = 30_000)]
+    pub access_sweep_ms: u64,
+
     /// The response cache for queries over HTTP: `on` reuses an answer while no change has
     /// been heard since it was computed (on this replica at once, from another replica once
     /// its event arrives); `strict` also asks the database, in one cheap read, whether
@@ -311,6 +316,7 @@ impl Config {
             webhook_max_bytes: 512 * 1024,
             event_buffer: 4096,
             sync_stale_after_seconds: 60,
+            access_sweep_ms: 30_000,
             cache: CacheMode::On,
             cache_bytes: 64 * 1024 * 1024,
             direct_reads: true,

@@ -31,7 +31,7 @@ use uuid::Uuid;
 /// Where a change comes from, written into its audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// A user id, or `clerk` (webhooks), `sync`, `cli`, `system`.
+    /// A user id, or `clerk` (webhooks), `sync`, `cli`, `system` (scheduled jobs).
     pub actor: String,
     pub source: Source,
     /// The request id or svix id that caused the change.
@@ -44,6 +44,8 @@ pub enum Source {
     Webhook,
     Sync,
     Cli,
+    /// A scheduled job of userhub's own (an access that ended).
+    Schedule,
 }
 
 impl Source {
@@ -53,6 +55,7 @@ impl Source {
             Source::Webhook => "webhook",
             Source::Sync => "sync",
             Source::Cli => "cli",
+            Source::Schedule => "schedule",
         }
     }
 }
@@ -63,6 +66,16 @@ impl Origin {
             actor: user_id.to_string(),
             source: Source::Api,
             correlation_id,
+        }
+    }
+
+    /// userhub's own scheduled job, `what` naming the job and its subject (the audit's
+    /// correlation id).
+    pub fn schedule(what: String) -> Origin {
+        Origin {
+            actor: "system".to_owned(),
+            source: Source::Schedule,
+            correlation_id: Some(what),
         }
     }
 
@@ -98,7 +111,7 @@ pub struct UserChange {
     /// The organisation the user was in before, when the change moved them: a subscriber of
     /// that organisation sees them leave.
     pub previous_organisation_id: Option<Uuid>,
-    /// `api`, `webhook`, `sync` or `cli`.
+    /// `api`, `webhook`, `sync`, `cli` or `schedule`.
     pub source: String,
     pub occurred_at: DateTime<Utc>,
 }

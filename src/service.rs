@@ -3,6 +3,7 @@
 //! Resolvers, webhook handlers and the CLI all call these functions, so one change goes
 //! through one code path whatever asked for it. Nothing here knows about GraphQL or HTTP.
 
+pub mod access_ends;
 pub mod accounts;
 pub mod audit;
 pub mod exports;

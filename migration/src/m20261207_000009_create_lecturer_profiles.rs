@@ -2,7 +2,8 @@ use sea_orm_migration::{prelude::*, schema::*};
 
 /// What userhub, not Clerk, knows of a person's employment: Clerk's metadata is capped at 8 KB
 /// and travels in every session token, so contract data stays here. One row per user at most;
-/// a user without one has no profile yet.
+/// a user without one has no profile yet. `access_until` ends the person's access (their
+/// contract's end): a scheduled job suspends them in Clerk then.
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
@@ -21,6 +22,7 @@ impl MigrationTrait for Migration {
                     .col(date_null(LecturerProfiles::ContractStart))
                     .col(date_null(LecturerProfiles::ContractEnd))
                     .col(double_null(LecturerProfiles::WorkloadTargetHours))
+                    .col(timestamp_with_time_zone_null(LecturerProfiles::AccessUntil))
                     .col(timestamp_with_time_zone(LecturerProfiles::CreatedAt))
                     .col(timestamp_with_time_zone(LecturerProfiles::UpdatedAt))
                     .foreign_key(
@@ -31,6 +33,16 @@ impl MigrationTrait for Migration {
                             .on_delete(ForeignKeyAction::Cascade)
                             .on_update(ForeignKeyAction::NoAction),
                     )
+                    .to_owned(),
+            )
+            .await?;
+        // The scheduled job looks for the access that has ended.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_lecturer_profiles_access_until")
+                    .table(LecturerProfiles::Table)
+                    .col(LecturerProfiles::AccessUntil)
                     .to_owned(),
             )
             .await
@@ -54,6 +66,7 @@ enum LecturerProfiles {
     ContractStart,
     ContractEnd,
     WorkloadTargetHours,
+    AccessUntil,
     CreatedAt,
     UpdatedAt,
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::user_locks::UserLock;
-use super::{Origin, Services, organisations, users};
+use super::{Origin, Services, access_ends, organisations, users};
 use crate::auth::Actor;
 use crate::auth::access::RequestedChange;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
@@ -230,8 +230,36 @@ pub async fn set_suspended(
     }
     if suspend {
         users::ensure_not_last_admin(db, &target).await?;
+    } else if let Some(ended) = access_ends::ended_at(db, target.id, super::now()).await? {
+        return Err(AppError::Conflict(format!(
+            "their access ended at {}: move their accessUntil on, or clear it, first",
+            ended.to_rfc3339()
+        )));
     }
     let lock = lock_for(services, &target, suspend).await?;
     let clerk_user = clerk.set_banned(&target.clerk_id, suspend).await?;
     apply(db, events, origin, lock, &clerk_user).await
+}
+
+/// Suspends a user whose access has ended (`access_ends::sweep`), for userhub itself: answers
+/// whether this call suspended them. The user is read again under their lock, so one that
+/// another replica's sweep has just suspended, or who was removed or given more time
+/// meanwhile, is left as they are and Clerk is not called.
+pub(crate) async fn suspend_for_ended_access(
+    services: &Services,
+    origin: &Origin,
+    id: Uuid,
+) -> Result<bool, AppError> {
+    let Services {
+        db, clerk, events, ..
+    } = services;
+    let target = users::get(db, id).await?;
+    let lock = lock_for(services, &target, true).await?;
+    let (current, ended) = lock.read_access(db, id, super::now()).await?;
+    if !current.is_active || current.banned || ended.is_none() {
+        return Ok(false);
+    }
+    let clerk_user = clerk.set_banned(&current.clerk_id, true).await?;
+    apply(db, events, origin, lock, &clerk_user).await?;
+    Ok(true)
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use entity::{lecturer_profile, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
@@ -38,6 +38,7 @@ pub struct ProfileUpdate {
     pub contract_start: Option<Option<NaiveDate>>,
     pub contract_end: Option<Option<NaiveDate>>,
     pub workload_target_hours: Option<Option<f64>>,
+    pub access_until: Option<Option<DateTime<Utc>>>,
 }
 
 /// Whether the caller may read this user's profile, wherever the user was reached from (a
@@ -77,6 +78,7 @@ pub(crate) fn snapshot(profile: Option<&lecturer_profile::Model>) -> serde_json:
         "contractStart": profile.contract_start,
         "contractEnd": profile.contract_end,
         "workloadTargetHours": profile.workload_target_hours,
+        "accessUntil": profile.access_until,
     })
 }
 
@@ -90,6 +92,7 @@ struct Fields {
     contract_start: Option<NaiveDate>,
     contract_end: Option<NaiveDate>,
     workload_target_hours: Option<f64>,
+    access_until: Option<DateTime<Utc>>,
 }
 
 impl Fields {
@@ -102,6 +105,7 @@ impl Fields {
             contract_start: profile.contract_start,
             contract_end: profile.contract_end,
             workload_target_hours: profile.workload_target_hours,
+            access_until: profile.access_until,
         })
     }
 
@@ -145,6 +149,11 @@ impl Fields {
                 ));
             }
             next.workload_target_hours = hours;
+        }
+        if let Some(until) = update.access_until {
+            // Stored as both databases store times, so a value read back equals the value
+            // written and an unchanged one is seen as unchanged.
+            next.access_until = until.map(|until| until.trunc_subsecs(6));
         }
         if let Some(start) = update.contract_start {
             next.contract_start = start;
@@ -219,6 +228,11 @@ pub async fn update(
     if after == before {
         return Ok((user, current));
     }
+    // An end to the last active admin's access would leave nobody to manage userhub once it
+    // came; refused now rather than found out by the job.
+    if after.access_until.is_some() && before.access_until.is_none() {
+        super::users::ensure_not_last_admin(write.conn(), &user).await?;
+    }
     let now = super::now();
     let row = lecturer_profile::ActiveModel {
         user_id: Set(user_id),
@@ -229,6 +243,7 @@ pub async fn update(
         contract_start: Set(after.contract_start),
         contract_end: Set(after.contract_end),
         workload_target_hours: Set(after.workload_target_hours),
+        access_until: Set(after.access_until),
         created_at: Set(current.as_ref().map_or(now, |profile| profile.created_at)),
         updated_at: Set(now),
     };

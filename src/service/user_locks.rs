@@ -215,6 +215,28 @@ impl UserLock {
         Ok(target)
     }
 
+    /// The user and when their access ended, if it has by `now`, read under this lock (in its
+    /// transaction on PostgreSQL, which sees every change committed before the lock was
+    /// granted).
+    pub(crate) async fn read_access(
+        &self,
+        db: &DatabaseConnection,
+        id: uuid::Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(user::Model, Option<chrono::DateTime<chrono::Utc>>), AppError> {
+        use super::access_ends::ended_at;
+        Ok(match &self.held {
+            Some((txn, _)) => (
+                super::users::get(txn, id).await?,
+                ended_at(txn, id, now).await?,
+            ),
+            None => (
+                super::users::get(db, id).await?,
+                ended_at(db, id, now).await?,
+            ),
+        })
+    }
+
     /// The write to store the change in: on PostgreSQL the transaction that holds the lock,
     /// elsewhere a new one; the lock is released when the write ends.
     pub(crate) async fn write(

@@ -10,6 +10,7 @@ mod live;
 
 mod abuse;
 mod access;
+mod access_ends;
 mod access_nested;
 mod audit;
 mod auth;

@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
 
 use super::origin;
 use crate::graphql::caller;
@@ -37,6 +38,9 @@ pub struct LecturerProfileInput {
     pub contract_end: MaybeUndefined<Date>,
     /// Hours a year, 0 to 8,760.
     pub workload_target_hours: MaybeUndefined<f64>,
+    /// When the person's access ends (their contract's end): from then on they are suspended
+    /// in Clerk by a scheduled job. A time already past suspends them at the next sweep.
+    pub access_until: MaybeUndefined<DateTime<Utc>>,
 }
 
 /// `None` for a field left out, `Some(None)` for `null`.
@@ -69,6 +73,7 @@ impl UserMutation {
             contract_start: change(input.contract_start).map(|date| date.map(|date| date.0)),
             contract_end: change(input.contract_end).map(|date| date.map(|date| date.0)),
             workload_target_hours: change(input.workload_target_hours),
+            access_until: change(input.access_until),
         };
         let (user, _) = profiles::update(
             services(ctx),

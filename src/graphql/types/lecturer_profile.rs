@@ -60,6 +60,12 @@ impl LecturerProfile {
         self.0.workload_target_hours
     }
 
+    /// When the person's access ends: from then on a scheduled job keeps them suspended in
+    /// Clerk, and `unsuspendUser` is refused until this moves on or is cleared.
+    async fn access_until(&self) -> Option<DateTime<Utc>> {
+        self.0.access_until
+    }
+
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }

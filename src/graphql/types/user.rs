@@ -106,6 +106,14 @@ impl User {
             .map(LecturerProfile))
     }
 
+    /// When the user's access ends (`profile.accessUntil`); `null` for no end.
+    async fn access_until(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .profile(ctx)
+            .await?
+            .and_then(|profile| profile.0.access_until))
+    }
+
     /// False once the user was removed (deleted in Clerk); the row and its history stay.
     async fn is_active(&self) -> bool {
         self.model.is_active

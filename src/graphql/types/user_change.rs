@@ -53,7 +53,8 @@ impl UserChange {
         self.0.previous_organisation_id.map(|id| ID(id.to_string()))
     }
 
-    /// What made the change: `api`, `webhook`, `sync` or `cli`.
+    /// What made the change: `api`, `webhook`, `sync`, `cli` or `schedule` (an access that
+    /// ended).
     async fn source(&self) -> &str {
         &self.0.source
     }
