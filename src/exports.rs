@@ -22,11 +22,11 @@ use serde::Deserialize;
 
 use crate::auth::caller::session_token;
 use crate::error::{AppError, json_error};
-use crate::service::Services;
 use crate::service::audit::AuditFilter;
 use crate::service::exports::{self, Export, Progress};
 use crate::service::sessions::Authenticator;
 use crate::service::users::UserFilter;
+use crate::service::{Services, TimeRange};
 
 /// What the export routes need; the server's state hands it over (`FromRef`).
 #[derive(Clone)]
@@ -55,6 +55,10 @@ struct UsersParams {
     is_active: Option<bool>,
     is_suspended: Option<bool>,
     search: Option<String>,
+    created_from: Option<DateTime<Utc>>,
+    created_before: Option<DateTime<Utc>>,
+    last_sign_in_from: Option<DateTime<Utc>>,
+    last_sign_in_before: Option<DateTime<Utc>>,
 }
 
 /// The filter of an audit log export, as `auditLog(filter:)` takes it.
@@ -110,6 +114,14 @@ fn users_filter(params: UsersParams) -> Result<UserFilter, AppError> {
         is_active: params.is_active,
         is_suspended: params.is_suspended,
         search: params.search,
+        created: TimeRange {
+            from: params.created_from,
+            before: params.created_before,
+        },
+        last_sign_in: TimeRange {
+            from: params.last_sign_in_from,
+            before: params.last_sign_in_before,
+        },
         ..UserFilter::default()
     })
 }
@@ -128,8 +140,10 @@ async fn audit(
         action: params.action,
         subject_type: params.subject_type,
         subject_id: params.subject_id,
-        occurred_from: params.occurred_from,
-        occurred_before: params.occurred_before,
+        occurred: TimeRange {
+            from: params.occurred_from,
+            before: params.occurred_before,
+        },
     };
     download(&state, &headers, filter).await
 }

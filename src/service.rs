@@ -90,6 +90,42 @@ impl<F> Scoped<F> {
     }
 }
 
+/// A half-open range of moments, as clients filter by them: at or after `from`, before
+/// `before`; either end may be left open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TimeRange {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TimeRange {
+    /// The rows whose `column` lies in this range. `field` names the range's end for the
+    /// error about a range that ends before it starts: it holds nothing, and is more likely a
+    /// mistake than a question.
+    pub(crate) fn condition<C: sea_orm::ColumnTrait>(
+        &self,
+        field: &str,
+        column: C,
+    ) -> Result<sea_orm::Condition, crate::error::AppError> {
+        if let (Some(from), Some(before)) = (self.from, self.before)
+            && before <= from
+        {
+            return Err(crate::error::AppError::validation(
+                field,
+                format!("must be after the range's start ({})", from.to_rfc3339()),
+            ));
+        }
+        let mut condition = sea_orm::Condition::all();
+        if let Some(from) = self.from {
+            condition = condition.add(column.gte(from));
+        }
+        if let Some(before) = self.before {
+            condition = condition.add(column.lt(before));
+        }
+        Ok(condition)
+    }
+}
+
 /// Parses an id given by a client.
 pub fn parse_id(field: &str, value: &str) -> Result<Uuid, crate::error::AppError> {
     Uuid::parse_str(value.trim()).map_err(|_| {

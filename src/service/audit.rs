@@ -1,6 +1,5 @@
 //! The audit trail: one row per change, written in the same transaction as the change.
 
-use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
@@ -10,7 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
-use super::{Origin, Scoped};
+use super::{Origin, Scoped, TimeRange};
 use crate::auth::Actor;
 use crate::error::AppError;
 
@@ -159,34 +158,18 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
-    /// Events at or after this moment.
-    pub occurred_from: Option<DateTime<Utc>>,
-    /// Events before this moment: with `occurred_from`, a half-open range.
-    pub occurred_before: Option<DateTime<Utc>>,
+    /// When the events happened.
+    pub occurred: TimeRange,
 }
 
 impl AuditFilter {
-    /// Checks what a client sent: a range that ends before it starts holds nothing, and is
-    /// more likely a mistake than a question.
-    pub fn check(&self) -> Result<(), AppError> {
-        if let (Some(from), Some(before)) = (self.occurred_from, self.occurred_before)
-            && before <= from
-        {
-            return Err(AppError::validation(
-                "filter.occurredBefore",
-                format!("must be after occurredFrom ({})", from.to_rfc3339()),
-            ));
-        }
-        Ok(())
-    }
-
-    fn condition(&self) -> Condition {
+    fn condition(&self) -> Result<Condition, AppError> {
         let mut condition = Condition::all();
-        if let Some(from) = self.occurred_from {
-            condition = condition.add(audit_event::Column::OccurredAt.gte(from));
-        }
-        if let Some(before) = self.occurred_before {
-            condition = condition.add(audit_event::Column::OccurredAt.lt(before));
+        if self.occurred != TimeRange::default() {
+            condition = condition.add(
+                self.occurred
+                    .condition("filter.occurredBefore", audit_event::Column::OccurredAt)?,
+            );
         }
         if let Some(actor) = &self.actor {
             condition = condition.add(audit_event::Column::Actor.eq(actor.clone()));
@@ -200,7 +183,7 @@ impl AuditFilter {
         if let Some(subject_id) = &self.subject_id {
             condition = condition.add(audit_event::Column::SubjectId.eq(subject_id.clone()));
         }
-        condition
+        Ok(condition)
     }
 }
 
@@ -222,8 +205,7 @@ pub async fn list<C: ConnectionTrait>(
     page: &PageRequest,
 ) -> Result<(Page<audit_event::Model>, Scoped<AuditFilter>), AppError> {
     actor.require_audit_log()?;
-    filter.check()?;
-    let query = audit_event::Entity::find().filter(filter.condition());
+    let query = audit_event::Entity::find().filter(filter.condition()?);
     let found = fetch_page(conn, query, NEWEST_FIRST, page, |event| {
         Cursor {
             key: None,
@@ -242,7 +224,7 @@ pub async fn total<C: ConnectionTrait>(
 ) -> Result<u64, AppError> {
     use sea_orm::PaginatorTrait;
     Ok(audit_event::Entity::find()
-        .filter(filter.filter().condition())
+        .filter(filter.filter().condition()?)
         .count(conn)
         .await?)
 }

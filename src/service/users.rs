@@ -22,9 +22,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::Scoped;
 use super::audit::{self};
 use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page, page_query};
+use super::{Scoped, TimeRange};
 use crate::auth::{Actor, UserScope};
 use crate::error::AppError;
 
@@ -44,6 +44,10 @@ pub struct UserFilter {
     pub is_suspended: Option<bool>,
     /// Words that must each appear in the email, first name or last name (any case).
     pub search: Option<String>,
+    /// When the user first came to userhub.
+    pub created: TimeRange,
+    /// When the user last signed in (a user who never has is outside any range).
+    pub last_sign_in: TimeRange,
 }
 
 impl UserFilter {
@@ -59,6 +63,18 @@ impl UserFilter {
 
     fn condition(&self) -> Result<Condition, AppError> {
         let mut condition = Condition::all();
+        if self.created != TimeRange::default() {
+            condition = condition.add(
+                self.created
+                    .condition("filter.createdBefore", user::Column::CreatedAt)?,
+            );
+        }
+        if self.last_sign_in != TimeRange::default() {
+            condition = condition.add(
+                self.last_sign_in
+                    .condition("filter.lastSignInBefore", user::Column::LastSignInAt)?,
+            );
+        }
         if let Some(user_id) = self.user_id {
             condition = condition.add(user::Column::Id.eq(user_id));
         }

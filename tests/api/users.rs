@@ -11,6 +11,7 @@ on_both_databases!(
     a_malformed_user_id_is_bad_user_input,
     paging_by_cursor_visits_every_user_once_in_each_order,
     filters_narrow_users_by_organisation_role_activity_suspension_and_search,
+    users_are_narrowed_by_when_they_came_and_when_they_last_signed_in,
     a_page_size_over_the_maximum_is_bad_user_input,
     a_malformed_cursor_is_bad_user_input,
     a_cursor_from_another_order_is_bad_user_input,
@@ -332,4 +333,103 @@ async fn the_last_active_admin_cannot_be_taken_away(app: TestApp) {
     ensure_not_last_admin(&app.db, &member)
         .await
         .expect("not an admin");
+}
+
+async fn users_are_narrowed_by_when_they_came_and_when_they_last_signed_in(app: TestApp) {
+    use sea_orm::{ActiveModelTrait, Set};
+    let organisation = app.create_organisation("Physics").await;
+    let mut people = Vec::new();
+    for email in ["first@uni.test", "second@uni.test", "third@uni.test"] {
+        people.push(
+            app.create_user(TestUser::new(email).in_organisation(organisation.id))
+                .await,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Sign-ins, as Clerk's `last_sign_in_at` brings them: the first a week ago, the third an
+    // hour ago; the second never.
+    let now = chrono::Utc::now();
+    for (person, ago) in [
+        (&people[0], chrono::Duration::days(7)),
+        (&people[2], chrono::Duration::hours(1)),
+    ] {
+        let mut row: entity::user::ActiveModel = person.clone().into();
+        row.last_sign_in_at = Set(Some(now - ago));
+        row.update(&app.db).await.expect("a sign-in");
+    }
+    let emails = |data: &Value, path: &[&str]| -> Vec<String> {
+        let mut node = data;
+        for key in path {
+            node = &node[*key];
+        }
+        node["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|user| user["email"].as_str().expect("email").to_owned())
+            .collect()
+    };
+    let ask = |filter: Value| {
+        let app = &app;
+        let organisation = organisation.id;
+        async move {
+            app.query(
+                r#"query ($filter: UsersFilter, $inside: UsersInOrganisationFilter, $org: ID!) {
+                    users(filter: $filter, orderBy: EMAIL_ASC) { totalCount nodes { email } }
+                    organisation(id: $org) { users(filter: $inside, orderBy: EMAIL_ASC) { nodes { email } } } }"#,
+                json!({ "filter": filter, "inside": filter, "org": organisation }),
+            )
+            .await
+        }
+    };
+    let second_came = people[1].created_at.to_rfc3339();
+    let third_came = people[2].created_at.to_rfc3339();
+    let data = ask(json!({ "createdFrom": second_came })).await;
+    assert_eq!(
+        emails(&data, &["users"]),
+        ["second@uni.test", "third@uni.test"]
+    );
+    assert_eq!(data["users"]["totalCount"], 2);
+    assert_eq!(
+        emails(&data, &["organisation", "users"]),
+        ["second@uni.test", "third@uni.test"]
+    );
+    let data = ask(json!({ "createdFrom": second_came, "createdBefore": third_came })).await;
+    assert_eq!(emails(&data, &["users"]), ["second@uni.test"]);
+    let data =
+        ask(json!({ "lastSignInFrom": (now - chrono::Duration::days(1)).to_rfc3339() })).await;
+    assert_eq!(emails(&data, &["users"]), ["third@uni.test"]);
+    let data =
+        ask(json!({ "lastSignInBefore": (now - chrono::Duration::days(1)).to_rfc3339() })).await;
+    assert_eq!(emails(&data, &["users"]), ["first@uni.test"]);
+    assert_eq!(data["users"]["totalCount"], 1);
+
+    // A range that ends before it starts is refused, naming its end.
+    let body = app
+        .graphql(
+            "query ($filter: UsersFilter) { users(filter: $filter) { totalCount } }",
+            json!({ "filter": { "createdFrom": third_came, "createdBefore": second_came } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "filter.createdBefore"
+    );
+
+    // The export takes the same filter.
+    let response = app
+        .client
+        .get(app.url("/api/exports/users.csv"))
+        .query(&[
+            ("createdFrom", second_came.as_str()),
+            ("createdBefore", third_came.as_str()),
+        ])
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("an answer");
+    let csv = response.text().await.expect("a body");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains(",second@uni.test,"), "{csv}");
 }

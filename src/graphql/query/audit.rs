@@ -6,6 +6,7 @@ use crate::graphql::services;
 use crate::graphql::types::AuditEvent;
 use crate::graphql::types::audit_event::AuditEventConnection;
 use crate::graphql::types::connection::TotalCount;
+use crate::service::TimeRange;
 use crate::service::audit::{self, AuditFilter};
 use crate::service::pagination::PageRequest;
 
@@ -48,8 +49,10 @@ impl AuditQuery {
             action: filter.action,
             subject_type: filter.subject_type,
             subject_id: filter.subject_id,
-            occurred_from: filter.occurred_from,
-            occurred_before: filter.occurred_before,
+            occurred: TimeRange {
+                from: filter.occurred_from,
+                before: filter.occurred_before,
+            },
         };
         let db = &services(ctx).db;
         let (found, scope) = audit::list(db, actor, filter, &page).await?;

@@ -1,14 +1,15 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
 
 use crate::graphql::caller;
 use crate::graphql::services;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::user::UserConnection;
 use crate::graphql::types::{Role, User};
-use crate::service::exports;
 use crate::service::pagination::PageRequest;
 use crate::service::parse_id;
 use crate::service::users::{self, UserFilter, UserOrder};
+use crate::service::{TimeRange, exports};
 
 #[derive(Default)]
 pub struct UserQuery;
@@ -24,6 +25,14 @@ pub struct UsersFilterInput {
     pub is_suspended: Option<bool>,
     /// Words that must each appear in the email, first or last name (any case).
     pub search: Option<String>,
+    /// Users who came to userhub at or after this moment.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Users who came to userhub before this moment.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Users who last signed in at or after this moment (never signed in: left out).
+    pub last_sign_in_from: Option<DateTime<Utc>>,
+    /// Users who last signed in before this moment (never signed in: left out).
+    pub last_sign_in_before: Option<DateTime<Utc>>,
 }
 
 impl UsersFilterInput {
@@ -38,6 +47,14 @@ impl UsersFilterInput {
             is_active: self.is_active,
             is_suspended: self.is_suspended,
             search: self.search,
+            created: TimeRange {
+                from: self.created_from,
+                before: self.created_before,
+            },
+            last_sign_in: TimeRange {
+                from: self.last_sign_in_from,
+                before: self.last_sign_in_before,
+            },
         })
     }
 }
@@ -52,6 +69,14 @@ pub struct UsersInOrganisationFilterInput {
     pub is_suspended: Option<bool>,
     /// Words that must each appear in the email, first or last name (any case).
     pub search: Option<String>,
+    /// Users who came to userhub at or after this moment.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Users who came to userhub before this moment.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Users who last signed in at or after this moment (never signed in: left out).
+    pub last_sign_in_from: Option<DateTime<Utc>>,
+    /// Users who last signed in before this moment (never signed in: left out).
+    pub last_sign_in_before: Option<DateTime<Utc>>,
 }
 
 impl From<UsersInOrganisationFilterInput> for UserFilter {
@@ -63,6 +88,14 @@ impl From<UsersInOrganisationFilterInput> for UserFilter {
             is_active: filter.is_active,
             is_suspended: filter.is_suspended,
             search: filter.search,
+            created: TimeRange {
+                from: filter.created_from,
+                before: filter.created_before,
+            },
+            last_sign_in: TimeRange {
+                from: filter.last_sign_in_from,
+                before: filter.last_sign_in_before,
+            },
         }
     }
 }
