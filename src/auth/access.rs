@@ -184,6 +184,17 @@ impl Actor {
         }
     }
 
+    /// An organisation's dashboard (its counts): admins, and that organisation's admins.
+    pub fn require_organisation_dashboard(&self, organisation_id: Uuid) -> Result<(), AppError> {
+        match (self.user.role, self.user.organisation_id) {
+            (Role::Admin, _) => Ok(()),
+            (Role::OrgAdmin, Some(own)) if own == organisation_id => Ok(()),
+            _ => Err(forbidden(
+                "only admins and the organisation's admins see its dashboard",
+            )),
+        }
+    }
+
     /// The audit log names every change to everyone: admins only.
     pub fn require_audit_log(&self) -> Result<(), AppError> {
         if self.is_admin() {

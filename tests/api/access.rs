@@ -285,6 +285,17 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             ),
         ),
         (
+            "organisationStats",
+            (
+                format!(
+                    "{{ organisationStats(id: \"{}\") {{ members }} }}",
+                    world.org_a
+                ),
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
             "exportUsers",
             (
                 "{ exportUsers }".to_owned(),

@@ -159,7 +159,9 @@ async fn every_path_to_a_user_or_organisation_stays_in_the_callers_scope(app: Te
     let ids_for = |returns: &str| -> Vec<String> {
         match returns {
             "User" => vec![user_in_a.clone(), user_in_b.clone()],
-            "Organisation" => vec![world.org_a.to_string(), world.org_b.to_string()],
+            "Organisation" | "OrganisationStats" => {
+                vec![world.org_a.to_string(), world.org_b.to_string()]
+            }
             "SyncRun" => vec![world.sync_run.clone()],
             other => panic!("a root field returning {other} needs an id: add its values here"),
         }

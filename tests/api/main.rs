@@ -32,6 +32,7 @@ mod process;
 mod profiles;
 mod schema;
 mod statements;
+mod stats;
 mod storage_faults;
 mod subscriptions;
 mod sync;

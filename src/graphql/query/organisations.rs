@@ -2,12 +2,12 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 
 use crate::graphql::caller;
 use crate::graphql::services;
-use crate::graphql::types::Organisation;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::organisation::OrganisationConnection;
+use crate::graphql::types::{Organisation, OrganisationStats};
 use crate::service::organisations::{self, OrganisationFilter, OrganisationOrder};
 use crate::service::pagination::PageRequest;
-use crate::service::parse_id;
+use crate::service::{parse_id, stats};
 
 #[derive(Default)]
 pub struct OrganisationQuery;
@@ -57,6 +57,15 @@ impl OrganisationQuery {
         Ok(Some(Organisation::one(
             organisations::read(db, actor, id).await?,
         )))
+    }
+
+    /// An organisation's dashboard: members by role and status, pending invitations, recent
+    /// sign-ins. Admins, and the organisation's admins.
+    async fn organisation_stats(&self, ctx: &Context<'_>, id: ID) -> Result<OrganisationStats> {
+        let actor = caller(ctx).actor()?;
+        let id = parse_id("id", &id)?;
+        let db = &services(ctx).db;
+        Ok(OrganisationStats(stats::organisation(db, actor, id).await?))
     }
 
     /// Organisations the caller may read, a page at a time: all for admins, their own for
