@@ -100,6 +100,9 @@ pub enum ChangeKind {
     /// Their lecturer profile (staff id, contract, workload target) changed; the user's own
     /// row did not.
     ProfileUpdated,
+    /// An activity was allocated to them, changed or taken away; the user's own row did not
+    /// change.
+    WorkloadChanged,
 }
 
 /// One committed change to one user.

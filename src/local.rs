@@ -167,6 +167,7 @@ async fn seed_demo_directory(services: &Services, clerk: &Emulator) -> anyhow::R
             NewOrganisation {
                 name: name.to_owned(),
                 slug: None,
+                standard_hours: None,
             },
         )
         .await?;

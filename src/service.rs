@@ -19,6 +19,7 @@ pub mod sync;
 pub(crate) mod user_locks;
 pub mod users;
 pub mod webhooks;
+pub mod workload;
 mod write;
 
 pub(crate) use write::Write;

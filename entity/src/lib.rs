@@ -3,6 +3,7 @@
 //! These types stay inside the persistence boundary. The GraphQL layer has types of its own
 //! (`src/graphql/types/`), so a column can change without changing the public API.
 
+pub mod activity;
 pub mod audit_event;
 pub mod clerk_tombstone;
 pub mod invitation;

@@ -1,3 +1,4 @@
+pub use super::activity::Entity as Activity;
 pub use super::audit_event::Entity as AuditEvent;
 pub use super::clerk_tombstone::Entity as ClerkTombstone;
 pub use super::invitation::Entity as Invitation;

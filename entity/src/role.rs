@@ -97,3 +97,24 @@ impl SyncRunStatus {
         }
     }
 }
+
+/// What a workload activity is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    #[sea_orm(string_value = "teaching")]
+    Teaching,
+    #[sea_orm(string_value = "assessment")]
+    Assessment,
+    #[sea_orm(string_value = "supervision")]
+    Supervision,
+    #[sea_orm(string_value = "administration")]
+    Administration,
+    #[sea_orm(string_value = "research")]
+    Research,
+    #[sea_orm(string_value = "other")]
+    Other,
+}

@@ -12,6 +12,7 @@ mod m20261124_000007_one_running_sync;
 mod m20261124_000008_create_clerk_tombstones;
 mod m20261207_000009_create_lecturer_profiles;
 mod m20261207_000010_index_audit_events_by_time;
+mod m20261207_000011_create_activities;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000008_create_clerk_tombstones::Migration),
             Box::new(m20261207_000009_create_lecturer_profiles::Migration),
             Box::new(m20261207_000010_index_audit_events_by_time::Migration),
+            Box::new(m20261207_000011_create_activities::Migration),
         ]
     }
 }

@@ -46,7 +46,7 @@ impl<K: Hash + Eq + Clone, V> Memo<K, V> {
     }
 }
 
-fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<DbLoader> {
+pub(crate) fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<DbLoader> {
     ctx.data_unchecked::<DataLoader<DbLoader>>()
 }
 

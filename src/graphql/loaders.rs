@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use entity::{lecturer_profile, organisation, user};
+use entity::{activity, lecturer_profile, organisation, user};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::users::{UserFilter, UserOrder};
-use crate::service::{organisations, profiles, users};
+use crate::service::{organisations, profiles, users, workload};
 
 pub struct DbLoader {
     db: DatabaseConnection,
@@ -55,6 +55,87 @@ impl Loader<ProfileOf> for DbLoader {
         Ok(found
             .into_iter()
             .map(|(user_id, profile)| (ProfileOf(user_id), profile))
+            .collect())
+    }
+}
+
+/// A user's workload in an academic year: the hours allocated to them (`AllocatedHours`), or
+/// the activities themselves (`Activities`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkloadOf {
+    pub user_id: Uuid,
+    pub academic_year: String,
+}
+
+/// The hours allocated to a user in a year; absent for none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AllocatedHours(pub WorkloadOf);
+
+/// The activities allocated to a user in a year; absent for none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Activities(pub WorkloadOf);
+
+/// The users and years of these keys, each once.
+fn users_and_years<'a>(keys: impl Iterator<Item = &'a WorkloadOf>) -> (Vec<Uuid>, Vec<&'a str>) {
+    let mut user_ids = Vec::new();
+    let mut years = Vec::new();
+    for key in keys {
+        if !user_ids.contains(&key.user_id) {
+            user_ids.push(key.user_id);
+        }
+        if !years.contains(&key.academic_year.as_str()) {
+            years.push(key.academic_year.as_str());
+        }
+    }
+    (user_ids, years)
+}
+
+impl Loader<AllocatedHours> for DbLoader {
+    type Value = f64;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[AllocatedHours],
+    ) -> Result<HashMap<AllocatedHours, f64>, Self::Error> {
+        let (user_ids, years) = users_and_years(keys.iter().map(|key| &key.0));
+        let found = workload::allocated_hours(&self.db, &user_ids, &years)
+            .await
+            .map_err(Arc::new)?;
+        Ok(found
+            .into_iter()
+            .map(|((user_id, academic_year), hours)| {
+                let key = WorkloadOf {
+                    user_id,
+                    academic_year,
+                };
+                (AllocatedHours(key), hours)
+            })
+            .collect())
+    }
+}
+
+impl Loader<Activities> for DbLoader {
+    type Value = Vec<activity::Model>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[Activities],
+    ) -> Result<HashMap<Activities, Self::Value>, Self::Error> {
+        let (user_ids, years) = users_and_years(keys.iter().map(|key| &key.0));
+        let found = workload::activities_of(&self.db, &user_ids, &years)
+            .await
+            .map_err(Arc::new)?;
+        Ok(found
+            .into_iter()
+            .map(|((user_id, academic_year), activities)| {
+                let key = WorkloadOf {
+                    user_id,
+                    academic_year,
+                };
+                (Activities(key), activities)
+            })
             .collect())
     }
 }

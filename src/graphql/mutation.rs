@@ -5,6 +5,7 @@ pub mod invitations;
 pub mod organisations;
 pub mod sync;
 pub mod users;
+pub mod workload;
 
 use async_graphql::{Context, MergedObject};
 
@@ -18,6 +19,7 @@ pub struct Mutation(
     invitations::InvitationMutation,
     organisations::OrganisationMutation,
     sync::SyncMutation,
+    workload::WorkloadMutation,
 );
 
 /// The audit origin of a mutation: its actor and the request it came in.

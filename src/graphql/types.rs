@@ -10,6 +10,7 @@ pub mod role;
 pub mod sync;
 pub mod user;
 pub mod user_change;
+pub mod workload;
 
 pub use audit_event::AuditEvent;
 pub use invitation::Invitation;
@@ -19,3 +20,4 @@ pub use organisation_stats::OrganisationStats;
 pub use role::Role;
 pub use user::User;
 pub use user_change::{SyncProgress, UserChange};
+pub use workload::{Activity, ActivityChange, OrganisationWorkload, Workload};

@@ -24,6 +24,9 @@ pub enum Action {
     UserUnsuspended,
     UserDeactivated,
     UserProfileUpdated,
+    UserActivityAllocated,
+    UserActivityUpdated,
+    UserActivityRemoved,
     OrganisationCreated,
     OrganisationUpdated,
     OrganisationArchived,
@@ -42,6 +45,9 @@ impl Action {
             Action::UserUnsuspended => "user.unsuspended",
             Action::UserDeactivated => "user.deactivated",
             Action::UserProfileUpdated => "user.profile_updated",
+            Action::UserActivityAllocated => "user.activity_allocated",
+            Action::UserActivityUpdated => "user.activity_updated",
+            Action::UserActivityRemoved => "user.activity_removed",
             Action::OrganisationCreated => "organisation.created",
             Action::OrganisationUpdated => "organisation.updated",
             Action::OrganisationArchived => "organisation.archived",
@@ -60,7 +66,10 @@ impl Action {
             | Action::UserSuspended
             | Action::UserUnsuspended
             | Action::UserDeactivated
-            | Action::UserProfileUpdated => "user",
+            | Action::UserProfileUpdated
+            | Action::UserActivityAllocated
+            | Action::UserActivityUpdated
+            | Action::UserActivityRemoved => "user",
             Action::OrganisationCreated
             | Action::OrganisationUpdated
             | Action::OrganisationArchived => "organisation",

@@ -188,6 +188,32 @@ pub struct NewOrganisation {
     pub name: String,
     /// Derived from the name when absent.
     pub slug: Option<String>,
+    /// `DEFAULT_STANDARD_HOURS` when absent.
+    pub standard_hours: Option<i32>,
+}
+
+/// Changes to an organisation; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct OrganisationUpdate {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub standard_hours: Option<i32>,
+}
+
+/// A full-time academic year's hours where the organisation has not set its own (the
+/// column's default).
+pub const DEFAULT_STANDARD_HOURS: i32 = 1_650;
+
+/// A year has 8,760 hours; a full-time post carries at least one.
+fn validate_standard_hours(hours: i32) -> Result<i32, AppError> {
+    if (1..=8_760).contains(&hours) {
+        Ok(hours)
+    } else {
+        Err(AppError::validation(
+            "standardHours",
+            format!("must be between 1 and 8760 hours a year, not {hours}"),
+        ))
+    }
 }
 
 const MAX_NAME_LENGTH: usize = 200;
@@ -286,6 +312,7 @@ pub(crate) fn snapshot(org: &organisation::Model) -> serde_json::Value {
         "name": org.name,
         "slug": org.slug,
         "archivedAt": org.archived_at,
+        "standardHours": org.standard_hours,
     })
 }
 
@@ -304,6 +331,8 @@ pub async fn create(
             AppError::validation("slug", "cannot be derived from the name: give one")
         })?,
     };
+    let standard_hours =
+        validate_standard_hours(new.standard_hours.unwrap_or(DEFAULT_STANDARD_HOURS))?;
     let now = super::now();
     let Services { db, events, .. } = services;
     let mut write = Write::begin(db, origin).await?;
@@ -314,6 +343,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         archived_at: Set(None),
+        standard_hours: Set(standard_hours),
     }
     .insert(write.conn())
     .await?;
@@ -325,23 +355,30 @@ pub async fn create(
     Ok(org)
 }
 
-/// Renames an organisation or changes its slug, with its audit event.
+/// Renames an organisation, changes its slug or its standard hours, with its audit event.
 pub async fn update(
     services: &Services,
     requester: Requester<'_>,
     origin: &Origin,
     id: Uuid,
-    name: Option<String>,
-    slug: Option<String>,
+    update: OrganisationUpdate,
 ) -> Result<organisation::Model, AppError> {
     requester.require_admin()?;
-    let name = name.map(|name| validate_name(&name)).transpose()?;
-    let slug = slug.map(|slug| validate_slug(slug.trim())).transpose()?;
+    let name = update.name.map(|name| validate_name(&name)).transpose()?;
+    let slug = update
+        .slug
+        .map(|slug| validate_slug(slug.trim()))
+        .transpose()?;
+    let standard_hours = update
+        .standard_hours
+        .map(validate_standard_hours)
+        .transpose()?;
     let Services { db, events, .. } = services;
     let mut write = Write::begin(db, origin).await?;
     let current = get(write.conn(), id).await?;
     let unchanged = name.as_ref().is_none_or(|name| *name == current.name)
-        && slug.as_ref().is_none_or(|slug| *slug == current.slug);
+        && slug.as_ref().is_none_or(|slug| *slug == current.slug)
+        && standard_hours.is_none_or(|hours| hours == current.standard_hours);
     if unchanged {
         return Ok(current);
     }
@@ -352,6 +389,9 @@ pub async fn update(
     }
     if let Some(slug) = slug {
         row.slug = Set(slug);
+    }
+    if let Some(hours) = standard_hours {
+        row.standard_hours = Set(hours);
     }
     row.updated_at = Set(super::now());
     let updated = row.update(write.conn()).await?;

@@ -175,7 +175,7 @@ impl Fields {
 
 /// A text field: trimmed, not empty (clear it with `null`), not too long, no control
 /// characters (it is shown in tables and written to CSV).
-fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(AppError::validation(

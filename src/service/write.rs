@@ -105,7 +105,26 @@ impl Write {
     /// A user's profile changed (their row did not): live subscribers hear of it as a change
     /// to the user, made at `at`, once this write commits.
     pub(crate) fn profile_changed(&mut self, user: user::Model, at: chrono::DateTime<chrono::Utc>) {
-        let mut change = UserChange::new(ChangeKind::ProfileUpdated, None, user, &self.origin);
+        self.detail_changed(ChangeKind::ProfileUpdated, user, at);
+    }
+
+    /// A user's workload changed (an activity allocated, changed or taken away): published as
+    /// a change to the user, made at `at`, once this write commits.
+    pub(crate) fn workload_changed(
+        &mut self,
+        user: user::Model,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.detail_changed(ChangeKind::WorkloadChanged, user, at);
+    }
+
+    fn detail_changed(
+        &mut self,
+        kind: ChangeKind,
+        user: user::Model,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let mut change = UserChange::new(kind, None, user, &self.origin);
         change.occurred_at = at;
         self.changes.push(change);
     }

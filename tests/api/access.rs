@@ -134,6 +134,8 @@ type Operation = Box<dyn Fn(&Fresh) -> String>;
 /// decide the next caller's outcome.
 struct Fresh {
     user_in_a: Uuid,
+    /// An activity allocated to `user_in_a`.
+    activity_in_a: Uuid,
     empty_organisation: Uuid,
     invitation_in_a: Uuid,
     n: usize,
@@ -296,6 +298,17 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             ),
         ),
         (
+            "organisationWorkload",
+            (
+                format!(
+                    "{{ organisationWorkload(id: \"{}\") {{ allocatedHours }} }}",
+                    world.org_a
+                ),
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
             "exportUsers",
             (
                 "{ exportUsers }".to_owned(),
@@ -441,6 +454,45 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
                     format!(
                         r#"mutation {{ updateLecturerProfile(userId: "{}", input: {{ jobTitle: "Reader {}" }}) {{ id }} }}"#,
                         fresh.user_in_a, fresh.n
+                    )
+                }) as Operation,
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
+            "allocateActivity",
+            (
+                Box::new(|fresh: &Fresh| {
+                    format!(
+                        r#"mutation {{ allocateActivity(userId: "{}", input: {{ academicYear: "2026/27", kind: TEACHING, name: "Seminar {}", hours: 5 }}) {{ activity {{ id }} }} }}"#,
+                        fresh.user_in_a, fresh.n
+                    )
+                }) as Operation,
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
+            "updateActivity",
+            (
+                Box::new(|fresh: &Fresh| {
+                    format!(
+                        r#"mutation {{ updateActivity(id: "{}", input: {{ hours: 7 }}) {{ activity {{ id }} }} }}"#,
+                        fresh.activity_in_a
+                    )
+                }) as Operation,
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
+            "removeActivity",
+            (
+                Box::new(|fresh: &Fresh| {
+                    format!(
+                        r#"mutation {{ removeActivity(id: "{}") {{ activity {{ id }} }} }}"#,
+                        fresh.activity_in_a
                     )
                 }) as Operation,
                 none,
@@ -615,8 +667,26 @@ async fn every_field_answers_each_caller_as_the_access_rules_say(app: TestApp) {
             let fresh = if mutations.contains(field) {
                 let email = format!("fresh{n}@a.test");
                 let user = TestUser::new(&email).in_organisation(world.org_a);
+                let user_in_a = app.create_user(user).await.id;
+                let (_, activity) = userhub::service::workload::allocate(
+                    &app.services,
+                    userhub::auth::Requester::Operator,
+                    &userhub::service::Origin::cli(),
+                    user_in_a,
+                    userhub::service::workload::NewActivity {
+                        academic_year: "2026/27".to_owned(),
+                        term: None,
+                        kind: entity::role::ActivityKind::Teaching,
+                        module_code: None,
+                        name: "Tutorials".to_owned(),
+                        hours: 10.0,
+                    },
+                )
+                .await
+                .expect("allocate an activity");
                 Fresh {
-                    user_in_a: app.create_user(user).await.id,
+                    user_in_a,
+                    activity_in_a: activity.id,
                     empty_organisation: app.create_organisation(&format!("Fresh {n}")).await.id,
                     invitation_in_a: app
                         .invite(
@@ -631,6 +701,7 @@ async fn every_field_answers_each_caller_as_the_access_rules_say(app: TestApp) {
             } else {
                 Fresh {
                     user_in_a: Uuid::nil(),
+                    activity_in_a: Uuid::nil(),
                     empty_organisation: Uuid::nil(),
                     invitation_in_a: Uuid::nil(),
                     n,

@@ -159,7 +159,7 @@ async fn every_path_to_a_user_or_organisation_stays_in_the_callers_scope(app: Te
     let ids_for = |returns: &str| -> Vec<String> {
         match returns {
             "User" => vec![user_in_a.clone(), user_in_b.clone()],
-            "Organisation" | "OrganisationStats" => {
+            "Organisation" | "OrganisationStats" | "OrganisationWorkload" => {
                 vec![world.org_a.to_string(), world.org_b.to_string()]
             }
             "SyncRun" => vec![world.sync_run.clone()],

@@ -444,6 +444,7 @@ impl TestApp {
             NewOrganisation {
                 name: name.to_owned(),
                 slug: None,
+                standard_hours: None,
             },
         )
         .await

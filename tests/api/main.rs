@@ -40,3 +40,4 @@ mod users;
 mod webhooks;
 mod websocket;
 mod websocket_access;
+mod workload;

@@ -128,6 +128,7 @@ async fn organisation_slugs_are_unique(app: TestApp) {
         NewOrganisation {
             name: "MUSIC!".to_owned(),
             slug: None,
+            standard_hours: None,
         },
     )
     .await;
@@ -139,6 +140,7 @@ async fn organisation_slugs_are_unique(app: TestApp) {
         NewOrganisation {
             name: "Dance".to_owned(),
             slug: Some("Not A Slug".to_owned()),
+            standard_hours: None,
         },
     )
     .await;

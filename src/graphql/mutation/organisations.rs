@@ -4,7 +4,7 @@ use super::origin;
 use crate::graphql::caller;
 use crate::graphql::services;
 use crate::graphql::types::Organisation;
-use crate::service::organisations::{self, NewOrganisation};
+use crate::service::organisations::{self, NewOrganisation, OrganisationUpdate};
 use crate::service::parse_id;
 
 #[derive(Default)]
@@ -15,6 +15,8 @@ pub struct CreateOrganisationInput {
     pub name: String,
     /// Lower-case letters, digits and single hyphens; derived from the name when left out.
     pub slug: Option<String>,
+    /// The hours of a full-time academic year here (1 to 8,760; 1,650 when left out).
+    pub standard_hours: Option<i32>,
 }
 
 /// Changes to an organisation; a field left out is left as it is.
@@ -22,6 +24,8 @@ pub struct CreateOrganisationInput {
 pub struct UpdateOrganisationInput {
     pub name: Option<String>,
     pub slug: Option<String>,
+    /// The hours of a full-time academic year here (1 to 8,760): workload targets follow.
+    pub standard_hours: Option<i32>,
 }
 
 #[Object]
@@ -40,6 +44,7 @@ impl OrganisationMutation {
             NewOrganisation {
                 name: input.name,
                 slug: input.slug,
+                standard_hours: input.standard_hours,
             },
         )
         .await?;
@@ -60,8 +65,11 @@ impl OrganisationMutation {
             actor.into(),
             &origin(ctx, actor),
             id,
-            input.name,
-            input.slug,
+            OrganisationUpdate {
+                name: input.name,
+                slug: input.slug,
+                standard_hours: input.standard_hours,
+            },
         )
         .await?;
         Ok(Organisation::one(updated))

@@ -44,7 +44,7 @@ pub struct LecturerProfileInput {
 }
 
 /// `None` for a field left out, `Some(None)` for `null`.
-fn change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+pub(super) fn change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
     match value {
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null => Some(None),

@@ -4,9 +4,10 @@ use crate::graphql::caller;
 use crate::graphql::services;
 use crate::graphql::types::connection::TotalCount;
 use crate::graphql::types::organisation::OrganisationConnection;
-use crate::graphql::types::{Organisation, OrganisationStats};
+use crate::graphql::types::{Organisation, OrganisationStats, OrganisationWorkload};
 use crate::service::organisations::{self, OrganisationFilter, OrganisationOrder};
 use crate::service::pagination::PageRequest;
+use crate::service::workload::{self, AcademicYear};
 use crate::service::{parse_id, stats};
 
 #[derive(Default)]
@@ -66,6 +67,24 @@ impl OrganisationQuery {
         let id = parse_id("id", &id)?;
         let db = &services(ctx).db;
         Ok(OrganisationStats(stats::organisation(db, actor, id).await?))
+    }
+
+    /// An organisation's workload in an academic year (`2026/27`; the current one when left
+    /// out): its active members' allocated hours against their targets, totals, and who is
+    /// over-allocated. Admins, and the organisation's admins.
+    async fn organisation_workload(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        academic_year: Option<String>,
+    ) -> Result<OrganisationWorkload> {
+        let actor = caller(ctx).actor()?;
+        let id = parse_id("id", &id)?;
+        let year = AcademicYear::or_current("academicYear", academic_year.as_deref())?;
+        let db = &services(ctx).db;
+        Ok(OrganisationWorkload(
+            workload::organisation(db, actor, id, year).await?,
+        ))
     }
 
     /// Organisations the caller may read, a page at a time: all for admins, their own for

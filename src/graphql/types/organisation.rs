@@ -74,6 +74,12 @@ impl Organisation {
         self.model.archived_at.is_some()
     }
 
+    /// The hours of a full-time academic year here: a member's workload target is their
+    /// contract FTE times these, unless their profile sets one.
+    async fn standard_hours(&self) -> i32 {
+        self.model.standard_hours
+    }
+
     /// How many active users belong to it. Batched across a page.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
         self.require_members_readable(ctx)?;

@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use entity::user;
 
 use super::connection::connection;
-use super::{LecturerProfile, Organisation, Role};
+use super::{LecturerProfile, Organisation, Role, Workload};
 use crate::graphql::batch::UserSet;
 use crate::service::pagination::Page;
+use crate::service::workload::AcademicYear;
 
 /// A person who can sign in, as userhub knows them.
 #[derive(Clone)]
@@ -34,6 +35,27 @@ impl User {
     pub(crate) fn one(model: user::Model) -> User {
         let set = UserSet::of([&model]);
         User { model, set }
+    }
+
+    /// Users resolved together, as one set.
+    pub(crate) fn all(models: Vec<user::Model>) -> Vec<User> {
+        let set = UserSet::of(&models);
+        models
+            .into_iter()
+            .map(|model| User {
+                model,
+                set: set.clone(),
+            })
+            .collect()
+    }
+
+    /// The user's workload in `year`; the caller was checked to read the user.
+    pub(crate) fn workload_in(&self, year: AcademicYear) -> Workload {
+        Workload {
+            user: self.model.clone(),
+            set: self.set.clone(),
+            year,
+        }
     }
 }
 
@@ -104,6 +126,15 @@ impl User {
             .profile(ctx, self.model.id)
             .await?
             .map(LecturerProfile))
+    }
+
+    /// What is allocated to the person in an academic year (`2026/27`; the current one when
+    /// left out) against their target. Batched across a page. `FORBIDDEN` as `profile`.
+    async fn workload(&self, ctx: &Context<'_>, academic_year: Option<String>) -> Result<Workload> {
+        let actor = crate::graphql::caller(ctx).actor()?;
+        crate::service::profiles::check_readable(actor, &self.model)?;
+        let year = AcademicYear::or_current("academicYear", academic_year.as_deref())?;
+        Ok(self.workload_in(year))
     }
 
     /// When the user's access ends (`profile.accessUntil`); `null` for no end.

@@ -19,6 +19,8 @@ pub enum UserChangeKind {
     Deactivated,
     /// Their lecturer profile changed (`User.profile`).
     ProfileUpdated,
+    /// An activity was allocated to them, changed or taken away (`User.workload`).
+    WorkloadChanged,
 }
 
 impl From<ChangeKind> for UserChangeKind {
@@ -30,6 +32,7 @@ impl From<ChangeKind> for UserChangeKind {
             ChangeKind::Unsuspended => UserChangeKind::Unsuspended,
             ChangeKind::Deactivated => UserChangeKind::Deactivated,
             ChangeKind::ProfileUpdated => UserChangeKind::ProfileUpdated,
+            ChangeKind::WorkloadChanged => UserChangeKind::WorkloadChanged,
         }
     }
 }
