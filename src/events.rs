@@ -103,6 +103,10 @@ pub enum ChangeKind {
     /// An activity was allocated to them, changed or taken away; the user's own row did not
     /// change.
     WorkloadChanged,
+    /// They signed in (a Clerk session began): `lastSignInAt` and `lastActiveAt` moved.
+    SignedIn,
+    /// A session of theirs ended: `lastActiveAt` moved.
+    SignedOut,
 }
 
 /// One committed change to one user.

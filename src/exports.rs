@@ -59,6 +59,8 @@ struct UsersParams {
     created_before: Option<DateTime<Utc>>,
     last_sign_in_from: Option<DateTime<Utc>>,
     last_sign_in_before: Option<DateTime<Utc>>,
+    last_active_from: Option<DateTime<Utc>>,
+    last_active_before: Option<DateTime<Utc>>,
 }
 
 /// The filter of an audit log export, as `auditLog(filter:)` takes it.
@@ -121,6 +123,10 @@ fn users_filter(params: UsersParams) -> Result<UserFilter, AppError> {
         last_sign_in: TimeRange {
             from: params.last_sign_in_from,
             before: params.last_sign_in_before,
+        },
+        last_active: TimeRange {
+            from: params.last_active_from,
+            before: params.last_active_before,
         },
         ..UserFilter::default()
     })

@@ -14,6 +14,7 @@ pub mod organisations;
 pub mod pagination;
 pub mod profiles;
 pub mod sessions;
+pub mod sign_ins;
 pub mod stats;
 pub mod sync;
 pub(crate) mod user_locks;

@@ -11,6 +11,7 @@ pub mod lecturer_profile;
 pub mod organisation;
 pub mod prelude;
 pub mod role;
+pub mod sign_in;
 pub mod sync_run;
 pub mod user;
 pub mod webhook_delivery;

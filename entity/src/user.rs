@@ -21,6 +21,9 @@ pub struct Model {
     pub is_active: bool,
     pub banned: bool,
     pub last_sign_in_at: Option<DateTimeUtc>,
+    /// When Clerk last saw the user active (their user object, their sessions' events).
+    #[serde(default)]
+    pub last_active_at: Option<DateTimeUtc>,
     /// Clerk's `updated_at` (Unix milliseconds) of the state last applied: the ordering guard
     /// against stale webhooks.
     pub clerk_updated_at: i64,

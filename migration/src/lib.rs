@@ -13,6 +13,7 @@ mod m20261124_000008_create_clerk_tombstones;
 mod m20261207_000009_create_lecturer_profiles;
 mod m20261207_000010_index_audit_events_by_time;
 mod m20261207_000011_create_activities;
+mod m20261207_000012_create_sign_ins;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000009_create_lecturer_profiles::Migration),
             Box::new(m20261207_000010_index_audit_events_by_time::Migration),
             Box::new(m20261207_000011_create_activities::Migration),
+            Box::new(m20261207_000012_create_sign_ins::Migration),
         ]
     }
 }

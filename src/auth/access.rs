@@ -195,6 +195,22 @@ impl Actor {
         }
     }
 
+    /// A user's sign-in history (when, from which device and country): the user themself,
+    /// their organisation's admins, and admins. Colleagues see `lastSignInAt` and
+    /// `lastActiveAt` only.
+    pub fn require_activity_readable(&self, target: &user::Model) -> Result<(), AppError> {
+        if self.user.id == target.id {
+            return Ok(());
+        }
+        match (self.user.role, self.user.organisation_id) {
+            (Role::Admin, _) => Ok(()),
+            (Role::OrgAdmin, Some(own)) if target.organisation_id == Some(own) => Ok(()),
+            _ => Err(forbidden(
+                "only the user, their organisation's admins and admins see their sign-ins",
+            )),
+        }
+    }
+
     /// The audit log names every change to everyone: admins only.
     pub fn require_audit_log(&self) -> Result<(), AppError> {
         if self.is_admin() {
@@ -329,6 +345,7 @@ pub(crate) mod fixtures {
             is_active: true,
             banned: false,
             last_sign_in_at: None,
+            last_active_at: None,
             clerk_updated_at: 0,
             created_at: now,
             updated_at: now,

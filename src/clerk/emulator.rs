@@ -50,6 +50,37 @@ struct Shared {
     issuer: Mutex<String>,
     /// `azp` of the tokens it mints.
     authorized_party: String,
+    /// Sessions begun with `sign_in`, by id: Clerk's session objects.
+    sessions: Mutex<std::collections::HashMap<String, Value>>,
+}
+
+/// Where a sign-in came from, as Clerk's session activity describes it.
+#[derive(Debug, Clone)]
+pub struct SignInDevice {
+    pub device_type: &'static str,
+    pub browser: &'static str,
+    pub country: &'static str,
+}
+
+impl Default for SignInDevice {
+    fn default() -> SignInDevice {
+        SignInDevice {
+            device_type: "desktop",
+            browser: "Firefox",
+            country: "GB",
+        }
+    }
+}
+
+/// How a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The user signed out: `session.ended`.
+    SignedOut,
+    /// `session.removed`.
+    Removed,
+    /// An administrator revoked it: `session.revoked`.
+    Revoked,
 }
 
 struct Keyring {
@@ -111,6 +142,7 @@ impl Emulator {
                 failed_deliveries: Arc::new(Mutex::new(Vec::new())),
                 requests: Mutex::new(Vec::new()),
                 faults: Mutex::new(std::collections::VecDeque::new()),
+                sessions: Mutex::new(std::collections::HashMap::new()),
                 keys: Mutex::new(Keyring {
                     current: key,
                     retired: Vec::new(),
@@ -348,6 +380,69 @@ impl Emulator {
             }
         }
         self.signing_key().sign(&claims)
+    }
+
+    /// Signs a user in as Clerk does: a session begins (`session.created` is sent) and a
+    /// session token for it is minted. Answers the session id and the token; `None` for an
+    /// unknown or banned user.
+    pub fn sign_in(&self, user_id: &str, device: SignInDevice) -> Option<(String, String)> {
+        let user = self.user(user_id).filter(|user| !user.banned)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let session_id = format!("sess_{}", random_id(27));
+        let session = json!({
+            "object": "session",
+            "id": session_id,
+            "user_id": user.id,
+            "client_id": format!("client_{}", random_id(27)),
+            "status": "active",
+            "last_active_at": now,
+            "latest_activity": {
+                "object": "session_activity",
+                "id": format!("sess_activity_{}", random_id(27)),
+                "device_type": device.device_type,
+                "is_mobile": device.device_type == "mobile",
+                "browser_name": device.browser,
+                "country": device.country,
+            },
+            "expire_at": now + 7 * 24 * 3_600_000,
+            "abandon_at": now + 30 * 24 * 3_600_000,
+            "created_at": now,
+            "updated_at": now,
+        });
+        lock(&self.shared.sessions).insert(session_id.clone(), session.clone());
+        self.publish(vec![("session.created", session)]);
+        let token = self
+            .mint_session_token(
+                user_id,
+                TokenOptions {
+                    extra_claims: json!({ "sid": session_id }),
+                    ..TokenOptions::default()
+                },
+            )
+            .ok()?;
+        Some((session_id, token))
+    }
+
+    /// Ends a session begun with `sign_in`: `session.ended` (signed out), `session.removed`
+    /// or `session.revoked`, as `how` says. Answers the session as it now is; `None` for an
+    /// unknown one.
+    pub fn end_session(&self, session_id: &str, how: SessionEnd) -> Option<Value> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let (kind, status) = match how {
+            SessionEnd::SignedOut => ("session.ended", "ended"),
+            SessionEnd::Removed => ("session.removed", "removed"),
+            SessionEnd::Revoked => ("session.revoked", "revoked"),
+        };
+        let session = {
+            let mut sessions = lock(&self.shared.sessions);
+            let session = sessions.get_mut(session_id)?;
+            session["status"] = json!(status);
+            session["last_active_at"] = json!(now);
+            session["updated_at"] = json!(now);
+            session.clone()
+        };
+        self.publish(vec![(kind, session.clone())]);
+        Some(session)
     }
 
     /// Serves the emulator on `address` (port 0 for any free port) until the handle is dropped.

@@ -28,6 +28,8 @@ pub struct ClerkUser {
     #[serde(default)]
     pub last_sign_in_at: Option<i64>,
     #[serde(default)]
+    pub last_active_at: Option<i64>,
+    #[serde(default)]
     pub created_at: i64,
     #[serde(default)]
     pub updated_at: i64,

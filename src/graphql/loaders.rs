@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use entity::{activity, lecturer_profile, organisation, user};
+use entity::{activity, lecturer_profile, organisation, sign_in, user};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::service::pagination::{Page, PageRequest};
 use crate::service::users::{UserFilter, UserOrder};
-use crate::service::{organisations, profiles, users, workload};
+use crate::service::{organisations, profiles, sign_ins, users, workload};
 
 pub struct DbLoader {
     db: DatabaseConnection,
@@ -137,6 +137,47 @@ impl Loader<Activities> for DbLoader {
                 (Activities(key), activities)
             })
             .collect())
+    }
+}
+
+/// A user's latest sign-ins, by their Clerk id: the first `first`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SignInsOf {
+    pub clerk_user_id: String,
+    pub first: u64,
+}
+
+impl Loader<SignInsOf> for DbLoader {
+    type Value = Vec<sign_in::Model>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[SignInsOf],
+    ) -> Result<HashMap<SignInsOf, Self::Value>, Self::Error> {
+        let mut by_first: HashMap<u64, Vec<String>> = HashMap::new();
+        for key in keys {
+            by_first
+                .entry(key.first)
+                .or_default()
+                .push(key.clerk_user_id.clone());
+        }
+        let mut found = HashMap::new();
+        for (first, clerk_user_ids) in by_first {
+            let latest = sign_ins::latest_of_users(&self.db, &clerk_user_ids, first)
+                .await
+                .map_err(Arc::new)?;
+            found.extend(latest.into_iter().map(|(clerk_user_id, sign_ins)| {
+                (
+                    SignInsOf {
+                        clerk_user_id,
+                        first,
+                    },
+                    sign_ins,
+                )
+            }));
+        }
+        Ok(found)
     }
 }
 

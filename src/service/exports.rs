@@ -23,7 +23,7 @@ use crate::error::AppError;
 const PAGE_ROWS: u64 = 500;
 
 /// The columns of a users export, in order: what `importUsers` reads back.
-pub const USER_COLUMNS: [&str; 18] = [
+pub const USER_COLUMNS: [&str; 19] = [
     "id",
     "email",
     "first_name",
@@ -41,6 +41,7 @@ pub const USER_COLUMNS: [&str; 18] = [
     "contract_end",
     "workload_target_hours",
     "last_sign_in_at",
+    "last_active_at",
     "created_at",
 ];
 
@@ -222,6 +223,9 @@ fn user_line(
             .unwrap_or_default(),
         number(profile.and_then(|p| p.workload_target_hours)),
         user.last_sign_in_at
+            .map(|at| at.to_rfc3339())
+            .unwrap_or_default(),
+        user.last_active_at
             .map(|at| at.to_rfc3339())
             .unwrap_or_default(),
         user.created_at.to_rfc3339(),

@@ -48,6 +48,8 @@ pub struct UserFilter {
     pub created: TimeRange,
     /// When the user last signed in (a user who never has is outside any range).
     pub last_sign_in: TimeRange,
+    /// When Clerk last saw the user active (a user never seen is outside any range).
+    pub last_active: TimeRange,
 }
 
 impl UserFilter {
@@ -73,6 +75,12 @@ impl UserFilter {
             condition = condition.add(
                 self.last_sign_in
                     .condition("filter.lastSignInBefore", user::Column::LastSignInAt)?,
+            );
+        }
+        if self.last_active != TimeRange::default() {
+            condition = condition.add(
+                self.last_active
+                    .condition("filter.lastActiveBefore", user::Column::LastActiveAt)?,
             );
         }
         if let Some(user_id) = self.user_id {

@@ -19,6 +19,7 @@ use entity::webhook_delivery;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
 
+use super::sign_ins::{self, SessionEvent};
 use super::users::{self, Brought, ClerkProfile};
 use super::{Origin, Services, Source, Write, user_locks};
 
@@ -33,6 +34,8 @@ pub enum ClerkEvent {
     UserUpserted(ClerkProfile),
     /// `user.deleted`.
     UserDeleted { clerk_id: String },
+    /// `session.created`, `.ended`, `.removed` or `.revoked`: a sign-in, and activity.
+    Session(SessionEvent),
     /// An event userhub does not act on (another type, a user with no email address).
     Ignored { reason: String },
 }
@@ -43,6 +46,7 @@ impl ClerkEvent {
         match self {
             ClerkEvent::UserUpserted(profile) => Some(&profile.clerk_id),
             ClerkEvent::UserDeleted { clerk_id } => Some(clerk_id),
+            ClerkEvent::Session(session) => Some(&session.clerk_user_id),
             ClerkEvent::Ignored { .. } => None,
         }
     }
@@ -204,6 +208,13 @@ async fn apply(services: &Services, deliveries: &[Delivery]) -> Result<Vec<Outco
                     Outcome::Applied
                 }
             },
+            ClerkEvent::Session(session) => {
+                match sign_ins::apply(&mut write, session.clone()).await? {
+                    sign_ins::Applied::Changed => Outcome::Applied,
+                    sign_ins::Applied::Unchanged => Outcome::Unchanged,
+                    sign_ins::Applied::Stale => Outcome::Stale,
+                }
+            }
             ClerkEvent::Ignored { reason } => {
                 tracing::info!(svix_id = %delivery.svix_id, event_type = %delivery.event_type, reason = %reason, "webhook acknowledged and ignored");
                 Outcome::Ignored

@@ -93,6 +93,7 @@ async fn a_stale_or_unchanged_profile_writes_nothing(app: TestApp) {
         organisation_id: None,
         banned: false,
         last_sign_in_at: None,
+        last_active_at: None,
         updated_at_ms: stored + 5,
         invitation_id: None,
     };

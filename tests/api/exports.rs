@@ -31,7 +31,7 @@ async fn download(app: &TestApp, token: Option<&str>, path: &str) -> (u16, Strin
     (status, content_type, response.text().await.expect("a body"))
 }
 
-const USERS_HEADER: &str = "id,email,first_name,last_name,role,organisation_id,organisation_slug,is_active,is_suspended,staff_id,job_title,department,contract_fte,contract_start,contract_end,workload_target_hours,last_sign_in_at,created_at";
+const USERS_HEADER: &str = "id,email,first_name,last_name,role,organisation_id,organisation_slug,is_active,is_suspended,staff_id,job_title,department,contract_fte,contract_start,contract_end,workload_target_hours,last_sign_in_at,last_active_at,created_at";
 
 /// The lines of a CSV body, each without its CRLF; every line must end in one.
 fn lines(body: &str) -> Vec<&str> {

@@ -12,6 +12,7 @@ mod abuse;
 mod access;
 mod access_ends;
 mod access_nested;
+mod activity;
 mod audit;
 mod auth;
 mod cache;

@@ -33,6 +33,10 @@ pub struct UsersFilterInput {
     pub last_sign_in_from: Option<DateTime<Utc>>,
     /// Users who last signed in before this moment (never signed in: left out).
     pub last_sign_in_before: Option<DateTime<Utc>>,
+    /// Users last active at or after this moment (never active: left out).
+    pub last_active_from: Option<DateTime<Utc>>,
+    /// Users last active before this moment (never active: left out).
+    pub last_active_before: Option<DateTime<Utc>>,
 }
 
 impl UsersFilterInput {
@@ -54,6 +58,10 @@ impl UsersFilterInput {
             last_sign_in: TimeRange {
                 from: self.last_sign_in_from,
                 before: self.last_sign_in_before,
+            },
+            last_active: TimeRange {
+                from: self.last_active_from,
+                before: self.last_active_before,
             },
         })
     }
@@ -77,6 +85,10 @@ pub struct UsersInOrganisationFilterInput {
     pub last_sign_in_from: Option<DateTime<Utc>>,
     /// Users who last signed in before this moment (never signed in: left out).
     pub last_sign_in_before: Option<DateTime<Utc>>,
+    /// Users last active at or after this moment (never active: left out).
+    pub last_active_from: Option<DateTime<Utc>>,
+    /// Users last active before this moment (never active: left out).
+    pub last_active_before: Option<DateTime<Utc>>,
 }
 
 impl From<UsersInOrganisationFilterInput> for UserFilter {
@@ -95,6 +107,10 @@ impl From<UsersInOrganisationFilterInput> for UserFilter {
             last_sign_in: TimeRange {
                 from: filter.last_sign_in_from,
                 before: filter.last_sign_in_before,
+            },
+            last_active: TimeRange {
+                from: filter.last_active_from,
+                before: filter.last_active_before,
             },
         }
     }

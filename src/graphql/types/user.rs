@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use entity::user;
 
 use super::connection::connection;
-use super::{LecturerProfile, Organisation, Role, Workload};
-use crate::graphql::batch::UserSet;
+use super::{LecturerProfile, Organisation, Role, SignIn, Workload};
+use crate::graphql::batch::{UserSet, loader};
+use crate::graphql::loaders::SignInsOf;
 use crate::service::pagination::Page;
 use crate::service::workload::AcademicYear;
 
@@ -157,6 +158,40 @@ impl User {
 
     async fn last_sign_in_at(&self) -> Option<DateTime<Utc>> {
         self.model.last_sign_in_at
+    }
+
+    /// When Clerk last saw the user active (their sessions' events, their Clerk record).
+    async fn last_active_at(&self) -> Option<DateTime<Utc>> {
+        self.model.last_active_at
+    }
+
+    /// The user's latest sign-ins (Clerk sessions), newest first: at most `first` (1 to 100,
+    /// default 10). The user themself, their organisation's admins and admins; `FORBIDDEN`
+    /// for anyone else. Batched across a page.
+    async fn sign_ins(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> Result<Vec<SignIn>> {
+        let actor = crate::graphql::caller(ctx).actor()?;
+        crate::service::sign_ins::check_readable(actor, &self.model)?;
+        let first = u64::try_from(first)
+            .ok()
+            .filter(|first| (1..=crate::service::sign_ins::MOST_SIGN_INS).contains(first))
+            .ok_or_else(|| {
+                crate::error::AppError::validation("first", "must be between 1 and 100")
+            })?;
+        let key = SignInsOf {
+            clerk_user_id: self.model.clerk_id.clone(),
+            first,
+        };
+        Ok(loader(ctx)
+            .load_one(key)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(SignIn)
+            .collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -21,6 +21,10 @@ pub enum UserChangeKind {
     ProfileUpdated,
     /// An activity was allocated to them, changed or taken away (`User.workload`).
     WorkloadChanged,
+    /// They signed in (`lastSignInAt`, `lastActiveAt`, `signIns`).
+    SignedIn,
+    /// A session of theirs ended (`lastActiveAt`, `signIns`).
+    SignedOut,
 }
 
 impl From<ChangeKind> for UserChangeKind {
@@ -33,6 +37,8 @@ impl From<ChangeKind> for UserChangeKind {
             ChangeKind::Deactivated => UserChangeKind::Deactivated,
             ChangeKind::ProfileUpdated => UserChangeKind::ProfileUpdated,
             ChangeKind::WorkloadChanged => UserChangeKind::WorkloadChanged,
+            ChangeKind::SignedIn => UserChangeKind::SignedIn,
+            ChangeKind::SignedOut => UserChangeKind::SignedOut,
         }
     }
 }

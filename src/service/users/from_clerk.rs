@@ -32,6 +32,7 @@ pub struct ClerkProfile {
     pub organisation_id: Option<Uuid>,
     pub banned: bool,
     pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub last_active_at: Option<DateTime<Utc>>,
     /// Clerk's `updated_at`, Unix milliseconds.
     pub updated_at_ms: i64,
     /// The invitation the user accepted, when Clerk made them from one of userhub's.
@@ -51,6 +52,7 @@ impl ClerkProfile {
             organisation_id: user.organisation_id(),
             banned: user.banned,
             last_sign_in_at: user.last_sign_in_at.and_then(from_millis),
+            last_active_at: user.last_active_at.and_then(from_millis),
             updated_at_ms: user.updated_at,
             invitation_id: user.invitation_id(),
         })
@@ -178,6 +180,7 @@ fn new_row(
         is_active: true,
         banned: profile.banned,
         last_sign_in_at: profile.last_sign_in_at,
+        last_active_at: profile.last_active_at,
         clerk_updated_at: profile.updated_at_ms,
         created_at: now,
         updated_at: now,
@@ -406,11 +409,17 @@ fn decide(
         return Ok(Decision::Stale(current));
     }
     let banned = profile.banned;
+    // Sessions' events (`service::sessions`) may have seen a later sign-in or activity than
+    // this user object shows: the later of the two stands.
+    let last_sign_in_at = profile.last_sign_in_at.max(current.last_sign_in_at);
+    let last_active_at = profile.last_active_at.max(current.last_active_at);
     let updated = user::Model {
         id: current.id,
         is_active: current.is_active,
         created_at: current.created_at,
         deactivated_at: current.deactivated_at,
+        last_sign_in_at,
+        last_active_at,
         ..new_row(profile, email, organisation_id, now)
     };
     let unchanged = current.email == updated.email
@@ -420,7 +429,8 @@ fn decide(
         && current.role == updated.role
         && current.organisation_id == updated.organisation_id
         && current.banned == updated.banned
-        && current.last_sign_in_at == updated.last_sign_in_at;
+        && current.last_sign_in_at == updated.last_sign_in_at
+        && current.last_active_at == updated.last_active_at;
     if unchanged {
         let newer_timestamp = (updated.clerk_updated_at > current.clerk_updated_at)
             .then_some(updated.clerk_updated_at);
@@ -531,6 +541,7 @@ mod tests {
             organisation_id: Some(Uuid::nil()),
             banned: false,
             last_sign_in_at: None,
+            last_active_at: None,
             updated_at_ms,
             invitation_id: None,
         }
