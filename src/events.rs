@@ -209,6 +209,17 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whether this event can alter what is known of one organisation: a change to its users,
+    /// record or invitations, or events lost.
+    pub fn may_concern_organisation(&self, organisation_id: Uuid) -> bool {
+        match self {
+            Event::User(change) => change.concerns_organisation(organisation_id),
+            Event::Record(change) => change.organisation_id() == Some(organisation_id),
+            Event::Sync(_) => false,
+            Event::Missed => true,
+        }
+    }
+
     fn touch(&self) -> Touch {
         match self {
             Event::User(change) => {

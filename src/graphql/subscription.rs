@@ -16,13 +16,13 @@ use tokio::sync::Notify;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::caller;
-use super::types::{SyncProgress, UserChange};
+use super::types::{OrganisationStats, SyncProgress, UserChange};
 use crate::auth::Actor;
 use crate::error::AppError;
 use crate::events::{self, Event};
 use crate::graphql::services;
 use crate::service::live::{self, AccessLost};
-use crate::service::{parse_id, sync};
+use crate::service::{parse_id, stats, sync};
 
 #[derive(Default)]
 pub struct Subscription;
@@ -61,6 +61,34 @@ impl Subscription {
         ))
     }
 
+    /// An organisation's dashboard, live: its counts at once, then again after every change
+    /// to its users, invitations or record that commits on any replica, changes close
+    /// together counted once (`STATS_SETTLE`). Admins, and the organisation's admins. Counts
+    /// are a snapshot, so a subscriber that fell behind, or a replica that lost events, gets
+    /// fresh counts rather than an error.
+    async fn organisation_stats_changed(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<impl Stream<Item = Result<OrganisationStats>> + use<>> {
+        let actor = caller(ctx).actor()?.clone();
+        let id = parse_id("id", &id)?;
+        let db = services(ctx).db.clone();
+        // Subscribe before the first count, so no change falls between the two.
+        let receiver = services(ctx).events.subscribe();
+        let first = stats::organisation(&db, &actor, id).await?;
+        let state = StatsWatch {
+            receiver,
+            actor,
+            access: ctx.data_opt::<AccessChanged>().cloned(),
+            db,
+            organisation_id: id,
+            first: Some(first),
+            ended: false,
+        };
+        Ok(futures_util::stream::unfold(state, StatsWatch::next))
+    }
+
     /// The progress of syncs, from any replica: the latest run at once (when there is one),
     /// then each step of the running one. Admins only.
     async fn sync_progress(
@@ -88,6 +116,88 @@ impl Subscription {
             futures_util::stream::iter(latest),
             live,
         ))
+    }
+}
+
+/// How long an organisation's dashboard waits after a change for the changes that come with
+/// it (a bulk operation, a sync page), so that a burst is counted once.
+const STATS_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
+struct StatsWatch {
+    receiver: broadcast::Receiver<Event>,
+    actor: Actor,
+    access: Option<AccessChanged>,
+    db: sea_orm::DatabaseConnection,
+    organisation_id: uuid::Uuid,
+    first: Option<stats::OrganisationStats>,
+    ended: bool,
+}
+
+/// What the dashboard's watch makes of an event.
+enum Heard {
+    Nothing,
+    Change,
+    AccessLost(AccessLost),
+}
+
+impl StatsWatch {
+    async fn next(mut self) -> Option<(Result<OrganisationStats>, StatsWatch)> {
+        if self.ended {
+            return None;
+        }
+        if let Some(first) = self.first.take() {
+            return Some((Ok(OrganisationStats(first)), self));
+        }
+        loop {
+            let heard = match self.receiver.recv().await {
+                Ok(event) => self.hear(&event),
+                Err(RecvError::Lagged(_)) => Heard::Change,
+                Err(RecvError::Closed) => return None,
+            };
+            match heard {
+                Heard::Nothing => continue,
+                Heard::AccessLost(lost) => return Some((Err(self.end(lost).into()), self)),
+                Heard::Change => break,
+            }
+        }
+        tokio::time::sleep(STATS_SETTLE).await;
+        loop {
+            let heard = match self.receiver.try_recv() {
+                Ok(event) => self.hear(&event),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => Heard::Change,
+                Err(_) => break,
+            };
+            if let Heard::AccessLost(lost) = heard {
+                return Some((Err(self.end(lost).into()), self));
+            }
+        }
+        let counted = stats::organisation(&self.db, &self.actor, self.organisation_id).await;
+        if counted.is_err() {
+            self.ended = true;
+        }
+        Some((counted.map(OrganisationStats).map_err(Into::into), self))
+    }
+
+    fn hear(&mut self, event: &Event) -> Heard {
+        if let Event::User(change) = event
+            && let Some(lost) = live::follow_self(&mut self.actor, change)
+        {
+            return Heard::AccessLost(lost);
+        }
+        if event.may_concern_organisation(self.organisation_id) {
+            Heard::Change
+        } else {
+            Heard::Nothing
+        }
+    }
+
+    fn end(&mut self, lost: AccessLost) -> AppError {
+        let (ended, reason) = access_lost(lost);
+        self.ended = true;
+        if let Some(access) = &self.access {
+            access.set(reason);
+        }
+        ended
     }
 }
 

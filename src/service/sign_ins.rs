@@ -8,7 +8,7 @@
 //! the row names its user by Clerk id, and the user's own `user.created` carries their times.
 //!
 //! Sign-ins are not audited: they are activity, not changes anyone made, and this table is
-//! their history. A user whose row moved is published as a `SIGNED_IN` or `SIGNED_OUT` change.
+//! their history. Each is published as its user's `SIGNED_IN` or `SIGNED_OUT` change.
 
 use std::collections::HashMap;
 
@@ -131,7 +131,9 @@ pub(crate) async fn apply(write: &mut Write, event: SessionEvent) -> Result<Appl
     Ok(Applied::Changed)
 }
 
-/// Moves the user's `lastActiveAt` (and, for a new session, `lastSignInAt`) forward.
+/// Moves the user's `lastActiveAt` (and, for a new session, `lastSignInAt`) forward, and
+/// publishes the sign-in as their change even when their times stay (an older session heard
+/// of late): answers holding their sign-ins (`signIns`, a dashboard's weeks) must hear of it.
 async fn touch_user(write: &mut Write, event: &SessionEvent, new: bool) -> Result<(), AppError> {
     let Some(current) = user::Entity::find()
         .filter(user::Column::ClerkId.eq(event.clerk_user_id.as_str()))
@@ -140,15 +142,22 @@ async fn touch_user(write: &mut Write, event: &SessionEvent, new: bool) -> Resul
     else {
         return Ok(());
     };
+    let kind = if event.ends {
+        ChangeKind::SignedOut
+    } else {
+        ChangeKind::SignedIn
+    };
     let last_active_at = Ord::max(current.last_active_at, Some(event.last_active_at));
     let last_sign_in_at = if new && !event.ends {
         Ord::max(current.last_sign_in_at, Some(event.started_at))
     } else {
         current.last_sign_in_at
     };
-    if !current.is_active
-        || (last_active_at == current.last_active_at && last_sign_in_at == current.last_sign_in_at)
-    {
+    let moved =
+        last_active_at != current.last_active_at || last_sign_in_at != current.last_sign_in_at;
+    // A removed user's row stays as Clerk's deletion left it.
+    if !current.is_active || !moved {
+        write.user_changed(kind, Some(&current), current.clone());
         return Ok(());
     }
     let mut row: user::ActiveModel = current.clone().into();
@@ -156,11 +165,6 @@ async fn touch_user(write: &mut Write, event: &SessionEvent, new: bool) -> Resul
     row.last_sign_in_at = Set(last_sign_in_at);
     row.updated_at = Set(super::now());
     let updated = row.update(write.conn()).await?;
-    let kind = if event.ends {
-        ChangeKind::SignedOut
-    } else {
-        ChangeKind::SignedIn
-    };
     write.user_changed(kind, Some(&current), updated);
     Ok(())
 }

@@ -353,6 +353,17 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             ),
         ),
         (
+            "organisationStatsChanged",
+            (
+                format!(
+                    r#"subscription {{ organisationStatsChanged(id: "{}") {{ members }} }}"#,
+                    world.org_a
+                ),
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
             "syncProgress",
             (
                 "subscription { syncProgress { run { id } } }".to_owned(),

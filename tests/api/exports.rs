@@ -107,7 +107,7 @@ async fn a_users_export_holds_the_callers_scope_with_profiles_and_defused_formul
     assert_eq!(
         rows[1],
         format!(
-            "{},ada@physics.test,\"'=HYPERLINK(\"\"http://evil\"\")\",\"Lovelace, Countess\",LECTURER,{},physics,true,false,P-7,Lecturer,,0.5,2026-09-01,,800,,{}",
+            "{},ada@physics.test,\"'=HYPERLINK(\"\"http://evil\"\")\",\"Lovelace, Countess\",LECTURER,{},physics,true,false,P-7,Lecturer,,0.5,2026-09-01,,800,,,{}",
             lecturer.id,
             physics.id,
             lecturer.created_at.to_rfc3339()

@@ -7,8 +7,13 @@ use sea_orm::{ActiveModelTrait, Set};
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
+use crate::live::envelope;
 
-on_both_databases!(an_organisations_dashboard_counts_its_people_invitations_and_sign_ins);
+on_both_databases!(
+    an_organisations_dashboard_counts_its_people_invitations_and_sign_ins,
+    the_dashboard_counts_sign_ins_by_week_and_workload,
+    the_dashboard_follows_its_organisations_changes_live,
+);
 
 const STATS: &str = r#"query ($id: ID!) { organisationStats(id: $id) {
     organisationId members pendingInvitations signedInLast30Days neverSignedIn
@@ -95,4 +100,192 @@ async fn an_organisations_dashboard_counts_its_people_invitations_and_sign_ins(a
         .graphql(STATS, json!({ "id": uuid::Uuid::now_v7().to_string() }))
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+}
+
+fn session_at(id: &str, clerk_user_id: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let millis = at.timestamp_millis();
+    envelope(
+        "session.created",
+        json!({ "object": "session", "id": id, "user_id": clerk_user_id, "status": "active",
+                "created_at": millis, "updated_at": millis, "last_active_at": millis }),
+    )
+}
+
+async fn the_dashboard_counts_sign_ins_by_week_and_workload(app: TestApp) {
+    let physics = app.create_organisation("Physics").await;
+    let biology = app.create_organisation("Biology").await;
+    let member = |email: &'static str, organisation: uuid::Uuid| {
+        TestUser::new(email)
+            .role(Role::Lecturer)
+            .in_organisation(organisation)
+    };
+    let ada = app
+        .create_user(member("ada@physics.test", physics.id))
+        .await;
+    let alan = app
+        .create_user(member("alan@physics.test", physics.id))
+        .await;
+    let other = app.create_user(member("bo@biology.test", biology.id)).await;
+    let now = chrono::Utc::now();
+    let this_week = userhub::service::sign_ins::week_of(now);
+    let just_now = now - chrono::Duration::milliseconds(1);
+    for (n, (person, at)) in [
+        (&ada, just_now),
+        (&ada, just_now),
+        (&alan, just_now),
+        (&other, just_now),
+        (&alan, this_week - chrono::Duration::days(1)),
+        (&ada, this_week - chrono::Duration::days(15)),
+        // Before the four weeks asked for.
+        (&ada, this_week - chrono::Duration::days(30)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, answer) = app
+            .deliver(
+                &format!("msg_week_{n}"),
+                &session_at(&format!("sess_week_{n}"), &person.clerk_id, at),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let body = app
+        .graphql(
+            "mutation ($id: ID!) { allocateActivity(userId: $id, input: { academicYear: \"2026/27\", kind: TEACHING, name: \"Optics\", hours: 120 }) { activity { id } } }",
+            json!({ "id": ada.id.to_string() }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+
+    let answer = app
+        .query(
+            r#"query ($id: ID!) { organisationStats(id: $id) {
+                signInsByWeek(weeks: 4) { weekStart signIns people }
+                workload(academicYear: "2026/27") { allocatedHours } } }"#,
+            json!({ "id": physics.id.to_string() }),
+        )
+        .await;
+    let weeks = &answer["organisationStats"]["signInsByWeek"];
+    let counts: Vec<(i64, i64)> = weeks
+        .as_array()
+        .expect("weeks")
+        .iter()
+        .map(|week| {
+            (
+                week["signIns"].as_i64().unwrap_or(-1),
+                week["people"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    // Three weeks back: the sign-in 15 days before this week; two back: none.
+    assert_eq!(counts, [(1, 1), (0, 0), (1, 1), (3, 2)], "{weeks}");
+    let starts: Vec<chrono::DateTime<chrono::Utc>> = weeks
+        .as_array()
+        .expect("weeks")
+        .iter()
+        .map(|week| {
+            week["weekStart"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .expect("a time")
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        (0..4)
+            .rev()
+            .map(|back| this_week - chrono::Duration::weeks(back))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        answer["organisationStats"]["workload"]["allocatedHours"],
+        120.0
+    );
+    for weeks in [0, 27] {
+        let body = app
+            .graphql(
+                r#"query ($id: ID!, $weeks: Int!) { organisationStats(id: $id) { signInsByWeek(weeks: $weeks) { signIns } } }"#,
+                json!({ "id": physics.id.to_string(), "weeks": weeks }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+}
+
+async fn the_dashboard_follows_its_organisations_changes_live(app: TestApp) {
+    let physics = app.create_organisation("Physics").await;
+    let biology = app.create_organisation("Biology").await;
+    let in_org = |email: &'static str, role: Role, organisation: uuid::Uuid| {
+        TestUser::new(email)
+            .role(role)
+            .in_organisation(organisation)
+    };
+    let head = app
+        .create_user(in_org("head@physics.test", Role::OrgAdmin, physics.id))
+        .await;
+    let ada = app
+        .create_user(in_org("ada@physics.test", Role::Lecturer, physics.id))
+        .await;
+    let bo = app
+        .create_user(in_org("bo@biology.test", Role::Lecturer, biology.id))
+        .await;
+    const LIVE: &str = r#"subscription ($id: ID!) { organisationStatsChanged(id: $id) {
+        members pendingInvitations workload(academicYear: "2026/27") { allocatedHours } } }"#;
+    let id = json!({ "id": physics.id.to_string() });
+    let mut dashboard = app.subscribe(&app.token_for(&head), LIVE, id.clone()).await;
+    // The counts at once.
+    let first = dashboard.next_data().await;
+    assert_eq!(
+        first["organisationStatsChanged"],
+        json!({ "members": 2, "pendingInvitations": 0, "workload": { "allocatedHours": 0.0 } })
+    );
+
+    let allocate = |person: &entity::user::Model, hours: f64| {
+        let app = &app;
+        let person = person.id.to_string();
+        async move {
+            let body = app
+                .graphql(
+                    "mutation ($id: ID!, $hours: Float!) { allocateActivity(userId: $id, input: { academicYear: \"2026/27\", kind: TEACHING, name: \"Labs\", hours: $hours }) { activity { id } } }",
+                    json!({ "id": person, "hours": hours }),
+                )
+                .await;
+            assert!(body.get("errors").is_none(), "{body}");
+        }
+    };
+    allocate(&ada, 40.0).await;
+    let next = dashboard.next_data().await;
+    assert_eq!(
+        next["organisationStatsChanged"]["workload"]["allocatedHours"],
+        40.0
+    );
+    app.invite("new@physics.test", Role::Lecturer, Some(physics.id))
+        .await;
+    let next = dashboard.next_data().await;
+    assert_eq!(next["organisationStatsChanged"]["pendingInvitations"], 1);
+
+    // Another organisation's changes are not this dashboard's.
+    allocate(&bo, 10.0).await;
+    app.invite("new@biology.test", Role::Lecturer, Some(biology.id))
+        .await;
+    dashboard.assert_quiet().await;
+
+    // A burst ends in its total, and nothing after it.
+    for _ in 0..5 {
+        allocate(&ada, 2.0).await;
+    }
+    let mut pushes = 0;
+    loop {
+        let next = dashboard.next_data().await;
+        pushes += 1;
+        if next["organisationStatsChanged"]["workload"]["allocatedHours"] == 50.0 {
+            break;
+        }
+        assert!(pushes < 5, "one push per change at most: {next}");
+    }
+    dashboard.assert_quiet().await;
+    // Who may watch it is the authorisation matrix's (`access.rs`): admins and the
+    // organisation's admins.
 }

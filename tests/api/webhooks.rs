@@ -526,7 +526,7 @@ async fn reordered_updates_and_late_events_end_at_clerks_latest_state(app: TestA
 async fn unknown_event_types_are_acknowledged_and_ignored(app: TestApp) {
     let before = counts(&app).await;
     for (svix_id, kind) in [
-        ("msg_session", "session.created"),
+        ("msg_session", "session.pending"),
         ("msg_org", "organization.created"),
         ("msg_email", "email.created"),
     ] {
