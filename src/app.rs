@@ -653,6 +653,11 @@ impl Server {
                     Ok(pruned) => tracing::info!(pruned, "forgot old webhook deliveries"),
                     Err(err) => tracing::warn!(error = %err, "cannot prune old webhook deliveries"),
                 }
+                match crate::service::change_feed::prune(&db).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "forgot old changes of the change feed"),
+                    Err(err) => tracing::warn!(error = %err, "cannot prune the change feed"),
+                }
             }
         });
         // Any replica notices a sync whose process died, so its run does not stay `running`.

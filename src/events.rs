@@ -112,6 +112,10 @@ pub enum ChangeKind {
 /// One committed change to one user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserChange {
+    /// Its place in the change feed (`service::change_feed`), taken as it commits: the cursor
+    /// a subscriber resumes from.
+    #[serde(default)]
+    pub id: Uuid,
     pub kind: ChangeKind,
     /// The user after the change.
     pub user: user::Model,
@@ -134,6 +138,7 @@ impl UserChange {
             .and_then(|before| before.organisation_id)
             .filter(|previous| after.organisation_id != Some(*previous));
         UserChange {
+            id: Uuid::nil(),
             kind,
             occurred_at: after.updated_at,
             user: after,
@@ -481,13 +486,16 @@ impl EventBus {
     }
 
     /// Commits `txn` and publishes its changes: both or neither.
-    pub async fn commit<T>(&self, txn: T, changes: Changes) -> Result<(), DbErr>
+    pub async fn commit<T>(&self, txn: T, mut changes: Changes) -> Result<(), DbErr>
     where
         T: ConnectionTrait + TransactionSession,
     {
         if changes.is_empty() {
             return txn.commit().await;
         }
+        // Last before the commit, so the feed's order is the commits' order but for the
+        // moment a commit takes (`change_feed::COMMIT_SKEW`).
+        crate::service::change_feed::record(&txn, &mut changes.users).await?;
         if self.is_postgres() {
             let users = changes.users.iter().map(postgres::user_payload);
             let records = changes.records.iter().map(postgres::record_payload);

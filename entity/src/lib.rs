@@ -14,4 +14,5 @@ pub mod role;
 pub mod sign_in;
 pub mod sync_run;
 pub mod user;
+pub mod user_change;
 pub mod webhook_delivery;

@@ -7,4 +7,5 @@ pub use super::organisation::Entity as Organisation;
 pub use super::sign_in::Entity as SignIn;
 pub use super::sync_run::Entity as SyncRun;
 pub use super::user::Entity as User;
+pub use super::user_change::Entity as UserChange;
 pub use super::webhook_delivery::Entity as WebhookDelivery;

@@ -14,6 +14,7 @@ mod m20261207_000009_create_lecturer_profiles;
 mod m20261207_000010_index_audit_events_by_time;
 mod m20261207_000011_create_activities;
 mod m20261207_000012_create_sign_ins;
+mod m20261207_000013_create_user_changes;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_index_audit_events_by_time::Migration),
             Box::new(m20261207_000011_create_activities::Migration),
             Box::new(m20261207_000012_create_sign_ins::Migration),
+            Box::new(m20261207_000013_create_user_changes::Migration),
         ]
     }
 }

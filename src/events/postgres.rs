@@ -30,6 +30,8 @@ enum Wire {
 
 #[derive(Serialize, Deserialize)]
 struct UserWire {
+    #[serde(default)]
+    id: Uuid,
     kind: ChangeKind,
     user_id: Uuid,
     user: Option<user::Model>,
@@ -45,6 +47,7 @@ fn encode(wire: &Wire) -> String {
 
 pub(super) fn user_payload(change: &UserChange) -> String {
     let mut wire = UserWire {
+        id: change.id,
         kind: change.kind,
         user_id: change.user.id,
         user: Some(change.user.clone()),
@@ -231,6 +234,7 @@ async fn deliver(db: &DatabaseConnection, heard: &Heard, payload: &str) {
                 },
             };
             Event::User(Arc::new(UserChange {
+                id: wire.id,
                 kind: wire.kind,
                 user,
                 previous_organisation_id: wire.previous_organisation_id,

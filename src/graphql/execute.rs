@@ -144,8 +144,15 @@ impl Executor {
             });
         let shareable = match roots.as_slice() {
             [root] if operation_type == OperationType::Subscription => match &root.node {
+                // A subscription resuming from a cursor replays what its subscriber missed:
+                // each is its own.
                 Selection::Field(field)
-                    if SHAREABLE_SUBSCRIPTIONS.contains(&field.node.name.node.as_str()) =>
+                    if SHAREABLE_SUBSCRIPTIONS.contains(&field.node.name.node.as_str())
+                        && !field
+                            .node
+                            .arguments
+                            .iter()
+                            .any(|(name, _)| name.node == "after") =>
                 {
                     Some(RootField {
                         response_key: field.node.response_key().node.to_string(),

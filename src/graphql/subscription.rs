@@ -8,10 +8,11 @@
 //! subscribers (`fanout.rs`) shows each change to the group instead, which follows every
 //! member's own row.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, ID, Result, Subscription as SubscriptionObject};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -22,7 +23,7 @@ use crate::error::AppError;
 use crate::events::{self, Event};
 use crate::graphql::services;
 use crate::service::live::{self, AccessLost};
-use crate::service::{parse_id, stats, sync};
+use crate::service::{change_feed, parse_id, stats, sync};
 
 #[derive(Default)]
 pub struct Subscription;
@@ -33,10 +34,17 @@ impl Subscription {
     /// `organisationId` when given (a user leaving it included). Organisation admins and
     /// members follow their own organisation; admins follow everyone. Ends with
     /// `EVENTS_MISSED` when this subscriber fell too far behind to be sent every change.
+    ///
+    /// With `after` (a change's `cursor`, or `userChangeCursor`), it first replays from the
+    /// change feed what came after that cursor, then continues live; a subscriber that falls
+    /// behind is caught up from the feed rather than ended. The feed keeps a week of changes
+    /// and replays at most 10,000 at once (beyond either, `EVENTS_MISSED`), and is at least
+    /// once: a change from the two seconds before the cursor may come again, with its cursor.
     async fn user_changed(
         &self,
         ctx: &Context<'_>,
         organisation_id: Option<ID>,
+        after: Option<ID>,
     ) -> Result<impl Stream<Item = Result<UserChange>> + use<>> {
         let actor = caller(ctx).actor()?.clone();
         let organisation_id = organisation_id
@@ -44,21 +52,39 @@ impl Subscription {
             .transpose()?;
         live::follow_users(&actor, organisation_id)?;
         let receiver = services(ctx).events.subscribe();
+        if let Some(after) = after {
+            let after = change_feed::parse_cursor("after", &after)?;
+            let db = services(ctx).db.clone();
+            // Subscribed first: a change that commits while the feed is read comes live too,
+            // and is sent once (`seen`).
+            let replayed =
+                change_feed::since(&db, &actor, organisation_id, after, &HashSet::new()).await?;
+            let state = Resume {
+                receiver,
+                actor,
+                access: ctx.data_opt::<AccessChanged>().cloned(),
+                db,
+                organisation_id,
+                queue: replayed.into(),
+                last: after,
+                seen: Seen::default(),
+                ended: false,
+            };
+            return Ok(futures_util::stream::unfold(state, Resume::next).boxed());
+        }
         let follower = match ctx.data_opt::<FollowMembers>() {
             Some(members) => Follower::Members(members.clone()),
             None => Follower::Subscriber(ctx.data_opt::<AccessChanged>().cloned()),
         };
-        Ok(watch(
-            receiver,
-            actor,
-            follower,
-            move |actor, event| match event {
+        Ok(
+            watch(receiver, actor, follower, move |actor, event| match event {
                 Event::User(change) if live::sees_user_change(actor, change, organisation_id) => {
                     Some(UserChange(change.clone()))
                 }
                 _ => None,
-            },
-        ))
+            })
+            .boxed(),
+        )
     }
 
     /// An organisation's dashboard, live: its counts at once, then again after every change
@@ -116,6 +142,102 @@ impl Subscription {
             futures_util::stream::iter(latest),
             live,
         ))
+    }
+}
+
+/// The ids of the changes a resumed subscription sent lately: a change it hears both from the
+/// feed and live, or again in a catch-up, goes out once. Bounded: the oldest are forgotten.
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<uuid::Uuid>,
+    order: std::collections::VecDeque<uuid::Uuid>,
+}
+
+impl Seen {
+    const MOST: usize = 2 * change_feed::MOST_REPLAYED;
+
+    /// Remembers `id`; false when it was remembered already.
+    fn first_time(&mut self, id: uuid::Uuid) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > Self::MOST
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        true
+    }
+}
+
+/// A `userChanged` resumed from a cursor: the feed's changes, then live ones, caught up from
+/// the feed again whenever live ones were missed.
+struct Resume {
+    receiver: broadcast::Receiver<Event>,
+    actor: Actor,
+    access: Option<AccessChanged>,
+    db: sea_orm::DatabaseConnection,
+    organisation_id: Option<uuid::Uuid>,
+    queue: std::collections::VecDeque<Arc<events::UserChange>>,
+    /// The newest cursor sent.
+    last: uuid::Uuid,
+    seen: Seen,
+    ended: bool,
+}
+
+impl Resume {
+    async fn next(mut self) -> Option<(Result<UserChange>, Resume)> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            // Replayed changes are the past: they do not end the subscription, as a live change
+            // to the subscriber's own access does.
+            if let Some(change) = self.queue.pop_front() {
+                if self.seen.first_time(change.id) {
+                    self.last = self.last.max(change.id);
+                    return Some((Ok(UserChange(change)), self));
+                }
+                continue;
+            }
+            let missed = match self.receiver.recv().await {
+                Ok(Event::User(change)) => {
+                    if let Some(lost) = live::follow_self(&mut self.actor, &change) {
+                        let (ended, reason) = access_lost(lost);
+                        self.ended = true;
+                        if let Some(access) = &self.access {
+                            access.set(reason);
+                        }
+                        return Some((Err(ended.into()), self));
+                    }
+                    if live::sees_user_change(&self.actor, &change, self.organisation_id) {
+                        self.queue.push_back(change);
+                    }
+                    continue;
+                }
+                Ok(Event::Missed) | Err(RecvError::Lagged(_)) => true,
+                Ok(_) => false,
+                Err(RecvError::Closed) => return None,
+            };
+            if missed {
+                let caught_up = change_feed::since(
+                    &self.db,
+                    &self.actor,
+                    self.organisation_id,
+                    self.last,
+                    &self.seen.ids,
+                )
+                .await;
+                match caught_up {
+                    Ok(changes) => self.queue.extend(changes),
+                    Err(err) => {
+                        self.ended = true;
+                        return Some((Err(err.into()), self));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod activity;
 mod audit;
 mod auth;
 mod cache;
+mod change_feed;
 mod contract;
 mod direct;
 mod emulator_webhooks;

@@ -141,6 +141,14 @@ impl From<UserOrderBy> for UserOrder {
 
 #[Object]
 impl UserQuery {
+    /// The change feed's present position: subscribe with `userChanged(after:)` set to it to
+    /// follow changes from now on, resumably (a reconnect or a fall behind replays what was
+    /// missed). Any signed-in caller.
+    async fn user_change_cursor(&self, ctx: &Context<'_>) -> Result<ID> {
+        crate::graphql::caller(ctx).actor()?;
+        Ok(ID(crate::service::change_feed::now().to_string()))
+    }
+
     /// The signed-in caller.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let actor = caller(ctx).actor()?;

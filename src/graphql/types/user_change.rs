@@ -48,6 +48,12 @@ pub struct UserChange(pub(crate) Arc<events::UserChange>);
 
 #[Object]
 impl UserChange {
+    /// Its place in the change feed: subscribe with `userChanged(after:)` set to the last
+    /// cursor seen to resume from there.
+    async fn cursor(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
     async fn kind(&self) -> UserChangeKind {
         self.0.kind.into()
     }
