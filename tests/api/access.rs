@@ -260,6 +260,14 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             ),
         ),
         (
+            "userChangeCursor",
+            (
+                "{ userChangeCursor }".to_owned(),
+                none,
+                signed_in_only(Allowed(None)),
+            ),
+        ),
+        (
             "user",
             (
                 format!("{{ user(id: \"{}\") {{ id }} }}", world.target.id),
