@@ -28,11 +28,13 @@ use crate::local::LocalMode;
 use crate::service::sessions::Authenticator;
 
 /// The views of the console; each is a real path, so a reload or a shared link opens it.
-const VIEWS: [&str; 6] = [
+const VIEWS: [&str; 8] = [
     "/admin",
     "/admin/users",
     "/admin/organisations",
     "/admin/invitations",
+    "/admin/dashboard",
+    "/admin/workload",
     "/admin/sync",
     "/admin/audit",
 ];
@@ -110,6 +112,8 @@ const ASSETS: &[Asset] = &[
     asset!("views/organisations.js", "text/javascript; charset=utf-8"),
     asset!("views/sync.js", "text/javascript; charset=utf-8"),
     asset!("views/audit.js", "text/javascript; charset=utf-8"),
+    asset!("views/dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("views/workload.js", "text/javascript; charset=utf-8"),
     asset!("admin.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];

@@ -59,3 +59,34 @@ export const USER_CHANGED = `subscription Live { userChanged { kind source occur
 export const SUSPEND_USER = `mutation Suspend($id: ID!) { user: suspendUser(id: $id) { ${USER_FIELDS} } }`;
 
 export const UNSUSPEND_USER = `mutation Unsuspend($id: ID!) { user: unsuspendUser(id: $id) { ${USER_FIELDS} } }`;
+
+export const STATS_FIELDS = `organisationId members pendingInvitations signedInLast30Days neverSignedIn computedAt
+        byRole { role active suspended removed }
+        signInsByWeek(weeks: 8) { weekStart signIns people }
+        workload { academicYear allocatedHours targetHours overAllocatedCount underAllocatedCount
+          overAllocated { user { id fullName email } allocatedHours targetHours balanceHours } }`;
+
+export const ORGANISATION_STATS = `query Stats($id: ID!) { organisationStats(id: $id) { ${STATS_FIELDS} } }`;
+
+export const ORGANISATION_STATS_CHANGED = `subscription StatsLive($id: ID!) { organisationStatsChanged(id: $id) { ${STATS_FIELDS} } }`;
+
+export const ORGANISATION_WORKLOAD = `query Workload($id: ID!, $year: String) {
+        organisationWorkload(id: $id, academicYear: $year) { academicYear standardHours allocatedHours targetHours
+          overAllocatedCount underAllocatedCount onTargetCount withoutTargetCount
+          people { user { id fullName email } allocatedHours targetHours targetSource balanceHours balance } } }`;
+
+export const MEMBERS = `query Members($org: ID!) { users(first: 100, orderBy: EMAIL_ASC, filter: { organisationId: $org, isActive: true }) {
+        nodes { id fullName email role } } }`;
+
+export const PERSON_WORKLOAD = `query Person($id: ID!, $year: String) { user(id: $id) { id fullName
+        profile { staffId jobTitle contractFte workloadTargetHours }
+        workload(academicYear: $year) { allocatedHours targetHours balance
+          activities { id term kind moduleCode name hours } } } }`;
+
+export const ALLOCATE_ACTIVITY = `mutation Allocate($id: ID!, $input: AllocateActivityInput!) {
+        allocateActivity(userId: $id, input: $input) { activity { id } workload { allocatedHours balance } } }`;
+
+export const REMOVE_ACTIVITY = `mutation RemoveActivity($id: ID!) { removeActivity(id: $id) { activity { id } } }`;
+
+export const UPDATE_PROFILE = `mutation Profile($id: ID!, $input: LecturerProfileInput!) {
+        updateLecturerProfile(userId: $id, input: $input) { id profile { staffId jobTitle contractFte workloadTargetHours } } }`;

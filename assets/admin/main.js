@@ -11,10 +11,12 @@ import { live } from './live.js';
 import { isAdmin, isManager, loadOrganisations } from './roles.js';
 import { SIGNED_OUT_KEY, TOKEN_KEY, config, session } from './state.js';
 import { auditView } from './views/audit.js';
+import { dashboardView } from './views/dashboard.js';
 import { invitationsView } from './views/invitations.js';
 import { organisationsView } from './views/organisations.js';
 import { syncView } from './views/sync.js';
 import { usersView } from './views/users.js';
+import { workloadView } from './views/workload.js';
 
 const NAV_TEMPLATE = document.getElementById('nav').innerHTML;
 let currentView = null;
@@ -137,6 +139,8 @@ const VIEWS = {
   users: { build: usersView, allowed: () => true },
   invitations: { build: invitationsView, allowed: isManager },
   organisations: { build: organisationsView, allowed: () => true },
+  dashboard: { build: dashboardView, allowed: isManager },
+  workload: { build: workloadView, allowed: isManager },
   sync: { build: syncView, allowed: isAdmin },
   audit: { build: auditView, allowed: isAdmin },
 };

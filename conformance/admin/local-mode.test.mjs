@@ -105,7 +105,7 @@ test('the admin console at 1280×800: invite, accept, live arrival, role change,
   await page.locator('#live[data-state="live"]').waitFor();
   await page.locator('#users-table tbody tr[data-user-id]').first().waitFor();
   assert.match(await page.locator('#user-count').textContent(), /^3[0-9] users$/);
-  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Sync', 'Audit']);
+  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Dashboard', 'Workload', 'Sync', 'Audit']);
 
   // Filters: the demo directory's org admins of one organisation.
   await page.locator('#filter-role').selectOption('ORG_ADMIN');
@@ -228,7 +228,7 @@ test('the admin console at 1280×800: invite, accept, live arrival, role change,
   await page.locator('#organisations-table tr[data-name="School of Physics and Astronomy"] .badge').filter({ hasText: 'Archived' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'organisations.png'), fullPage: true });
 
-  for (const view of ['users', 'invitations', 'organisations', 'sync', 'audit']) {
+  for (const view of ['users', 'invitations', 'organisations', 'dashboard', 'workload', 'sync', 'audit']) {
     await page.goto(`${origin}/admin/${view}`);
     await page.locator('#live[data-state="live"]').waitFor();
     await page.waitForLoadState('networkidle');
@@ -238,14 +238,72 @@ test('the admin console at 1280×800: invite, accept, live arrival, role change,
   assert.deepEqual(errors, [], 'no script errors');
 });
 
+test('the dashboard and the workload: counts, allocation, profile, live totals', async () => {
+  const { page, blocked, errors } = await openPage(browser, origin, { width: 1280, height: 800 });
+  const found = await graphql(`{ organisations(first: 5, filter: { search: "Computing" }) { nodes { id name } } }`);
+  const computing = found.organisations.nodes.find((org) => org.name === 'School of Computing');
+  const members = await graphql(`query ($org: ID!) { users(first: 100, orderBy: EMAIL_ASC, filter: { organisationId: $org, isActive: true }) { nodes { id email fullName role } } }`, { org: computing.id });
+  const [first, second] = members.users.nodes.filter((user) => user.role !== 'ORG_ADMIN' && user.role !== 'ADMIN');
+
+  // The dashboard: counts at once.
+  await page.goto(`${origin}/admin/dashboard?org=${computing.id}`);
+  await page.locator('#live[data-state="live"]').waitFor();
+  await page.locator('#stat-members .stat-value').waitFor();
+  assert.match(await page.locator('#stat-members .stat-value').textContent(), /^\d+$/);
+  assert.equal(await page.locator('#sign-in-weeks .week').count(), 8);
+  await page.locator('#dashboard-workload').filter({ hasText: 'Nobody is over-allocated.' }).waitFor();
+
+  // Allocated elsewhere (the API, as another admin would): the dashboard counts it again live.
+  await graphql(`mutation ($id: ID!) { updateLecturerProfile(userId: $id, input: { workloadTargetHours: 100 }) { id } }`, { id: first.id });
+  await graphql(`mutation ($id: ID!) { allocateActivity(userId: $id, input: { academicYear: "${currentYear()}", kind: TEACHING, moduleCode: "CS101", name: "Programming lectures", hours: 130 }) { activity { id } } }`, { id: first.id });
+  await page.locator('#dashboard-workload').filter({ hasText: '1 over-allocated' }).waitFor({ timeout: 10_000 });
+  await page.locator('#dashboard-workload li').filter({ hasText: first.fullName }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+
+  // The workload: allocate from the form, open a person, record their FTE.
+  await page.goto(`${origin}/admin/workload?org=${computing.id}`);
+  await page.locator(`#workload-people tr[data-user-id="${first.id}"]`).waitFor();
+  await page.locator('#allocate-person').selectOption(second.id);
+  await page.locator('#allocate-kind').selectOption('ASSESSMENT');
+  await page.locator('#allocate-code').fill('cs102');
+  await page.locator('#allocate-name').fill('Coursework marking');
+  await page.locator('#allocate-term').fill('Spring');
+  await page.locator('#allocate-hours').fill('42.5');
+  await page.locator('#allocate-submit').click();
+  const row = page.locator(`#workload-people tr[data-user-id="${second.id}"]`);
+  await row.waitFor();
+  assert.match(await row.textContent(), /42\.5/);
+  await page.locator('#person-activities').filter({ hasText: 'CS102' }).waitFor();
+  await page.locator('#profile-fte').fill('0.5');
+  await page.locator('#profile-save').click();
+  await row.filter({ hasText: '825' }).waitFor();
+  await row.locator('.badge.balance-under').waitFor();
+  assert.match(await page.locator('#workload-summary').textContent(), /1 over/);
+  await page.screenshot({ path: join(artifacts, 'workload.png'), fullPage: true });
+  const stored = await graphql(`query ($id: ID!) { user(id: $id) { profile { contractFte } workload { allocatedHours targetHours balance activities { moduleCode term } } } }`, { id: second.id });
+  assert.deepEqual(stored.user, {
+    profile: { contractFte: 0.5 },
+    workload: { allocatedHours: 42.5, targetHours: 825, balance: 'UNDER', activities: [{ moduleCode: 'CS102', term: 'Spring' }] },
+  });
+  assert.deepEqual(blocked, []);
+  assert.deepEqual(errors, []);
+});
+
+function currentYear(now = new Date()) {
+  const first = now.getUTCMonth() >= 8 ? now.getUTCFullYear() : now.getUTCFullYear() - 1;
+  return `${first}/${String((first + 1) % 100).padStart(2, '0')}`;
+}
+
 test('the admin console at a phone width: nothing overlaps or spills over', async () => {
   const { page, blocked, errors } = await openPage(browser, origin, { width: 390, height: 844 });
-  for (const view of ['users', 'invitations', 'organisations', 'sync', 'audit']) {
+  for (const view of ['users', 'invitations', 'organisations', 'dashboard', 'workload', 'sync', 'audit']) {
     await page.goto(`${origin}/admin/${view}`);
     await page.locator('#live[data-state="live"]').waitFor();
     await page.waitForLoadState('networkidle');
     assert.deepEqual(await layoutProblems(page), [], `layout of ${view} at 390×844`);
-    if (view === 'users') await page.screenshot({ path: join(artifacts, 'users-phone.png') });
+    if (['users', 'dashboard', 'workload'].includes(view)) {
+      await page.screenshot({ path: join(artifacts, `${view}-phone.png`), fullPage: true });
+    }
   }
   assert.deepEqual(blocked, []);
   assert.deepEqual(errors, []);

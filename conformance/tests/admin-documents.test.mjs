@@ -19,7 +19,7 @@ const documents = await import(
   `data:text/javascript,${encodeURIComponent(readFileSync(join(consoleDir, 'documents.js'), 'utf8'))}`
 );
 // Selections shared by several documents, not documents themselves.
-const SELECTIONS = new Set(['USER_FIELDS', 'RUN_FIELDS']);
+const SELECTIONS = new Set(['USER_FIELDS', 'RUN_FIELDS', 'STATS_FIELDS']);
 const operations = Object.entries(documents).filter(([name]) => !SELECTIONS.has(name));
 
 function problems(source) {

@@ -500,8 +500,9 @@ pub async fn activities_of<C: ConnectionTrait>(
     Ok(by_key)
 }
 
+/// To the hundredth; never `-0` (an empty sum of floats is `-0.0`, shown as "-0").
 fn round(hours: f64) -> f64 {
-    (hours * 100.0).round() / 100.0
+    (hours * 100.0).round() / 100.0 + 0.0
 }
 
 /// One person's year in an organisation's workload.
