@@ -653,6 +653,13 @@ impl Server {
                     Ok(pruned) => tracing::info!(pruned, "forgot old webhook deliveries"),
                     Err(err) => tracing::warn!(error = %err, "cannot prune old webhook deliveries"),
                 }
+                match crate::service::bulk::fail_abandoned(&db).await {
+                    Ok(0) => {}
+                    Ok(failed) => tracing::warn!(failed, "marked interrupted bulk jobs failed"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot look for interrupted bulk jobs")
+                    }
+                }
                 match crate::service::change_feed::prune(&db).await {
                     Ok(0) => {}
                     Ok(pruned) => tracing::info!(pruned, "forgot old changes of the change feed"),

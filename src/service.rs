@@ -6,6 +6,7 @@
 pub mod access_ends;
 pub mod accounts;
 pub mod audit;
+pub mod bulk;
 pub mod change_feed;
 pub mod exports;
 pub mod freshness;

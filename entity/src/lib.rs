@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod audit_event;
+pub mod bulk_job;
 pub mod clerk_tombstone;
 pub mod invitation;
 pub mod lecturer_profile;

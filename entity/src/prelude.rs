@@ -1,5 +1,6 @@
 pub use super::activity::Entity as Activity;
 pub use super::audit_event::Entity as AuditEvent;
+pub use super::bulk_job::Entity as BulkJob;
 pub use super::clerk_tombstone::Entity as ClerkTombstone;
 pub use super::invitation::Entity as Invitation;
 pub use super::lecturer_profile::Entity as LecturerProfile;

@@ -15,6 +15,7 @@ mod m20261207_000010_index_audit_events_by_time;
 mod m20261207_000011_create_activities;
 mod m20261207_000012_create_sign_ins;
 mod m20261207_000013_create_user_changes;
+mod m20261207_000014_create_bulk_jobs;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_create_activities::Migration),
             Box::new(m20261207_000012_create_sign_ins::Migration),
             Box::new(m20261207_000013_create_user_changes::Migration),
+            Box::new(m20261207_000014_create_bulk_jobs::Migration),
         ]
     }
 }

@@ -211,6 +211,26 @@ impl Actor {
         }
     }
 
+    /// Bulk operations on users: admins, and organisation admins (each user is then checked as
+    /// the single operation checks them).
+    pub fn require_bulk(&self) -> Result<(), AppError> {
+        match self.user.role {
+            Role::Admin | Role::OrgAdmin => Ok(()),
+            _ => Err(forbidden(
+                "only admins and organisation admins run bulk operations",
+            )),
+        }
+    }
+
+    /// A bulk job: the admin or organisation admin who asked for it, and admins.
+    pub fn require_bulk_job(&self, requested_by: Uuid) -> Result<(), AppError> {
+        if self.is_admin() || self.user.id == requested_by {
+            Ok(())
+        } else {
+            Err(forbidden("this bulk job is someone else's"))
+        }
+    }
+
     /// The audit log names every change to everyone: admins only.
     pub fn require_audit_log(&self) -> Result<(), AppError> {
         if self.is_admin() {

@@ -27,7 +27,8 @@ use crate::service::freshness::{Footprint, Freshness, Stamp};
 
 /// Root fields whose answers change with no change event: a running sync's row is written by
 /// its heartbeat, and its progress is only a signal.
-pub(super) const NOT_CACHEABLE: [&str; 3] = ["syncStatus", "syncRun", "userChangeCursor"];
+pub(super) const NOT_CACHEABLE: [&str; 4] =
+    ["syncStatus", "syncRun", "userChangeCursor", "bulkJob"];
 
 /// What an answer depends on besides the data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,6 +1,7 @@
 //! The root `Mutation` type, merged from one part per domain. Every mutation asks the access
 //! rules, then calls one service function; the service writes the audit event.
 
+pub mod bulk;
 pub mod invitations;
 pub mod organisations;
 pub mod sync;
@@ -20,6 +21,7 @@ pub struct Mutation(
     organisations::OrganisationMutation,
     sync::SyncMutation,
     workload::WorkloadMutation,
+    bulk::BulkMutation,
 );
 
 /// The audit origin of a mutation: its actor and the request it came in.

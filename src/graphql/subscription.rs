@@ -17,13 +17,14 @@ use tokio::sync::Notify;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::caller;
+use super::types::bulk_job::BulkJob;
 use super::types::{OrganisationStats, SyncProgress, UserChange};
 use crate::auth::Actor;
 use crate::error::AppError;
 use crate::events::{self, Event};
 use crate::graphql::services;
 use crate::service::live::{self, AccessLost};
-use crate::service::{change_feed, parse_id, stats, sync};
+use crate::service::{bulk, change_feed, parse_id, stats, sync};
 
 #[derive(Default)]
 pub struct Subscription;
@@ -113,6 +114,64 @@ impl Subscription {
             ended: false,
         };
         Ok(futures_util::stream::unfold(state, StatsWatch::next))
+    }
+
+    /// A bulk job as it runs, on whichever replica runs it: the job at once, then again each
+    /// time its counts move, until it is finished (the last message). The admin or
+    /// organisation admin who asked for it, and admins.
+    async fn bulk_job_progress(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<impl Stream<Item = Result<BulkJob>> + use<>> {
+        let actor = caller(ctx).actor()?.clone();
+        let id = parse_id("id", &id)?;
+        let services = services(ctx).clone();
+        let first = bulk::read(&services, &actor, id).await?;
+        // The job's row is the record every replica reads: it is read again a few times a
+        // second rather than carried on the bus.
+        let state = (
+            Some(first),
+            None::<entity::bulk_job::Model>,
+            services,
+            actor,
+            id,
+        );
+        Ok(futures_util::stream::unfold(
+            state,
+            |(next, last, services, actor, id)| async move {
+                if let Some(job) = next {
+                    return Some((
+                        Ok(BulkJob(job.clone())),
+                        (None, Some(job), services, actor, id),
+                    ));
+                }
+                let last = last?;
+                if last.status != "running" {
+                    return None;
+                }
+                loop {
+                    tokio::time::sleep(BULK_POLL).await;
+                    match bulk::read(&services, &actor, id).await {
+                        Ok(job) if job == last => continue,
+                        Ok(job) => {
+                            return Some((
+                                Ok(BulkJob(job.clone())),
+                                (None, Some(job), services, actor, id),
+                            ));
+                        }
+                        Err(error) => {
+                            let mut ended = last.clone();
+                            ended.status = "ended".to_owned();
+                            return Some((
+                                Err(error.into()),
+                                (None, Some(ended), services, actor, id),
+                            ));
+                        }
+                    }
+                }
+            },
+        ))
     }
 
     /// The progress of syncs, from any replica: the latest run at once (when there is one),
@@ -240,6 +299,9 @@ impl Resume {
         }
     }
 }
+
+/// How often a followed bulk job is read again.
+const BULK_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How long an organisation's dashboard waits after a change for the changes that come with
 /// it (a bulk operation, a sync page), so that a burst is counted once.

@@ -1,6 +1,7 @@
 //! The GraphQL object types, one file each. They wrap the entity models without exposing them.
 
 pub mod audit_event;
+pub mod bulk_job;
 pub mod connection;
 pub mod invitation;
 pub mod lecturer_profile;

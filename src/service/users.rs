@@ -16,8 +16,8 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Condition, Expr, ExprTrait, Func, LikeExpr, Query, SimpleExpr, WindowStatement,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -252,6 +252,25 @@ pub async fn list<C: ConnectionTrait>(
     let query = user::Entity::find().filter(filter.condition()?);
     let found = fetch_page(conn, query, order.keyset(), page, |user| order.cursor(user)).await?;
     Ok((found, Scoped::new(filter)))
+}
+
+/// Every user `actor` may read that matches `filter`, by email, up to `most`; `None` when more
+/// match (a bulk operation refuses rather than doing part of what was asked).
+pub async fn matching<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    mut filter: UserFilter,
+    most: u64,
+) -> Result<Option<Vec<user::Model>>, AppError> {
+    filter.narrow_for(actor)?;
+    let found = user::Entity::find()
+        .filter(filter.condition()?)
+        .order_by_asc(user::Column::Email)
+        .order_by_asc(user::Column::Id)
+        .limit(most + 1)
+        .all(conn)
+        .await?;
+    Ok((found.len() as u64 <= most).then_some(found))
 }
 
 /// `list`, each user with their organisation, read by the same statement (a left join): a

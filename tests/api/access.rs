@@ -52,6 +52,8 @@ pub(crate) struct World {
     invitation_in_a: String,
     invitation_in_b: String,
     pub(crate) sync_run: String,
+    /// A bulk job the organisation admin of A asked for.
+    pub(crate) bulk_job: String,
 }
 
 pub(crate) async fn world(app: &TestApp) -> World {
@@ -100,7 +102,24 @@ pub(crate) async fn world(app: &TestApp) -> World {
     all_users.extend(users_of_b.iter().cloned());
     all_users.insert(app.admin.id.to_string());
 
+    let bulk_job = userhub::service::bulk::start(
+        &app.services,
+        &userhub::auth::Actor {
+            user: org_admin_a.clone(),
+            session_id: None,
+        },
+        &userhub::service::Origin::cli(),
+        userhub::service::bulk::BulkAction::Suspend,
+        userhub::service::bulk::Targets::Ids(vec![target.id]),
+        true,
+    )
+    .await
+    .expect("a bulk job")
+    .id
+    .to_string();
+
     World {
+        bulk_job,
         tokens: BTreeMap::from([
             (Caller::Anonymous, None),
             (Caller::Member, Some(app.token_for(&member))),
@@ -200,6 +219,10 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
     let mut managers_of_a = signed_in_only(Forbidden);
     managers_of_a.insert(OrgAdminOfTarget, Allowed(None));
     managers_of_a.insert(Admin, Allowed(None));
+    // Bulk operations answer every manager; each user is then checked on its own (an org admin
+    // elsewhere gets a job of refusals, without names).
+    let mut managers = managers_of_a.clone();
+    managers.insert(OrgAdminElsewhere, Allowed(None));
 
     // Each caller's users: what `users` lists and `exportUsers` writes.
     let users_in_scope = BTreeMap::from([
@@ -219,6 +242,25 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
                 "{ syncStatus { inSync } }".to_owned(),
                 none,
                 admins_only.clone(),
+            ),
+        ),
+        (
+            "bulkJob",
+            (
+                format!("{{ bulkJob(id: \"{}\") {{ status }} }}", world.bulk_job),
+                none,
+                managers_of_a.clone(),
+            ),
+        ),
+        (
+            "bulkJobProgress",
+            (
+                format!(
+                    "subscription {{ bulkJobProgress(id: \"{}\") {{ status }} }}",
+                    world.bulk_job
+                ),
+                none,
+                managers_of_a.clone(),
             ),
         ),
         (
@@ -425,6 +467,15 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             }
         })
     };
+    // A dry run: the matrix asks who may ask, not what a run does.
+    let bulk = |mutation: &'static str, extra: &'static str| -> Operation {
+        Box::new(move |fresh: &Fresh| {
+            format!(
+                r#"mutation {{ {mutation}(targets: {{ ids: ["{}"] }}{extra}, dryRun: true) {{ id }} }}"#,
+                fresh.user_in_a
+            )
+        })
+    };
     let revoke: Operation = Box::new(|fresh: &Fresh| {
         format!(
             "mutation {{ revokeInvitation(id: \"{}\") {{ status }} }}",
@@ -477,6 +528,26 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
                 }) as Operation,
                 none,
                 managers_of_a.clone(),
+            ),
+        ),
+        (
+            "suspendUsers",
+            (bulk("suspendUsers", ""), none, managers.clone()),
+        ),
+        (
+            "unsuspendUsers",
+            (bulk("unsuspendUsers", ""), none, managers.clone()),
+        ),
+        (
+            "removeUsers",
+            (bulk("removeUsers", ""), none, managers.clone()),
+        ),
+        (
+            "updateUsers",
+            (
+                bulk("updateUsers", ", input: { role: MEMBER }"),
+                none,
+                managers.clone(),
             ),
         ),
         (

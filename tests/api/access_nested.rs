@@ -163,6 +163,7 @@ async fn every_path_to_a_user_or_organisation_stays_in_the_callers_scope(app: Te
                 vec![world.org_a.to_string(), world.org_b.to_string()]
             }
             "SyncRun" => vec![world.sync_run.clone()],
+            "BulkJob" => vec![world.bulk_job.clone()],
             other => panic!("a root field returning {other} needs an id: add its values here"),
         }
     };

@@ -15,6 +15,7 @@ mod access_nested;
 mod activity;
 mod audit;
 mod auth;
+mod bulk;
 mod cache;
 mod change_feed;
 mod contract;

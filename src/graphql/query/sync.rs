@@ -2,8 +2,9 @@ use async_graphql::{Context, ID, Object, Result};
 
 use crate::graphql::caller;
 use crate::graphql::services;
+use crate::graphql::types::bulk_job::BulkJob;
 use crate::graphql::types::sync::{SyncRun, SyncStatus};
-use crate::service::{parse_id, sync};
+use crate::service::{bulk, parse_id, sync};
 
 #[derive(Default)]
 pub struct SyncQuery;
@@ -26,6 +27,14 @@ impl SyncQuery {
             in_sync,
             last_run: sync::last(db).await?.map(SyncRun),
         })
+    }
+
+    /// A bulk job (`suspendUsers`, `updateUsers`, ...), to follow it: the admin or organisation
+    /// admin who asked for it, and admins.
+    async fn bulk_job(&self, ctx: &Context<'_>, id: ID) -> Result<BulkJob> {
+        let actor = caller(ctx).actor()?;
+        let id = parse_id("id", &id)?;
+        Ok(BulkJob(bulk::read(services(ctx), actor, id).await?))
     }
 
     /// One sync run, to follow it. Admins only.

@@ -1,0 +1,133 @@
+use async_graphql::{Enum, ID, Object};
+use chrono::{DateTime, Utc};
+use entity::bulk_job;
+
+use crate::service::bulk::{self, UserOutcome};
+
+/// Where a bulk job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum BulkJobStatus {
+    Running,
+    Succeeded,
+    /// Stopped: its `error` says why (the requester lost the right, the database failed).
+    Failed,
+}
+
+/// What became, or would become, of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum BulkOutcomeKind {
+    /// A dry run's plan, or a change not yet made.
+    WouldChange,
+    Changed,
+    Unchanged,
+    /// `code` and `message` say why, as the single operation would.
+    Refused,
+}
+
+/// A bulk operation on many users, with each user's outcome.
+pub struct BulkJob(pub(crate) bulk_job::Model);
+
+#[Object]
+impl BulkJob {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// `suspend`, `unsuspend`, `remove` or `update`.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+
+    async fn status(&self) -> BulkJobStatus {
+        match self.0.status.as_str() {
+            "running" => BulkJobStatus::Running,
+            "succeeded" => BulkJobStatus::Succeeded,
+            _ => BulkJobStatus::Failed,
+        }
+    }
+
+    /// A plan only: nothing was written and Clerk was not asked.
+    async fn dry_run(&self) -> bool {
+        self.0.dry_run
+    }
+
+    /// The user who asked for it.
+    async fn requested_by(&self) -> ID {
+        ID(self.0.requested_by.to_string())
+    }
+
+    async fn total(&self) -> i32 {
+        self.0.total
+    }
+
+    /// Users dealt with so far.
+    async fn done(&self) -> i32 {
+        self.0.done
+    }
+
+    /// Changed (a dry run: would change).
+    async fn changed(&self) -> i32 {
+        self.0.changed
+    }
+
+    async fn unchanged(&self) -> i32 {
+        self.0.unchanged
+    }
+
+    async fn refused(&self) -> i32 {
+        self.0.refused
+    }
+
+    /// Each user's outcome, in the order they were named (by email for a filter).
+    async fn results(&self) -> Vec<BulkOutcome> {
+        bulk::outcomes(&self.0)
+            .into_iter()
+            .map(BulkOutcome)
+            .collect()
+    }
+
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+}
+
+/// One user's outcome in a bulk job.
+pub struct BulkOutcome(UserOutcome);
+
+#[Object]
+impl BulkOutcome {
+    async fn user_id(&self) -> ID {
+        ID(self.0.user_id.to_string())
+    }
+
+    /// Empty for an id that is no user.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    async fn outcome(&self) -> BulkOutcomeKind {
+        match self.0.outcome.as_str() {
+            "would_change" => BulkOutcomeKind::WouldChange,
+            "changed" => BulkOutcomeKind::Changed,
+            "unchanged" => BulkOutcomeKind::Unchanged,
+            _ => BulkOutcomeKind::Refused,
+        }
+    }
+
+    /// The error code of a refusal (`FORBIDDEN`, `CONFLICT`, `NOT_FOUND`, ...).
+    async fn code(&self) -> Option<&str> {
+        self.0.code.as_deref()
+    }
+
+    async fn message(&self) -> Option<&str> {
+        self.0.message.as_deref()
+    }
+}

@@ -1,0 +1,394 @@
+//! Bulk operations as jobs: `suspendUsers`, `unsuspendUsers`, `removeUsers` and `updateUsers`
+//! on a list of ids or a filter, up to `MOST_USERS` at once. Each user goes through the single
+//! operation's own service function (`accounts`), so the same access rules, Clerk call, audit
+//! event and live change apply; the job only plans, paces and records.
+//!
+//! A dry run plans and answers at once: who would change, who would not, who would be refused
+//! and why, with nothing written and Clerk untouched. A real run records its plan in a job row
+//! (`bulk_jobs`, as `sync_runs` records a sync) and carries it out in the background, one user
+//! at a time (Clerk's rate limits are the client's to honour: it waits out a 429's
+//! `Retry-After`), reading the requester again before each user so that it acts for them as the
+//! database says now; a requester who lost the right stops the job.
+
+use std::collections::HashMap;
+
+use entity::{bulk_job, user};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::accounts::{self, AccountUpdate};
+use super::users::{self, UserFilter};
+use super::{Origin, Services};
+use crate::auth::Actor;
+use crate::auth::access::RequestedChange;
+use crate::error::AppError;
+
+/// The most users one bulk operation acts on.
+pub const MOST_USERS: u64 = 1_000;
+
+/// What to do to each user.
+#[derive(Debug, Clone)]
+pub enum BulkAction {
+    Suspend,
+    Unsuspend,
+    Remove,
+    /// A role or organisation for everyone (names stay each person's own).
+    Update(AccountUpdate),
+}
+
+impl BulkAction {
+    fn kind(&self) -> &'static str {
+        match self {
+            BulkAction::Suspend => "suspend",
+            BulkAction::Unsuspend => "unsuspend",
+            BulkAction::Remove => "remove",
+            BulkAction::Update(_) => "update",
+        }
+    }
+}
+
+/// Whom to act on.
+#[derive(Debug, Clone)]
+pub enum Targets {
+    Ids(Vec<Uuid>),
+    /// Within the caller's scope, as `users` lists them.
+    Filter(UserFilter),
+}
+
+/// One user's outcome in a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserOutcome {
+    pub user_id: Uuid,
+    /// Empty for an id that is no user.
+    pub email: String,
+    /// `would_change` (planned), `changed`, `unchanged` or `refused`.
+    pub outcome: String,
+    /// For `refused`: the error code and message the single operation answers.
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl UserOutcome {
+    fn of(user_id: Uuid, email: &str, outcome: &str) -> UserOutcome {
+        UserOutcome {
+            user_id,
+            email: email.to_owned(),
+            outcome: outcome.to_owned(),
+            code: None,
+            message: None,
+        }
+    }
+
+    fn refused(user_id: Uuid, email: &str, error: &AppError) -> UserOutcome {
+        UserOutcome {
+            code: Some(error.code().to_owned()),
+            message: Some(error.to_string()),
+            ..UserOutcome::of(user_id, email, "refused")
+        }
+    }
+}
+
+/// Reads a job's outcomes.
+pub fn outcomes(job: &bulk_job::Model) -> Vec<UserOutcome> {
+    serde_json::from_str(&job.results).unwrap_or_default()
+}
+
+/// What the action would do to `user`, asked by `actor`: `Ok(true)` a change, `Ok(false)`
+/// nothing, `Err` the refusal the single operation would answer.
+fn plan_one(actor: &Actor, action: &BulkAction, user: &user::Model) -> Result<bool, AppError> {
+    let removed = || AppError::Conflict("this user has been removed".to_owned());
+    match action {
+        BulkAction::Suspend | BulkAction::Unsuspend => {
+            actor.require_manage_user(user)?;
+            if !user.is_active {
+                return Err(removed());
+            }
+            if user.id == actor.user.id {
+                return Err(AppError::Conflict("you cannot suspend yourself".to_owned()));
+            }
+            Ok(user.banned != matches!(action, BulkAction::Suspend))
+        }
+        BulkAction::Remove => {
+            actor.require_manage_user(user)?;
+            if user.id == actor.user.id {
+                return Err(AppError::Conflict("you cannot remove yourself".to_owned()));
+            }
+            Ok(user.is_active)
+        }
+        BulkAction::Update(update) => {
+            actor.require_user_change(
+                user,
+                &RequestedChange {
+                    role: update.role,
+                    organisation_id: update.organisation_id,
+                },
+            )?;
+            if !user.is_active {
+                return Err(removed());
+            }
+            let role_changes = update.role.is_some_and(|role| role != user.role);
+            let organisation_changes = update
+                .organisation_id
+                .is_some_and(|organisation| organisation != user.organisation_id);
+            Ok(role_changes || organisation_changes)
+        }
+    }
+}
+
+/// Starts a bulk operation: plans it for `actor` and, unless `dry_run`, records the job and
+/// carries it out in the background. Answers the job as it stands.
+pub async fn start(
+    services: &Services,
+    actor: &Actor,
+    origin: &Origin,
+    action: BulkAction,
+    targets: Targets,
+    dry_run: bool,
+) -> Result<bulk_job::Model, AppError> {
+    actor.require_bulk()?;
+    if let BulkAction::Update(update) = &action {
+        if update.role.is_none() && update.organisation_id.is_none() {
+            return Err(AppError::validation(
+                "input",
+                "give a role or an organisation (or both) to set",
+            ));
+        }
+        if let Some(Some(organisation)) = update.organisation_id {
+            accounts::assignable_organisation(&services.db, "input.organisationId", organisation)
+                .await?;
+        }
+    }
+    let (found, unknown) = resolve(services, actor, targets).await?;
+    let mut planned = Vec::with_capacity(found.len() + unknown.len());
+    for id in unknown {
+        planned.push(UserOutcome::refused(
+            id,
+            "",
+            &AppError::not_found("user", id),
+        ));
+    }
+    for user in &found {
+        // Someone the caller may not read is named by id only: a plan must not tell an
+        // organisation admin who is in another organisation.
+        if !actor.may_read_user(user) {
+            let hidden = AppError::Forbidden("this user is not yours to read".to_owned());
+            planned.push(UserOutcome::refused(user.id, "", &hidden));
+            continue;
+        }
+        planned.push(match plan_one(actor, &action, user) {
+            Ok(true) => UserOutcome::of(user.id, &user.email, "would_change"),
+            Ok(false) => UserOutcome::of(user.id, &user.email, "unchanged"),
+            Err(error) => UserOutcome::refused(user.id, &user.email, &error),
+        });
+    }
+    let now = super::now();
+    let count = |outcome: &str| planned.iter().filter(|p| p.outcome == outcome).count() as i32;
+    let job = bulk_job::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(action.kind().to_owned()),
+        status: Set(if dry_run { "succeeded" } else { "running" }.to_owned()),
+        dry_run: Set(dry_run),
+        requested_by: Set(actor.user.id),
+        total: Set(planned.len() as i32),
+        // The plan's refusals and no-ops are done already; the changes remain.
+        done: Set(if dry_run {
+            planned.len() as i32
+        } else {
+            planned.len() as i32 - count("would_change")
+        }),
+        changed: Set(if dry_run { count("would_change") } else { 0 }),
+        unchanged: Set(count("unchanged")),
+        refused: Set(count("refused")),
+        results: Set(serde_json::to_string(&planned).unwrap_or_else(|_| "[]".to_owned())),
+        error: Set(None),
+        created_at: Set(now),
+        finished_at: Set(dry_run.then_some(now)),
+    }
+    .insert(&services.db)
+    .await?;
+    if !dry_run {
+        let services = services.clone();
+        let origin = origin.clone();
+        let requester = actor.user.id;
+        let job_id = job.id;
+        tokio::spawn(async move {
+            if let Err(error) = run(&services, requester, &origin, job_id, action, planned).await {
+                tracing::warn!(%job_id, error = %error, "a bulk job failed");
+                let _ = finish(&services, job_id, "failed", Some(error.to_string())).await;
+            }
+        });
+    }
+    Ok(job)
+}
+
+/// The users named, those of them that are no user, or the users the filter matches.
+async fn resolve(
+    services: &Services,
+    actor: &Actor,
+    targets: Targets,
+) -> Result<(Vec<user::Model>, Vec<Uuid>), AppError> {
+    match targets {
+        Targets::Ids(ids) => {
+            let mut unique = Vec::new();
+            for id in ids {
+                if !unique.contains(&id) {
+                    unique.push(id);
+                }
+            }
+            if unique.is_empty() || unique.len() as u64 > MOST_USERS {
+                return Err(AppError::validation(
+                    "targets.ids",
+                    format!("name 1 to {MOST_USERS} users"),
+                ));
+            }
+            let found: HashMap<Uuid, user::Model> = user::Entity::find()
+                .filter(user::Column::Id.is_in(unique.iter().copied()))
+                .all(&services.db)
+                .await?
+                .into_iter()
+                .map(|user| (user.id, user))
+                .collect();
+            let mut users = Vec::new();
+            let mut unknown = Vec::new();
+            for id in unique {
+                match found.get(&id) {
+                    Some(user) => users.push(user.clone()),
+                    None => unknown.push(id),
+                }
+            }
+            Ok((users, unknown))
+        }
+        Targets::Filter(filter) => {
+            match users::matching(&services.db, actor, filter, MOST_USERS).await? {
+                Some(users) => Ok((users, Vec::new())),
+                None => Err(AppError::validation(
+                    "targets.filter",
+                    format!("matches more than {MOST_USERS} users: narrow it, or run it in parts"),
+                )),
+            }
+        }
+    }
+}
+
+/// Carries out the planned changes, one user at a time, recording each outcome.
+async fn run(
+    services: &Services,
+    requester: Uuid,
+    origin: &Origin,
+    job_id: Uuid,
+    action: BulkAction,
+    mut outcomes: Vec<UserOutcome>,
+) -> Result<(), AppError> {
+    for index in 0..outcomes.len() {
+        if outcomes[index].outcome != "would_change" {
+            continue;
+        }
+        // The requester as the database says now: a removal, a suspension or a demotion since
+        // the job began stops it.
+        let current = users::get(&services.db, requester).await?;
+        if !current.is_active || current.banned {
+            return Err(AppError::Forbidden(
+                "the requester was removed or suspended: the job stopped".to_owned(),
+            ));
+        }
+        let actor = Actor {
+            user: current,
+            session_id: None,
+        };
+        actor.require_bulk()?;
+        let user_id = outcomes[index].user_id;
+        let result = match &action {
+            BulkAction::Suspend => {
+                accounts::set_suspended(services, &actor, origin, user_id, true).await
+            }
+            BulkAction::Unsuspend => {
+                accounts::set_suspended(services, &actor, origin, user_id, false).await
+            }
+            BulkAction::Remove => accounts::remove(services, &actor, origin, user_id).await,
+            BulkAction::Update(update) => {
+                accounts::update(services, &actor, origin, user_id, update.clone()).await
+            }
+        };
+        let email = outcomes[index].email.clone();
+        outcomes[index] = match result {
+            Ok(_) => UserOutcome::of(user_id, &email, "changed"),
+            Err(error) => UserOutcome::refused(user_id, &email, &error),
+        };
+        record_progress(services, job_id, &outcomes).await?;
+    }
+    finish(services, job_id, "succeeded", None).await
+}
+
+/// Writes the job's counts and outcomes as they now stand.
+async fn record_progress(
+    services: &Services,
+    job_id: Uuid,
+    outcomes: &[UserOutcome],
+) -> Result<(), AppError> {
+    let count = |outcome: &str| outcomes.iter().filter(|o| o.outcome == outcome).count() as i32;
+    let job = get(services, job_id).await?;
+    let mut row: bulk_job::ActiveModel = job.into();
+    row.done = Set(outcomes.len() as i32 - count("would_change"));
+    row.changed = Set(count("changed"));
+    row.unchanged = Set(count("unchanged"));
+    row.refused = Set(count("refused"));
+    row.results = Set(serde_json::to_string(outcomes).unwrap_or_else(|_| "[]".to_owned()));
+    row.update(&services.db).await?;
+    Ok(())
+}
+
+async fn finish(
+    services: &Services,
+    job_id: Uuid,
+    status: &str,
+    error: Option<String>,
+) -> Result<(), AppError> {
+    let job = get(services, job_id).await?;
+    let mut row: bulk_job::ActiveModel = job.into();
+    row.status = Set(status.to_owned());
+    row.error = Set(error);
+    row.finished_at = Set(Some(super::now()));
+    row.update(&services.db).await?;
+    Ok(())
+}
+
+async fn get(services: &Services, job_id: Uuid) -> Result<bulk_job::Model, AppError> {
+    bulk_job::Entity::find_by_id(job_id)
+        .one(&services.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("bulk job", job_id))
+}
+
+/// A job, for the admin or organisation admin who asked for it, or an admin.
+pub async fn read(
+    services: &Services,
+    actor: &Actor,
+    job_id: Uuid,
+) -> Result<bulk_job::Model, AppError> {
+    let job = get(services, job_id).await?;
+    actor.require_bulk_job(job.requested_by)?;
+    Ok(job)
+}
+
+/// How long a job may run: one that has not finished by then was cut off (its replica
+/// stopped) and is marked failed, so that it does not show as running for ever.
+pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// Marks jobs running for longer than `ABANDONED_AFTER` failed; returns how many.
+pub async fn fail_abandoned<C: sea_orm::ConnectionTrait>(db: &C) -> Result<u64, AppError> {
+    use sea_orm::sea_query::Expr;
+    let now = super::now();
+    let failed = bulk_job::Entity::update_many()
+        .col_expr(bulk_job::Column::Status, Expr::value("failed"))
+        .col_expr(
+            bulk_job::Column::Error,
+            Expr::value("interrupted: the server running it stopped; run it again (what was done stays done)"),
+        )
+        .col_expr(bulk_job::Column::FinishedAt, Expr::value(now))
+        .filter(bulk_job::Column::Status.eq("running"))
+        .filter(bulk_job::Column::CreatedAt.lt(now - ABANDONED_AFTER))
+        .exec(db)
+        .await?;
+    Ok(failed.rows_affected)
+}
