@@ -57,16 +57,21 @@ impl Subscription {
             let after = change_feed::parse_cursor("after", &after)?;
             let db = services(ctx).db.clone();
             // Subscribed first: a change that commits while the feed is read comes live too,
-            // and is sent once (`seen`).
-            let replayed =
-                change_feed::since(&db, &actor, organisation_id, after, &HashSet::new()).await?;
+            // and is sent once (`seen`). The first page is read here, so that a cursor out of
+            // reach is refused before anything is sent.
+            let replay = change_feed::Replay::after(after)?;
+            let (first, replay) = replay
+                .next_page(&db, &actor, organisation_id, &HashSet::new())
+                .await?;
             let state = Resume {
                 receiver,
                 actor,
                 access: ctx.data_opt::<AccessChanged>().cloned(),
                 db,
                 organisation_id,
-                queue: replayed.into(),
+                queue: first.into(),
+                replay,
+                live: Vec::new(),
                 last: after,
                 seen: Seen::default(),
                 ended: false,
@@ -213,7 +218,9 @@ struct Seen {
 }
 
 impl Seen {
-    const MOST: usize = 2 * change_feed::MOST_REPLAYED;
+    /// Duplicates come from the moment a replay and the live stream overlap, or from the
+    /// two seconds before a cursor: a few thousand ids cover them.
+    const MOST: usize = 4_096;
 
     /// Remembers `id`; false when it was remembered already.
     fn first_time(&mut self, id: uuid::Uuid) -> bool {
@@ -239,6 +246,10 @@ struct Resume {
     db: sea_orm::DatabaseConnection,
     organisation_id: Option<uuid::Uuid>,
     queue: std::collections::VecDeque<Arc<events::UserChange>>,
+    /// The feed still to read, a page at a time, before going on live.
+    replay: Option<change_feed::Replay>,
+    /// Live changes heard while replaying: sent after the replay, less those it sent.
+    live: Vec<Arc<events::UserChange>>,
     /// The newest cursor sent.
     last: uuid::Uuid,
     seen: Seen,
@@ -260,15 +271,34 @@ impl Resume {
                 }
                 continue;
             }
+            if let Some(replay) = self.replay.take() {
+                let page = replay
+                    .next_page(&self.db, &self.actor, self.organisation_id, &self.seen.ids)
+                    .await;
+                match page {
+                    Ok((changes, rest)) => {
+                        self.queue.extend(changes);
+                        self.replay = rest;
+                        if self.replay.is_none() {
+                            self.queue.extend(self.live.drain(..));
+                        }
+                    }
+                    Err(error) => {
+                        self.ended = true;
+                        return Some((Err(error.into()), self));
+                    }
+                }
+                // Live changes meanwhile wait on the bus; one that cannot wait is caught up
+                // from the feed like any other missed change.
+                if let Err(lost) = self.hear_waiting() {
+                    return Some((Err(self.end(lost).into()), self));
+                }
+                continue;
+            }
             let missed = match self.receiver.recv().await {
                 Ok(Event::User(change)) => {
                     if let Some(lost) = live::follow_self(&mut self.actor, &change) {
-                        let (ended, reason) = access_lost(lost);
-                        self.ended = true;
-                        if let Some(access) = &self.access {
-                            access.set(reason);
-                        }
-                        return Some((Err(ended.into()), self));
+                        return Some((Err(self.end(lost).into()), self));
                     }
                     if live::sees_user_change(&self.actor, &change, self.organisation_id) {
                         self.queue.push_back(change);
@@ -280,23 +310,55 @@ impl Resume {
                 Err(RecvError::Closed) => return None,
             };
             if missed {
-                let caught_up = change_feed::since(
-                    &self.db,
-                    &self.actor,
-                    self.organisation_id,
-                    self.last,
-                    &self.seen.ids,
-                )
-                .await;
-                match caught_up {
-                    Ok(changes) => self.queue.extend(changes),
-                    Err(err) => {
+                match change_feed::Replay::after(self.last) {
+                    Ok(replay) => self.replay = Some(replay),
+                    Err(error) => {
                         self.ended = true;
-                        return Some((Err(err.into()), self));
+                        return Some((Err(error.into()), self));
                     }
                 }
             }
         }
+    }
+
+    /// Takes what the bus holds for this subscriber while it replays: changes it may see are
+    /// kept for after the replay; a lag starts the replay again from the newest cursor sent.
+    fn hear_waiting(&mut self) -> Result<(), AccessLost> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(Event::User(change)) => {
+                    if let Some(lost) = live::follow_self(&mut self.actor, &change) {
+                        return Err(lost);
+                    }
+                    if live::sees_user_change(&self.actor, &change, self.organisation_id) {
+                        self.live.push(change);
+                    }
+                    // A replay that has caught up hands them on at once.
+                    if self.replay.is_none() {
+                        self.queue.extend(self.live.drain(..));
+                    }
+                }
+                Ok(Event::Missed) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.live.clear();
+                    if self.replay.is_none()
+                        && let Ok(replay) = change_feed::Replay::after(self.last)
+                    {
+                        self.replay = Some(replay);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    fn end(&mut self, lost: AccessLost) -> AppError {
+        let (ended, reason) = access_lost(lost);
+        self.ended = true;
+        if let Some(access) = &self.access {
+            access.set(reason);
+        }
+        ended
     }
 }
 

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use entity::{bulk_job, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,6 +26,11 @@ use crate::error::AppError;
 
 /// The most users one bulk operation acts on.
 pub const MOST_USERS: u64 = 1_000;
+/// The most jobs one person may have running at once: each works through Clerk's rate limit.
+pub const MOST_RUNNING: u64 = 3;
+/// A running job's row is written again after this many users (and at its end), not after
+/// each: its outcomes are one JSON document.
+const RECORD_EVERY: usize = 20;
 
 /// What to do to each user.
 #[derive(Debug, Clone)]
@@ -159,6 +164,18 @@ pub async fn start(
                 .await?;
         }
     }
+    if !dry_run {
+        let running = bulk_job::Entity::find()
+            .filter(bulk_job::Column::RequestedBy.eq(actor.user.id))
+            .filter(bulk_job::Column::Status.eq("running"))
+            .count(&services.db)
+            .await?;
+        if running >= MOST_RUNNING {
+            return Err(AppError::Conflict(format!(
+                "you have {running} bulk jobs running: wait for one to finish"
+            )));
+        }
+    }
     let (found, unknown) = resolve(services, actor, targets).await?;
     let mut planned = Vec::with_capacity(found.len() + unknown.len());
     for id in unknown {
@@ -280,23 +297,20 @@ async fn run(
     action: BulkAction,
     mut outcomes: Vec<UserOutcome>,
 ) -> Result<(), AppError> {
+    let mut unrecorded = 0;
     for index in 0..outcomes.len() {
         if outcomes[index].outcome != "would_change" {
             continue;
         }
         // The requester as the database says now: a removal, a suspension or a demotion since
-        // the job began stops it.
-        let current = users::get(&services.db, requester).await?;
-        if !current.is_active || current.banned {
-            return Err(AppError::Forbidden(
-                "the requester was removed or suspended: the job stopped".to_owned(),
-            ));
-        }
-        let actor = Actor {
-            user: current,
-            session_id: None,
+        // the job began stops it, with what was done so far recorded.
+        let actor = match requester_now(services, requester).await {
+            Ok(actor) => actor,
+            Err(error) => {
+                record_progress(services, job_id, &outcomes).await?;
+                return Err(error);
+            }
         };
-        actor.require_bulk()?;
         let user_id = outcomes[index].user_id;
         let result = match &action {
             BulkAction::Suspend => {
@@ -315,9 +329,30 @@ async fn run(
             Ok(_) => UserOutcome::of(user_id, &email, "changed"),
             Err(error) => UserOutcome::refused(user_id, &email, &error),
         };
-        record_progress(services, job_id, &outcomes).await?;
+        unrecorded += 1;
+        if unrecorded == RECORD_EVERY {
+            record_progress(services, job_id, &outcomes).await?;
+            unrecorded = 0;
+        }
     }
+    record_progress(services, job_id, &outcomes).await?;
     finish(services, job_id, "succeeded", None).await
+}
+
+/// The requester as they now are, if they may still run bulk operations.
+async fn requester_now(services: &Services, requester: Uuid) -> Result<Actor, AppError> {
+    let current = users::get(&services.db, requester).await?;
+    if !current.is_active || current.banned {
+        return Err(AppError::Forbidden(
+            "the requester was removed or suspended: the job stopped".to_owned(),
+        ));
+    }
+    let actor = Actor {
+        user: current,
+        session_id: None,
+    };
+    actor.require_bulk()?;
+    Ok(actor)
 }
 
 /// Writes the job's counts and outcomes as they now stand.

@@ -94,62 +94,72 @@ fn first_id_at(at: DateTime<Utc>) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// The changes `actor` may see (in `organisation_id` when given) that came after `after`,
-/// oldest first, less those in `seen`. `EVENTS_MISSED` when the cursor is older than the feed
-/// keeps, or more than `MOST_REPLAYED` changes came since.
-pub async fn since<C: ConnectionTrait>(
-    conn: &C,
-    actor: &Actor,
-    organisation_id: Option<Uuid>,
+/// Where a replay is: it reads the feed a page at a time, so a subscriber far behind holds one
+/// page in memory, not everything it missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    /// The cursor the subscriber gave (or last saw): not sent again.
     after: Uuid,
-    seen: &HashSet<Uuid>,
-) -> Result<Vec<Arc<UserChange>>, AppError> {
-    if time_of(after) < super::now() - KEEP {
-        return Err(AppError::EventsMissed(format!(
-            "the cursor is older than the {} days of changes kept; reload and subscribe again",
-            KEEP.num_days()
-        )));
-    }
-    let mut scope = Condition::all();
-    match actor.readable_users(organisation_id)? {
-        UserScope::All => {}
-        UserScope::Organisation(id) => {
-            scope = scope.add(
-                Condition::any()
-                    .add(user_change::Column::OrganisationId.eq(id))
-                    .add(user_change::Column::PreviousOrganisationId.eq(id)),
-            );
+    /// The last row read: the next page starts after it.
+    from: Uuid,
+    /// Rows read so far, against `MOST_REPLAYED`.
+    read: usize,
+}
+
+impl Replay {
+    /// A replay of what came after `after` (from `COMMIT_SKEW` before it). `EVENTS_MISSED`
+    /// when the cursor is older than the feed keeps.
+    pub fn after(after: Uuid) -> Result<Replay, AppError> {
+        if time_of(after) < super::now() - KEEP {
+            return Err(AppError::EventsMissed(format!(
+                "the cursor is older than the {} days of changes kept; reload and subscribe again",
+                KEEP.num_days()
+            )));
         }
-        UserScope::OnlySelf(id) => scope = scope.add(user_change::Column::UserId.eq(id)),
+        Ok(Replay {
+            after,
+            from: first_id_at(time_of(after) - COMMIT_SKEW),
+            read: 0,
+        })
     }
-    if let Some(id) = organisation_id {
-        scope = scope.add(
-            Condition::any()
-                .add(user_change::Column::OrganisationId.eq(id))
-                .add(user_change::Column::PreviousOrganisationId.eq(id)),
-        );
-    }
-    let mut from = first_id_at(time_of(after) - COMMIT_SKEW);
-    let mut replayed = Vec::new();
-    let mut read = 0;
-    loop {
+
+    /// The next page of changes `actor` may see (in `organisation_id` when given), oldest
+    /// first, less those in `seen`, and where the replay is then: `None` once it has caught
+    /// up. `EVENTS_MISSED` past `MOST_REPLAYED` rows.
+    pub async fn next_page<C: ConnectionTrait>(
+        mut self,
+        conn: &C,
+        actor: &Actor,
+        organisation_id: Option<Uuid>,
+        seen: &HashSet<Uuid>,
+    ) -> Result<(Vec<Arc<UserChange>>, Option<Replay>), AppError> {
+        let mut scope = Condition::all();
+        match actor.readable_users(organisation_id)? {
+            UserScope::All => {}
+            UserScope::Organisation(id) => scope = scope.add(in_organisation(id)),
+            UserScope::OnlySelf(id) => scope = scope.add(user_change::Column::UserId.eq(id)),
+        }
+        if let Some(id) = organisation_id {
+            scope = scope.add(in_organisation(id));
+        }
         let page = user_change::Entity::find()
-            .filter(scope.clone())
-            .filter(user_change::Column::Id.gt(from))
+            .filter(scope)
+            .filter(user_change::Column::Id.gt(self.from))
             .order_by_asc(user_change::Column::Id)
             .limit(PAGE)
             .all(conn)
             .await?;
-        read += page.len();
-        if read > MOST_REPLAYED {
+        self.read += page.len();
+        if self.read > MOST_REPLAYED {
             return Err(AppError::EventsMissed(format!(
                 "more than {MOST_REPLAYED} changes came after this cursor; reload and subscribe again"
             )));
         }
         let full = page.len() as u64 == PAGE;
+        let mut changes = Vec::with_capacity(page.len());
         for row in page {
-            from = row.id;
-            if row.id == after || seen.contains(&row.id) {
+            self.from = row.id;
+            if row.id == self.after || seen.contains(&row.id) {
                 continue;
             }
             let change: UserChange = match serde_json::from_str(&row.payload) {
@@ -162,13 +172,17 @@ pub async fn since<C: ConnectionTrait>(
                 }
             };
             if live::sees_user_change(actor, &change, organisation_id) {
-                replayed.push(Arc::new(change));
+                changes.push(Arc::new(change));
             }
         }
-        if !full {
-            return Ok(replayed);
-        }
+        Ok((changes, full.then_some(self)))
     }
+}
+
+fn in_organisation(id: Uuid) -> Condition {
+    Condition::any()
+        .add(user_change::Column::OrganisationId.eq(id))
+        .add(user_change::Column::PreviousOrganisationId.eq(id))
 }
 
 /// Forgets changes older than `KEEP`; returns how many.

@@ -14,6 +14,7 @@ use crate::helpers::{TestApp, TestUser, on_both_databases};
 on_both_databases!(
     a_subscriber_resumes_from_its_cursor_with_no_gap_and_in_its_scope,
     a_subscriber_that_falls_behind_is_caught_up_from_the_feed,
+    a_backlog_longer_than_a_page_is_replayed_whole_and_in_order,
     bad_and_expired_cursors_are_refused_clearly,
 );
 
@@ -243,4 +244,49 @@ async fn bad_and_expired_cursors_are_refused_clearly(app: TestApp) {
         .await;
         assert_eq!(answered, code, "{cursor}");
     }
+}
+
+async fn a_backlog_longer_than_a_page_is_replayed_whole_and_in_order(app: TestApp) {
+    let cursor = app.query("{ userChangeCursor }", json!({})).await["userChangeCursor"].clone();
+    // More than a page of the feed (500) while nobody listens.
+    for i in 0..620 {
+        app.create_user(TestUser::new(&format!("backlog{i:03}@x.test")))
+            .await;
+    }
+    let mut resumed = app
+        .subscribe(
+            &app.admin_token,
+            "subscription ($after: ID) { userChanged(after: $after) { cursor user { email } } }",
+            json!({ "after": cursor }),
+        )
+        .await;
+    let mut emails = Vec::new();
+    let mut cursors = Vec::new();
+    while emails.len() < 620 {
+        let change = resumed.next_data().await;
+        let email = change["userChanged"]["user"]["email"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !email.starts_with("backlog") {
+            continue;
+        }
+        emails.push(email);
+        cursors.push(
+            change["userChanged"]["cursor"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let expected: Vec<String> = (0..620).map(|i| format!("backlog{i:03}@x.test")).collect();
+    assert_eq!(emails, expected, "every change once, in order");
+    let mut sorted = cursors.clone();
+    sorted.sort();
+    assert_eq!(sorted, cursors);
+    // Then live.
+    app.create_user(TestUser::new("after@x.test")).await;
+    let live = resumed.next_data().await;
+    assert_eq!(live["userChanged"]["user"]["email"], "after@x.test");
+    resumed.assert_quiet().await;
 }
