@@ -15,6 +15,7 @@
 //! that falls further behind than the ring holds is told it missed events (`Event::Missed`)
 //! instead of being skipped past them in silence.
 
+mod feed;
 mod postgres;
 
 use std::collections::HashMap;
@@ -494,8 +495,8 @@ impl EventBus {
             return txn.commit().await;
         }
         // Last before the commit, so the feed's order is the commits' order but for the
-        // moment a commit takes (`change_feed::COMMIT_SKEW`).
-        crate::service::change_feed::record(&txn, &mut changes.users).await?;
+        // moment a commit takes (`service::change_feed::COMMIT_SKEW`).
+        feed::record(&txn, &mut changes.users).await?;
         if self.is_postgres() {
             let users = changes.users.iter().map(postgres::user_payload);
             let records = changes.records.iter().map(postgres::record_payload);

@@ -353,12 +353,8 @@ impl Resume {
     }
 
     fn end(&mut self, lost: AccessLost) -> AppError {
-        let (ended, reason) = access_lost(lost);
         self.ended = true;
-        if let Some(access) = &self.access {
-            access.set(reason);
-        }
-        ended
+        ended_by(lost, self.access.as_ref())
     }
 }
 
@@ -438,12 +434,8 @@ impl StatsWatch {
     }
 
     fn end(&mut self, lost: AccessLost) -> AppError {
-        let (ended, reason) = access_lost(lost);
         self.ended = true;
-        if let Some(access) = &self.access {
-            access.set(reason);
-        }
-        ended
+        ended_by(lost, self.access.as_ref())
     }
 }
 
@@ -564,11 +556,8 @@ where
                     Follower::Members(members) => (members.0)(change),
                     Follower::Subscriber(access) => {
                         if let Some(lost) = live::follow_self(&mut state.actor, change) {
-                            let (ended, reason) = access_lost(lost);
                             state.ended = true;
-                            if let Some(access) = access {
-                                access.set(reason);
-                            }
+                            let ended = ended_by(lost, access.as_ref());
                             return Some((Err(ended.into()), state));
                         }
                     }
@@ -599,6 +588,16 @@ pub(super) fn access_lost(lost: AccessLost) -> (AppError, &'static str) {
             AccessChanged::ROLE_OR_ORGANISATION,
         ),
     }
+}
+
+/// The error that ends a subscription whose subscriber lost access; the socket, when there is
+/// one, is told why.
+fn ended_by(lost: AccessLost, access: Option<&AccessChanged>) -> AppError {
+    let (ended, reason) = access_lost(lost);
+    if let Some(access) = access {
+        access.set(reason);
+    }
+    ended
 }
 
 /// The error that ends a subscriber who fell behind.

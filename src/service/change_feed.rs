@@ -1,5 +1,5 @@
-//! The change feed: every change to a user that is published (`events`) is also kept, in the
-//! transaction that makes it, with a UUIDv7 taken just before that transaction commits. Its id
+//! The change feed: every change to a user that is published is also kept (`events::feed`), in
+//! the transaction that makes it, with a UUIDv7 taken just before that transaction commits. Its id
 //! is the change's cursor; `userChanged(after:)` replays what came after a cursor from here and
 //! then continues live, so a subscriber that reconnects, or falls behind, catches up with no
 //! gap instead of ending with `EVENTS_MISSED`.
@@ -15,9 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use entity::user_change;
 use sea_orm::sea_query::Condition;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::live;
@@ -32,34 +30,6 @@ pub const COMMIT_SKEW: Duration = Duration::seconds(2);
 /// The most changes one catch-up reads: a subscriber further behind reloads instead.
 pub const MOST_REPLAYED: usize = 10_000;
 const PAGE: u64 = 500;
-
-/// Gives each change its id and keeps it, in the committing transaction.
-pub(crate) async fn record<C: ConnectionTrait>(
-    conn: &C,
-    changes: &mut [UserChange],
-) -> Result<(), DbErr> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let mut rows = Vec::with_capacity(changes.len());
-    for change in changes.iter_mut() {
-        change.id = Uuid::now_v7();
-        let payload =
-            serde_json::to_string(&*change).map_err(|err| DbErr::Custom(err.to_string()))?;
-        rows.push(user_change::ActiveModel {
-            id: Set(change.id),
-            user_id: Set(change.user.id),
-            organisation_id: Set(change.user.organisation_id),
-            previous_organisation_id: Set(change.previous_organisation_id),
-            payload: Set(payload),
-            occurred_at: Set(change.occurred_at),
-        });
-    }
-    user_change::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
 
 /// Reads a cursor: a change's id as `UserChange.cursor` gave it, or `userChangeCursor`'s.
 pub fn parse_cursor(field: &str, cursor: &str) -> Result<Uuid, AppError> {

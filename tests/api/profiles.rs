@@ -22,15 +22,16 @@ const UPDATE: &str = r#"mutation ($id: ID!, $input: LecturerProfileInput!) {
 const READ: &str = r#"query ($id: ID!) { user(id: $id) { profile {
     staffId jobTitle department contractFte contractStart contractEnd workloadTargetHours } } }"#;
 
-struct Department {
-    org_admin: String,
-    lecturer: entity::user::Model,
-    lecturer_token: String,
-    colleague_token: String,
-    organisation: uuid::Uuid,
+/// An organisation with its admin, a lecturer and a colleague (tokens for each).
+pub(crate) struct Department {
+    pub(crate) org_admin: String,
+    pub(crate) lecturer: entity::user::Model,
+    pub(crate) lecturer_token: String,
+    pub(crate) colleague_token: String,
+    pub(crate) organisation: uuid::Uuid,
 }
 
-async fn department(app: &TestApp, name: &str, domain: &'static str) -> Department {
+pub(crate) async fn department(app: &TestApp, name: &str, domain: &'static str) -> Department {
     let organisation = app.create_organisation(name).await;
     let email = |local: &str| Box::leak(format!("{local}@{domain}").into_boxed_str()) as &str;
     let in_it = |email: &'static str, role: Role| {

@@ -7,6 +7,7 @@ use entity::role::Role;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
+use crate::profiles::department;
 
 on_both_databases!(
     allocations_sum_against_the_target_and_every_change_is_audited,
@@ -35,38 +36,6 @@ const REMOVE: &str = r#"mutation ($id: ID!) { removeActivity(id: $id) {
 const READ: &str = r#"query ($id: ID!, $year: String) { user(id: $id) { workload(academicYear: $year) {
     academicYear allocatedHours targetHours targetSource balanceHours balance
     activities { kind moduleCode name term hours } } } }"#;
-
-struct Department {
-    org_admin: String,
-    lecturer: entity::user::Model,
-    lecturer_token: String,
-    colleague_token: String,
-    organisation: uuid::Uuid,
-}
-
-async fn department(app: &TestApp, name: &str, domain: &'static str) -> Department {
-    let organisation = app.create_organisation(name).await;
-    let email = |local: &str| Box::leak(format!("{local}@{domain}").into_boxed_str()) as &str;
-    let in_it = |email: &'static str, role: Role| {
-        TestUser::new(email)
-            .role(role)
-            .in_organisation(organisation.id)
-    };
-    let org_admin = app.create_user(in_it(email("head"), Role::OrgAdmin)).await;
-    let lecturer = app
-        .create_user(in_it(email("lecturer"), Role::Lecturer))
-        .await;
-    let colleague = app
-        .create_user(in_it(email("colleague"), Role::Member))
-        .await;
-    Department {
-        org_admin: app.token_for(&org_admin),
-        lecturer_token: app.token_for(&lecturer),
-        colleague_token: app.token_for(&colleague),
-        lecturer,
-        organisation: organisation.id,
-    }
-}
 
 async fn allocate(app: &TestApp, token: &str, user: &entity::user::Model, input: Value) -> Value {
     app.graphql_as(
