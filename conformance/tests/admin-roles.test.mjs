@@ -52,7 +52,7 @@ after(async () => {
 test('an organisation admin sees their organisation only, and only what they may do', async () => {
   const { page, blocked, errors } = await signIn(await tokenFor(orgAdmin));
   assert.equal(await page.locator('#whoami .badge').textContent(), 'Org admin');
-  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations']);
+  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Dashboard', 'Workload']);
 
   // Their organisation's users, and no organisation filter to look elsewhere.
   const emails = await page.locator('#users-table tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.email).sort());
@@ -80,6 +80,16 @@ test('an organisation admin sees their organisation only, and only what they may
   assert.equal(await page.locator('#create-organisation').count(), 0);
   assert.equal(await page.getByRole('button', { name: 'Rename' }).count(), 0);
   assert.equal(await page.getByRole('button', { name: 'Archive' }).count(), 0);
+
+  // Their dashboard and workload: their organisation only.
+  await page.locator('#nav a', { hasText: 'Dashboard' }).click();
+  await page.locator('#stat-members .stat-value').waitFor();
+  assert.deepEqual(await page.locator('#dashboard-organisation option').allTextContents(), ['Department of Roles']);
+  assert.equal(await page.locator('#stat-members .stat-value').textContent(), '2');
+  await page.locator('#nav a', { hasText: 'Workload' }).click();
+  await page.locator('#workload-summary').filter({ hasText: 'allocated' }).waitFor();
+  const people = await page.locator('#allocate-person option').allTextContents();
+  assert.equal(people.length, 2, `${people}`);
 
   // A view they may not use, opened by its address, falls back to the users.
   await page.goto(`${userhubUrl}/admin/sync`);
