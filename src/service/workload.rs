@@ -425,6 +425,12 @@ pub enum Balance {
     NoTarget,
 }
 
+/// Allocated minus target, to the hundredth: above zero is over-allocated. `None` without a
+/// target.
+pub fn balance_hours(allocated_hours: f64, target: Option<Target>) -> Option<f64> {
+    target.map(|target| round(allocated_hours - target.hours))
+}
+
 pub fn balance(allocated_hours: f64, target: Option<Target>) -> Balance {
     let Some(target) = target else {
         return Balance::NoTarget;
@@ -516,6 +522,10 @@ pub struct PersonWorkload {
 impl PersonWorkload {
     pub fn balance(&self) -> Balance {
         balance(self.allocated_hours, self.target)
+    }
+
+    pub fn balance_hours(&self) -> Option<f64> {
+        balance_hours(self.allocated_hours, self.target)
     }
 }
 

@@ -201,10 +201,7 @@ impl Workload {
     /// Allocated minus target: above zero is over-allocated. `null` without a target.
     async fn balance_hours(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
         let allocated = self.allocated(ctx).await?;
-        Ok(self
-            .target(ctx)
-            .await?
-            .map(|target| ((allocated - target.hours) * 100.0).round() / 100.0))
+        Ok(workload::balance_hours(allocated, self.target(ctx).await?))
     }
 
     async fn balance(&self, ctx: &Context<'_>) -> Result<WorkloadBalance> {
@@ -251,9 +248,7 @@ impl PersonWorkload {
 
     /// Allocated minus target; `null` without a target.
     async fn balance_hours(&self) -> Option<f64> {
-        self.person
-            .target
-            .map(|target| ((self.person.allocated_hours - target.hours) * 100.0).round() / 100.0)
+        self.person.balance_hours()
     }
 
     async fn balance(&self) -> WorkloadBalance {
