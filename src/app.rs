@@ -281,6 +281,13 @@ pub fn router(state: AppState) -> Router {
             crate::rate_limit::limit,
         ));
     }
+    let mut imports = crate::imports::routes(state.config.max_import_bytes);
+    if let Some(limiter) = &state.graphql_limit {
+        imports = imports.route_layer(middleware::from_fn_with_state(
+            limiter.clone(),
+            crate::rate_limit::limit,
+        ));
+    }
     let cors = cors(&state);
     let mut router = Router::new();
     // With a listener of its own, `/metrics` is not on this one.
@@ -295,6 +302,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(crate::admin::routes())
         .merge(exports)
+        .merge(imports)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -5,4 +5,4 @@ pub mod client;
 pub mod emulator;
 pub mod model;
 
-pub use client::{ClerkClient, ClerkFailure, IfEmailTaken};
+pub use client::{ClerkClient, ClerkFailure, IfEmailTaken, NewClerkInvitation};

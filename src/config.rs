@@ -40,6 +40,10 @@ pub struct Config {
     #[arg(long, env = "USERHUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest CSV accepted by `POST /api/imports/users.csv`, in bytes.
+    #[arg(long, env = "USERHUB_MAX_IMPORT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_import_bytes: usize,
+
     /// Deepest selection nesting a GraphQL operation may have.
     #[arg(long, env = "USERHUB_MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
@@ -298,6 +302,7 @@ impl Config {
             log_format: LogFormat::Text,
             migrate_on_start: true,
             max_body_bytes: 256 * 1024,
+            max_import_bytes: 4 * 1024 * 1024,
             max_query_depth: 12,
             max_query_fields: 1000,
             max_query_complexity: 5000,

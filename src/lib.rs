@@ -60,6 +60,7 @@ pub mod error;
 pub mod events;
 pub mod exports;
 pub mod graphql;
+pub mod imports;
 pub mod local;
 pub mod metrics;
 pub mod rate_limit;

@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod change_feed;
 pub mod exports;
 pub mod freshness;
+pub mod imports;
 pub mod invitations;
 pub mod live;
 pub mod organisations;

@@ -6,7 +6,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// `suspend`, `unsuspend`, `remove` or `update`.
+    /// `suspend`, `unsuspend`, `remove`, `update` or `import`.
     pub kind: String,
     /// `running`, `succeeded` or `failed`.
     pub status: String,
@@ -24,6 +24,8 @@ pub struct Model {
     pub error: Option<String>,
     pub created_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    /// When a running job last wrote its progress (or, waiting, that it still runs).
+    pub heartbeat_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261207_000011_create_activities;
 mod m20261207_000012_create_sign_ins;
 mod m20261207_000013_create_user_changes;
 mod m20261207_000014_create_bulk_jobs;
+mod m20261208_000015_bulk_job_heartbeat;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_create_sign_ins::Migration),
             Box::new(m20261207_000013_create_user_changes::Migration),
             Box::new(m20261207_000014_create_bulk_jobs::Migration),
+            Box::new(m20261208_000015_bulk_job_heartbeat::Migration),
         ]
     }
 }

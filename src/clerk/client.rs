@@ -12,6 +12,16 @@ use serde_json::{Value, json};
 use super::model::{ClerkErrors, ClerkInvitation, ClerkUser, Jwks};
 use crate::config::Secret;
 
+/// One invitation of a `create_invitations` call.
+#[derive(Debug, Clone)]
+pub struct NewClerkInvitation {
+    pub email: String,
+    /// Copied to the user who accepts; carries userhub's invitation id.
+    pub public_metadata: Value,
+    pub redirect_url: Option<String>,
+    pub if_taken: IfEmailTaken,
+}
+
 /// The Backend API version userhub is written against.
 pub const API_VERSION: &str = "2026-05-12";
 
@@ -51,6 +61,10 @@ pub enum ClerkFailure {
     /// Clerk could not be reached, timed out, kept failing or kept rate-limiting.
     #[error("Clerk is unavailable: {0}")]
     Unavailable(String),
+    /// Clerk keeps answering 429, or asks for a longer wait than a request may take: try
+    /// again after `retry_after` (a background job waits; a request gives up).
+    #[error("Clerk is rate-limiting {call}: try again in {}s", retry_after.as_secs().max(1))]
+    RateLimited { call: String, retry_after: Duration },
     /// Clerk answered with a body userhub cannot read.
     #[error("Clerk answered something unexpected: {0}")]
     Unreadable(String),
@@ -282,6 +296,119 @@ impl ClerkClient {
         }
     }
 
+    /// `POST /invitations/bulk`: up to Clerk's 10 invitations in one call, all made or none,
+    /// answered in the order asked. Each item's `public_metadata` must carry userhub's
+    /// invitation id (`INVITATION_KEY`): after an uncertain failure the pending invitations
+    /// are read, those already made are kept, and only the rest are sent again. A 429 that
+    /// outlasts the retries fails `RateLimited`, for the caller to wait out.
+    pub async fn create_invitations(
+        &self,
+        items: &[NewClerkInvitation],
+    ) -> Result<Vec<ClerkInvitation>, ClerkFailure> {
+        let key_of = |item: &NewClerkInvitation| {
+            item.public_metadata
+                .get(crate::clerk::model::INVITATION_KEY)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let mut made: Vec<Option<ClerkInvitation>> = vec![None; items.len()];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let missing: Vec<usize> = (0..items.len()).filter(|&i| made[i].is_none()).collect();
+            if missing.is_empty() {
+                return Ok(made.into_iter().flatten().collect());
+            }
+            let body = Value::Array(
+                missing
+                    .iter()
+                    .map(|&i| {
+                        let item = &items[i];
+                        let mut body = json!({
+                            "email_address": item.email,
+                            "public_metadata": item.public_metadata,
+                            "notify": true,
+                            "ignore_existing": item.if_taken == IfEmailTaken::InviteAnyway,
+                        });
+                        if let Some(redirect_url) = &item.redirect_url {
+                            body["redirect_url"] = json!(redirect_url);
+                        }
+                        body
+                    })
+                    .collect(),
+            );
+            let failure = match self
+                .send_with::<Vec<ClerkInvitation>>(
+                    Method::POST,
+                    "/invitations/bulk",
+                    &[],
+                    Some(&body),
+                    false,
+                )
+                .await
+            {
+                Ok(answered) => {
+                    if answered.len() != missing.len() {
+                        return Err(ClerkFailure::Unreadable(format!(
+                            "POST /invitations/bulk answered {} invitations for {}",
+                            answered.len(),
+                            missing.len()
+                        )));
+                    }
+                    for (i, invitation) in missing.into_iter().zip(answered) {
+                        made[i] = Some(invitation);
+                    }
+                    continue;
+                }
+                Err(ClerkFailure::Uncertain(reason)) => reason,
+                Err(other) => return Err(other),
+            };
+            if items.iter().any(|item| key_of(item).is_null()) {
+                return Err(ClerkFailure::Unavailable(failure));
+            }
+            for invitation in self.pending_invitations().await? {
+                let key = invitation
+                    .public_metadata
+                    .get(crate::clerk::model::INVITATION_KEY)
+                    .cloned();
+                if let Some(i) = missing.iter().copied().find(|&i| {
+                    key.as_ref() == Some(&key_of(&items[i]))
+                        && invitation
+                            .email_address
+                            .eq_ignore_ascii_case(&items[i].email)
+                }) {
+                    made[i] = Some(invitation);
+                }
+            }
+            if made.iter().all(Option::is_some) {
+                continue;
+            }
+            if attempt >= self.policy.max_attempts {
+                return Err(ClerkFailure::Unavailable(format!(
+                    "{failure}, {attempt} times"
+                )));
+            }
+            self.count_retry("POST /invitations/bulk", "uncertain");
+            tokio::time::sleep(self.backoff(attempt)).await;
+        }
+    }
+
+    /// Every pending invitation.
+    async fn pending_invitations(&self) -> Result<Vec<ClerkInvitation>, ClerkFailure> {
+        const PAGE: usize = 500;
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .list_invitations(Some("pending"), PAGE, all.len())
+                .await?;
+            let last = page.len() < PAGE;
+            all.extend(page);
+            if last {
+                return Ok(all);
+            }
+        }
+    }
+
     /// The pending invitation to `email` that carries `key` in its public metadata.
     async fn pending_invitation(
         &self,
@@ -375,6 +502,7 @@ impl ClerkClient {
                 Ok(_) => "ok",
                 Err(ClerkFailure::Refused { .. }) => "refused",
                 Err(ClerkFailure::Unavailable(_)) => "unavailable",
+                Err(ClerkFailure::RateLimited { .. }) => "rate_limited",
                 Err(ClerkFailure::Unreadable(_)) => "unreadable",
                 Err(ClerkFailure::Uncertain(_)) => "uncertain",
             };
@@ -458,17 +586,24 @@ impl ClerkClient {
             }
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 let retry_after = retry_after(response.headers());
+                let limited = status == StatusCode::TOO_MANY_REQUESTS;
                 if last {
+                    if limited {
+                        return Err(ClerkFailure::RateLimited {
+                            call: call.to_owned(),
+                            retry_after: retry_after.unwrap_or(self.policy.max_delay),
+                        });
+                    }
                     return Err(ClerkFailure::Unavailable(format!(
                         "{method} {path} answered {status} {attempt} times"
                     )));
                 }
                 let wait = match retry_after {
                     Some(wait) if wait > self.policy.max_retry_after => {
-                        return Err(ClerkFailure::Unavailable(format!(
-                            "{method} {path} is rate-limited for {}s",
-                            wait.as_secs()
-                        )));
+                        return Err(ClerkFailure::RateLimited {
+                            call: call.to_owned(),
+                            retry_after: wait,
+                        });
                     }
                     Some(wait) => wait,
                     None => self.backoff(attempt),
@@ -533,8 +668,9 @@ fn without_url(err: &reqwest::Error) -> String {
 
 /// A Backend API path with its ids replaced, for metric labels: `/users/{id}/metadata`.
 fn path_template(path: &str) -> String {
-    const WORDS: [&str; 8] = [
+    const WORDS: [&str; 9] = [
         "users",
+        "bulk",
         "count",
         "metadata",
         "ban",

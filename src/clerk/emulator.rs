@@ -52,6 +52,42 @@ struct Shared {
     authorized_party: String,
     /// Sessions begun with `sign_in`, by id: Clerk's session objects.
     sessions: Mutex<std::collections::HashMap<String, Value>>,
+    bulk_invitations: Mutex<BulkInvitationCalls>,
+}
+
+/// Clerk's limits on `POST /invitations/bulk`: at most `per_call` invitations in one call, and
+/// `calls` calls in any `window` (an hour at Clerk; tests shorten it). A call over the rate is
+/// answered 429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkInvitationLimits {
+    pub per_call: usize,
+    pub calls: usize,
+    pub window: Duration,
+}
+
+impl Default for BulkInvitationLimits {
+    fn default() -> BulkInvitationLimits {
+        BulkInvitationLimits {
+            per_call: 10,
+            calls: 25,
+            window: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The bulk invitation calls of the current window, and how many were answered 429.
+#[derive(Default)]
+struct BulkInvitationCalls {
+    limits: BulkInvitationLimits,
+    admitted: std::collections::VecDeque<std::time::Instant>,
+    refused: usize,
+}
+
+/// What the emulator saw of bulk invitation calls: a test checks the limits held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkInvitationUsage {
+    pub admitted: usize,
+    pub rate_limited: usize,
 }
 
 /// Where a sign-in came from, as Clerk's session activity describes it.
@@ -143,6 +179,7 @@ impl Emulator {
                 requests: Mutex::new(Vec::new()),
                 faults: Mutex::new(std::collections::VecDeque::new()),
                 sessions: Mutex::new(std::collections::HashMap::new()),
+                bulk_invitations: Mutex::new(BulkInvitationCalls::default()),
                 keys: Mutex::new(Keyring {
                     current: key,
                     retired: Vec::new(),
@@ -340,6 +377,46 @@ impl Emulator {
     pub fn inject(&self, fault: Fault, times: usize) {
         let mut faults = lock(&self.shared.faults);
         faults.extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Sets the limits of `POST /invitations/bulk` (Clerk's by default).
+    pub fn set_bulk_invitation_limits(&self, limits: BulkInvitationLimits) {
+        lock(&self.shared.bulk_invitations).limits = limits;
+    }
+
+    pub fn bulk_invitation_limits(&self) -> BulkInvitationLimits {
+        lock(&self.shared.bulk_invitations).limits
+    }
+
+    /// Counts a bulk invitation call against the window, or answers how long until it may be
+    /// made.
+    fn admit_bulk_invitation_call(&self) -> Result<(), Duration> {
+        let mut calls = lock(&self.shared.bulk_invitations);
+        let now = std::time::Instant::now();
+        let window = calls.limits.window;
+        while calls
+            .admitted
+            .front()
+            .is_some_and(|admitted| now.duration_since(*admitted) >= window)
+        {
+            calls.admitted.pop_front();
+        }
+        if calls.admitted.len() < calls.limits.calls {
+            calls.admitted.push_back(now);
+            return Ok(());
+        }
+        calls.refused += 1;
+        let oldest = calls.admitted.front().copied().unwrap_or(now);
+        Err(window.saturating_sub(now.duration_since(oldest)))
+    }
+
+    /// Bulk invitation calls admitted within the current window, and all refused with 429.
+    pub fn bulk_invitation_usage(&self) -> BulkInvitationUsage {
+        let calls = lock(&self.shared.bulk_invitations);
+        BulkInvitationUsage {
+            admitted: calls.admitted.len(),
+            rate_limited: calls.refused,
+        }
     }
 
     /// Drops every fault not yet used.

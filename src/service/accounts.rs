@@ -30,7 +30,7 @@ pub struct AccountUpdate {
 
 const MAX_NAME_LENGTH: usize = 100;
 
-fn validate_name(field: &str, name: Option<String>) -> Result<Option<String>, AppError> {
+pub(crate) fn validate_name(field: &str, name: Option<String>) -> Result<Option<String>, AppError> {
     let Some(name) = name else { return Ok(None) };
     let name = name.trim().to_owned();
     if name.chars().count() > MAX_NAME_LENGTH {

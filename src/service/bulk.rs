@@ -61,28 +61,45 @@ pub enum Targets {
     Filter(UserFilter),
 }
 
-/// One user's outcome in a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One user's (or, in an import, one line's) outcome in a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserOutcome {
-    pub user_id: Uuid,
+    /// None for an import's line that invites someone, or names nobody.
+    pub user_id: Option<Uuid>,
     /// Empty for an id that is no user.
     pub email: String,
     /// `would_change` (planned), `changed`, `unchanged` or `refused`.
     pub outcome: String,
-    /// For `refused`: the error code and message the single operation answers.
+    /// For `refused`: the error code and message the single operation answers. Otherwise an
+    /// optional remark (an import's "already invited").
     pub code: Option<String>,
     pub message: Option<String>,
+    /// An import's line number in its file (the header is line 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// An import's action on the line: `invite` or `update`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The invitation an import's line sent, or found already pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_id: Option<Uuid>,
 }
 
 impl UserOutcome {
     fn of(user_id: Uuid, email: &str, outcome: &str) -> UserOutcome {
         UserOutcome {
-            user_id,
+            user_id: Some(user_id),
             email: email.to_owned(),
             outcome: outcome.to_owned(),
-            code: None,
-            message: None,
+            ..UserOutcome::default()
         }
+    }
+
+    /// This outcome refused for `error`, keeping which line and user it is about.
+    pub(super) fn refuse(&mut self, error: &AppError) {
+        self.outcome = "refused".to_owned();
+        self.code = Some(error.code().to_owned());
+        self.message = Some(error.to_string());
     }
 
     fn refused(user_id: Uuid, email: &str, error: &AppError) -> UserOutcome {
@@ -164,18 +181,7 @@ pub async fn start(
                 .await?;
         }
     }
-    if !dry_run {
-        let running = bulk_job::Entity::find()
-            .filter(bulk_job::Column::RequestedBy.eq(actor.user.id))
-            .filter(bulk_job::Column::Status.eq("running"))
-            .count(&services.db)
-            .await?;
-        if running >= MOST_RUNNING {
-            return Err(AppError::Conflict(format!(
-                "you have {running} bulk jobs running: wait for one to finish"
-            )));
-        }
-    }
+    ensure_may_start(services, actor, dry_run).await?;
     let (found, unknown) = resolve(services, actor, targets).await?;
     let mut planned = Vec::with_capacity(found.len() + unknown.len());
     for id in unknown {
@@ -199,31 +205,7 @@ pub async fn start(
             Err(error) => UserOutcome::refused(user.id, &user.email, &error),
         });
     }
-    let now = super::now();
-    let count = |outcome: &str| planned.iter().filter(|p| p.outcome == outcome).count() as i32;
-    let job = bulk_job::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        kind: Set(action.kind().to_owned()),
-        status: Set(if dry_run { "succeeded" } else { "running" }.to_owned()),
-        dry_run: Set(dry_run),
-        requested_by: Set(actor.user.id),
-        total: Set(planned.len() as i32),
-        // The plan's refusals and no-ops are done already; the changes remain.
-        done: Set(if dry_run {
-            planned.len() as i32
-        } else {
-            planned.len() as i32 - count("would_change")
-        }),
-        changed: Set(if dry_run { count("would_change") } else { 0 }),
-        unchanged: Set(count("unchanged")),
-        refused: Set(count("refused")),
-        results: Set(serde_json::to_string(&planned).unwrap_or_else(|_| "[]".to_owned())),
-        error: Set(None),
-        created_at: Set(now),
-        finished_at: Set(dry_run.then_some(now)),
-    }
-    .insert(&services.db)
-    .await?;
+    let job = insert_job(services, actor, action.kind(), &planned, dry_run).await?;
     if !dry_run {
         let services = services.clone();
         let origin = origin.clone();
@@ -237,6 +219,64 @@ pub async fn start(
         });
     }
     Ok(job)
+}
+
+/// Checks that `actor` may start another job now (dry runs are not jobs that run).
+pub(super) async fn ensure_may_start(
+    services: &Services,
+    actor: &Actor,
+    dry_run: bool,
+) -> Result<(), AppError> {
+    if dry_run {
+        return Ok(());
+    }
+    let running = bulk_job::Entity::find()
+        .filter(bulk_job::Column::RequestedBy.eq(actor.user.id))
+        .filter(bulk_job::Column::Status.eq("running"))
+        .count(&services.db)
+        .await?;
+    if running >= MOST_RUNNING {
+        return Err(AppError::Conflict(format!(
+            "you have {running} bulk jobs running: wait for one to finish"
+        )));
+    }
+    Ok(())
+}
+
+/// Records a planned job: a dry run finished, a real one running with its refusals and no-ops
+/// already counted as done.
+pub(super) async fn insert_job(
+    services: &Services,
+    actor: &Actor,
+    kind: &str,
+    planned: &[UserOutcome],
+    dry_run: bool,
+) -> Result<bulk_job::Model, AppError> {
+    let now = super::now();
+    let count = |outcome: &str| planned.iter().filter(|p| p.outcome == outcome).count() as i32;
+    Ok(bulk_job::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(kind.to_owned()),
+        status: Set(if dry_run { "succeeded" } else { "running" }.to_owned()),
+        dry_run: Set(dry_run),
+        requested_by: Set(actor.user.id),
+        total: Set(planned.len() as i32),
+        done: Set(if dry_run {
+            planned.len() as i32
+        } else {
+            planned.len() as i32 - count("would_change")
+        }),
+        changed: Set(if dry_run { count("would_change") } else { 0 }),
+        unchanged: Set(count("unchanged")),
+        refused: Set(count("refused")),
+        results: Set(serde_json::to_string(planned).unwrap_or_else(|_| "[]".to_owned())),
+        error: Set(None),
+        created_at: Set(now),
+        finished_at: Set(dry_run.then_some(now)),
+        heartbeat_at: Set((!dry_run).then_some(now)),
+    }
+    .insert(&services.db)
+    .await?)
 }
 
 /// The users named, those of them that are no user, or the users the filter matches.
@@ -311,7 +351,9 @@ async fn run(
                 return Err(error);
             }
         };
-        let user_id = outcomes[index].user_id;
+        let Some(user_id) = outcomes[index].user_id else {
+            continue;
+        };
         let result = match &action {
             BulkAction::Suspend => {
                 accounts::set_suspended(services, &actor, origin, user_id, true).await
@@ -340,7 +382,7 @@ async fn run(
 }
 
 /// The requester as they now are, if they may still run bulk operations.
-async fn requester_now(services: &Services, requester: Uuid) -> Result<Actor, AppError> {
+pub(super) async fn requester_now(services: &Services, requester: Uuid) -> Result<Actor, AppError> {
     let current = users::get(&services.db, requester).await?;
     if !current.is_active || current.banned {
         return Err(AppError::Forbidden(
@@ -355,8 +397,8 @@ async fn requester_now(services: &Services, requester: Uuid) -> Result<Actor, Ap
     Ok(actor)
 }
 
-/// Writes the job's counts and outcomes as they now stand.
-async fn record_progress(
+/// Writes the job's counts and outcomes as they now stand, and that it still runs.
+pub(super) async fn record_progress(
     services: &Services,
     job_id: Uuid,
     outcomes: &[UserOutcome],
@@ -369,11 +411,12 @@ async fn record_progress(
     row.unchanged = Set(count("unchanged"));
     row.refused = Set(count("refused"));
     row.results = Set(serde_json::to_string(outcomes).unwrap_or_else(|_| "[]".to_owned()));
+    row.heartbeat_at = Set(Some(super::now()));
     row.update(&services.db).await?;
     Ok(())
 }
 
-async fn finish(
+pub(super) async fn finish(
     services: &Services,
     job_id: Uuid,
     status: &str,
@@ -406,11 +449,14 @@ pub async fn read(
     Ok(job)
 }
 
-/// How long a job may run: one that has not finished by then was cut off (its replica
-/// stopped) and is marked failed, so that it does not show as running for ever.
-pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(1);
+/// How long a running job may go without a sign of life: one silent for longer was cut off
+/// (its replica stopped) and is marked failed, so that it does not show as running for ever.
+/// A job waiting out Clerk's rate limit writes its heartbeat every `HEARTBEAT`.
+pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::minutes(15);
+/// How often a waiting job says it still runs.
+pub(super) const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Marks jobs running for longer than `ABANDONED_AFTER` failed; returns how many.
+/// Marks running jobs silent for longer than `ABANDONED_AFTER` failed; returns how many.
 pub async fn fail_abandoned<C: sea_orm::ConnectionTrait>(db: &C) -> Result<u64, AppError> {
     use sea_orm::sea_query::Expr;
     let now = super::now();
@@ -422,7 +468,15 @@ pub async fn fail_abandoned<C: sea_orm::ConnectionTrait>(db: &C) -> Result<u64, 
         )
         .col_expr(bulk_job::Column::FinishedAt, Expr::value(now))
         .filter(bulk_job::Column::Status.eq("running"))
-        .filter(bulk_job::Column::CreatedAt.lt(now - ABANDONED_AFTER))
+        .filter(
+            sea_orm::Condition::any()
+                .add(bulk_job::Column::HeartbeatAt.lt(now - ABANDONED_AFTER))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(bulk_job::Column::HeartbeatAt.is_null())
+                        .add(bulk_job::Column::CreatedAt.lt(now - ABANDONED_AFTER)),
+                ),
+        )
         .exec(db)
         .await?;
     Ok(failed.rows_affected)

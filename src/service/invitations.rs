@@ -19,6 +19,7 @@ use super::{Origin, Scoped, Services, Write, accounts, users};
 use crate::auth::Actor;
 pub use crate::clerk::model::INVITATION_KEY;
 use crate::clerk::model::{ORGANISATION_KEY, ROLE_KEY};
+use crate::clerk::{ClerkFailure, NewClerkInvitation};
 use crate::error::AppError;
 
 #[derive(Debug, Clone)]
@@ -124,28 +125,43 @@ pub async fn invite(
     origin: &Origin,
     new: NewInvitation,
 ) -> Result<invitation::Model, AppError> {
-    let Services {
-        db, clerk, events, ..
-    } = services;
+    let Services { db, clerk, .. } = services;
     let email = check(db, actor, &new).await?;
     let id = Uuid::now_v7();
-    let metadata = json!({
-        ROLE_KEY: new.role.as_str(),
-        ORGANISATION_KEY: new.organisation_id.map(|id| id.to_string()),
-        INVITATION_KEY: id.to_string(),
-    });
     let sent = clerk
         .create_invitation(
             &email,
-            metadata,
+            clerk_metadata(&new, id),
             new.redirect_url.as_deref(),
             actor.invitation_if_email_taken(),
         )
         .await?;
+    record(services, actor, origin, id, email, &new, sent.id).await
+}
+
+/// What Clerk copies onto the user who accepts, with userhub's own id for the invitation.
+fn clerk_metadata(new: &NewInvitation, id: Uuid) -> serde_json::Value {
+    json!({
+        ROLE_KEY: new.role.as_str(),
+        ORGANISATION_KEY: new.organisation_id.map(|id| id.to_string()),
+        INVITATION_KEY: id.to_string(),
+    })
+}
+
+/// Records an invitation Clerk has sent, with its audit event and live change.
+async fn record(
+    services: &Services,
+    actor: &Actor,
+    origin: &Origin,
+    id: Uuid,
+    email: String,
+    new: &NewInvitation,
+    clerk_invitation_id: String,
+) -> Result<invitation::Model, AppError> {
     let now = super::now();
     let row = invitation::ActiveModel {
         id: Set(id),
-        clerk_invitation_id: Set(sent.id),
+        clerk_invitation_id: Set(clerk_invitation_id),
         email: Set(email),
         role: Set(new.role),
         organisation_id: Set(new.organisation_id),
@@ -154,14 +170,111 @@ pub async fn invite(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    let mut write = Write::begin(db, origin).await?;
+    let mut write = Write::begin(&services.db, origin).await?;
     let created = row.insert(write.conn()).await?;
     write
         .audit(Change::created(Action::InvitationCreated, &created))
         .await?;
     write.invitation_changed(&created);
-    write.commit(events).await?;
+    write.commit(&services.events).await?;
     Ok(created)
+}
+
+/// The pending invitations to these addresses (lower-cased) that `actor` may read, by address.
+pub async fn pending_to(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    emails: &[String],
+) -> Result<std::collections::HashMap<String, invitation::Model>, AppError> {
+    let mut pending = InvitationFilter {
+        status: Some(InvitationStatus::Pending),
+        ..InvitationFilter::default()
+    };
+    pending.narrow_for(actor)?;
+    let mut found = std::collections::HashMap::new();
+    for chunk in emails.chunks(500) {
+        let rows = invitation::Entity::find()
+            .filter(pending.condition()?)
+            .filter(invitation::Column::Email.is_in(chunk.iter().cloned()))
+            .all(db)
+            .await?;
+        found.extend(rows.into_iter().map(|row| (row.email.clone(), row)));
+    }
+    Ok(found)
+}
+
+/// The most invitations one call to Clerk's bulk endpoint may carry.
+pub const CLERK_BATCH: usize = 10;
+
+/// What a batch of invitations came to.
+pub enum Batch {
+    /// Each invitation, in the order given, or why it was not sent.
+    Sent(Vec<Result<invitation::Model, AppError>>),
+    /// Clerk is rate-limiting its bulk endpoint: nothing was sent; try again after this long.
+    RateLimited(std::time::Duration),
+}
+
+/// Sends up to `CLERK_BATCH` invitations in one call to Clerk's bulk endpoint (an import's
+/// way: Clerk allows 25 such calls an hour). Each is checked as `invite` checks it, and
+/// recorded as `invite` records it. Clerk's bulk call is all or nothing, so when Clerk refuses
+/// it each invitation is sent on its own, to get its own answer.
+pub async fn invite_batch(
+    services: &Services,
+    actor: &Actor,
+    origin: &Origin,
+    batch: &[NewInvitation],
+) -> Result<Batch, AppError> {
+    if batch.len() > CLERK_BATCH {
+        return Err(AppError::validation(
+            "invitations",
+            format!("at most {CLERK_BATCH} invitations in one call"),
+        ));
+    }
+    let mut outcomes: Vec<Option<Result<invitation::Model, AppError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    let mut ready = Vec::new();
+    for (index, new) in batch.iter().enumerate() {
+        match check(&services.db, actor, new).await {
+            Ok(email) => ready.push((index, Uuid::now_v7(), email)),
+            Err(error) => outcomes[index] = Some(Err(error)),
+        }
+    }
+    if !ready.is_empty() {
+        let items: Vec<NewClerkInvitation> = ready
+            .iter()
+            .map(|(index, id, email)| NewClerkInvitation {
+                email: email.clone(),
+                public_metadata: clerk_metadata(&batch[*index], *id),
+                redirect_url: batch[*index].redirect_url.clone(),
+                if_taken: actor.invitation_if_email_taken(),
+            })
+            .collect();
+        match services.clerk.create_invitations(&items).await {
+            Ok(sent) => {
+                for ((index, id, email), made) in ready.into_iter().zip(sent) {
+                    let recorded =
+                        record(services, actor, origin, id, email, &batch[index], made.id).await;
+                    outcomes[index] = Some(recorded);
+                }
+            }
+            Err(ClerkFailure::RateLimited { retry_after, .. }) => {
+                return Ok(Batch::RateLimited(retry_after));
+            }
+            Err(ClerkFailure::Refused { .. }) => {
+                for (index, ..) in ready {
+                    outcomes[index] =
+                        Some(invite(services, actor, origin, batch[index].clone()).await);
+                }
+            }
+            Err(other) => {
+                let reason = other.to_string();
+                for (index, ..) in ready {
+                    outcomes[index] = Some(Err(AppError::Upstream(reason.clone())));
+                }
+            }
+        }
+    }
+    Ok(Batch::Sent(outcomes.into_iter().flatten().collect()))
 }
 
 /// The most invitations one bulk call sends: Clerk allows 100 an hour.

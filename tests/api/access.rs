@@ -551,6 +551,19 @@ fn matrix(world: &World) -> BTreeMap<&'static str, Row> {
             ),
         ),
         (
+            "importUsers",
+            (
+                Box::new(|fresh: &Fresh| {
+                    format!(
+                        r#"mutation {{ importUsers(csv: "email\nimported{}@a.test\n", dryRun: true) {{ id }} }}"#,
+                        fresh.n
+                    )
+                }) as Operation,
+                none,
+                managers.clone(),
+            ),
+        ),
+        (
             "allocateActivity",
             (
                 Box::new(|fresh: &Fresh| {

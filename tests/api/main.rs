@@ -26,6 +26,7 @@ mod exports;
 mod fanout;
 mod faults;
 mod http;
+mod imports;
 mod ingest;
 mod invitations;
 mod last_admin;

@@ -30,6 +30,7 @@ pub(super) fn router(emulator: Emulator) -> Router {
             "/invitations",
             get(list_invitations).post(create_invitation),
         )
+        .route("/invitations/bulk", post(create_invitations))
         .route("/invitations/{id}/revoke", post(revoke_invitation))
         .route("/jwks", get(jwks))
         .fallback(|| async { refusal(Refusal::not_found()) });
@@ -338,6 +339,43 @@ fn set_banned(emulator: &Emulator, id: &str, banned: bool) -> Response {
 async fn create_invitation(State(emulator): State<Emulator>, Json(body): Json<Value>) -> Response {
     match emulator.store().invite(&body) {
         Ok(invitation) => Json(invitation).into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+/// `POST /invitations/bulk`: an array of invitations, all made or none; at most
+/// `per_call` of them, and at most `calls` calls a window (429 with `Retry-After` beyond).
+async fn create_invitations(State(emulator): State<Emulator>, Json(body): Json<Value>) -> Response {
+    let Some(items) = body.as_array() else {
+        return refusal(Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_format_invalid",
+            "The request body must be an array of invitations.",
+        ));
+    };
+    let limits = emulator.bulk_invitation_limits();
+    if items.is_empty() || items.len() > limits.per_call {
+        return refusal(Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_exceeds_allowed_limit",
+            format!("Send 1 to {} invitations per request.", limits.per_call),
+        ));
+    }
+    if let Err(wait) = emulator.admit_bulk_invitation_call() {
+        let mut response = refusal(Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too many requests, retry later",
+        ));
+        // Whole seconds, rounded up, as the header allows: never early.
+        let seconds = wait.as_millis().div_ceil(1000).max(1) as u64;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        return response;
+    }
+    match emulator.store().invite_many(items) {
+        Ok(invitations) => Json(invitations).into_response(),
         Err(err) => refusal(err),
     }
 }

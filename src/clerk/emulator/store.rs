@@ -292,6 +292,37 @@ impl Store {
 
     /// `POST /invitations`.
     pub(super) fn invite(&mut self, body: &Value) -> Result<Value, Refusal> {
+        let email = self.check_invitation(body)?;
+        Ok(self.insert_invitation(email, body))
+    }
+
+    /// `POST /invitations/bulk`: all or nothing, as Clerk's is. Each item is checked as a
+    /// single invitation would be, and two items may not invite one address.
+    pub(super) fn invite_many(&mut self, bodies: &[Value]) -> Result<Vec<Value>, Refusal> {
+        let mut emails = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let email = self.check_invitation(body)?;
+            if emails
+                .iter()
+                .any(|seen: &String| seen.eq_ignore_ascii_case(&email))
+            {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "duplicate_record",
+                    format!("{email} is invited twice in this request."),
+                ));
+            }
+            emails.push(email);
+        }
+        Ok(emails
+            .into_iter()
+            .zip(bodies)
+            .map(|(email, body)| self.insert_invitation(email, body))
+            .collect())
+    }
+
+    /// An invitation's address, if Clerk would send it.
+    fn check_invitation(&self, body: &Value) -> Result<String, Refusal> {
         let email = body["email_address"]
             .as_str()
             .unwrap_or("")
@@ -327,6 +358,10 @@ impl Store {
                 ));
             }
         }
+        Ok(email)
+    }
+
+    fn insert_invitation(&mut self, email: String, body: &Value) -> Value {
         let days = body["expires_in_days"].as_i64().unwrap_or(30).clamp(1, 365);
         let now = self.tick();
         let id = format!("inv_{}", random_id(27));
@@ -351,7 +386,7 @@ impl Store {
             self.sent_emails.push((email, id.clone()));
         }
         self.invitations.insert(id, invitation.clone());
-        Ok(invitation)
+        invitation
     }
 
     /// `GET /invitations`, newest first.

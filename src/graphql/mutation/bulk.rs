@@ -7,6 +7,7 @@ use crate::graphql::types::bulk_job::BulkJob;
 use crate::graphql::{caller, services};
 use crate::service::accounts::AccountUpdate;
 use crate::service::bulk::{self, BulkAction, Targets};
+use crate::service::imports;
 use crate::service::parse_id;
 
 #[derive(Default)]
@@ -95,6 +96,27 @@ impl BulkMutation {
         #[graphql(default)] dry_run: bool,
     ) -> Result<BulkJob> {
         start(ctx, BulkAction::Remove, targets, dry_run).await
+    }
+
+    /// Imports people from CSV text whose first line names the columns: `email` (required),
+    /// `first_name`, `last_name`, `role`, `organisation_id` or `organisation_slug` (or
+    /// `organisation`, either), `staff_id`; others are ignored, so a users export imports as
+    /// it is. Whoever is new is invited (role `LECTURER` unless the line says, into the caller's
+    /// organisation for an organisation admin); whoever is there gets the line's names, role,
+    /// organisation and staff id (blank cells change nothing). Each line's outcome is in the
+    /// job's `results`; a line already as it says is `UNCHANGED`, so importing a file again
+    /// changes nothing. At most 10,000 lines (and the request's size limit: upload bigger
+    /// files to `POST /api/imports/users.csv`). Invitations go to Clerk ten at a time, within
+    /// its rate limit (25 calls an hour): follow a long import with `bulkJobProgress`.
+    async fn import_users(
+        &self,
+        ctx: &Context<'_>,
+        csv: String,
+        #[graphql(default)] dry_run: bool,
+    ) -> Result<BulkJob> {
+        let actor = caller(ctx).actor()?;
+        let job = imports::start(services(ctx), actor, &origin(ctx, actor), &csv, dry_run).await?;
+        Ok(BulkJob(job))
     }
 
     /// Sets a role or an organisation on many users, as `updateUser` each; see `suspendUsers`.

@@ -24,6 +24,15 @@ pub enum BulkOutcomeKind {
     Refused,
 }
 
+/// What an import does with one line of its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum ImportAction {
+    /// Nobody (that the caller may see) has the address: invite them.
+    Invite,
+    /// Someone has the address: set the line's names, role, organisation and staff id.
+    Update,
+}
+
 /// A bulk operation on many users, with each user's outcome.
 pub struct BulkJob(pub(crate) bulk_job::Model);
 
@@ -33,7 +42,7 @@ impl BulkJob {
         ID(self.0.id.to_string())
     }
 
-    /// `suspend`, `unsuspend`, `remove` or `update`.
+    /// `suspend`, `unsuspend`, `remove`, `update` or `import`.
     async fn kind(&self) -> &str {
         &self.0.kind
     }
@@ -78,7 +87,8 @@ impl BulkJob {
         self.0.refused
     }
 
-    /// Each user's outcome, in the order they were named (by email for a filter).
+    /// Each user's outcome, in the order they were named (by email for a filter; by line for
+    /// an import).
     async fn results(&self) -> Vec<BulkOutcome> {
         bulk::outcomes(&self.0)
             .into_iter()
@@ -104,8 +114,28 @@ pub struct BulkOutcome(UserOutcome);
 
 #[Object]
 impl BulkOutcome {
-    async fn user_id(&self) -> ID {
-        ID(self.0.user_id.to_string())
+    /// Null for an import's line that invites someone new, or names nobody.
+    async fn user_id(&self) -> Option<ID> {
+        self.0.user_id.map(|id| ID(id.to_string()))
+    }
+
+    /// An import's line in its file (the header is line 1).
+    async fn line(&self) -> Option<i32> {
+        self.0.line.map(|line| line as i32)
+    }
+
+    /// What an import does on the line: invite someone new or update who is there.
+    async fn action(&self) -> Option<ImportAction> {
+        match self.0.action.as_deref() {
+            Some("invite") => Some(ImportAction::Invite),
+            Some("update") => Some(ImportAction::Update),
+            _ => None,
+        }
+    }
+
+    /// The invitation an import's line sent (or found pending: already invited).
+    async fn invitation_id(&self) -> Option<ID> {
+        self.0.invitation_id.map(|id| ID(id.to_string()))
     }
 
     /// Empty for an id that is no user.
@@ -122,11 +152,12 @@ impl BulkOutcome {
         }
     }
 
-    /// The error code of a refusal (`FORBIDDEN`, `CONFLICT`, `NOT_FOUND`, ...).
+    /// The error code of a refusal (`FORBIDDEN`, `CONFLICT`, `NOT_FOUND`, `BAD_USER_INPUT`, ...).
     async fn code(&self) -> Option<&str> {
         self.0.code.as_deref()
     }
 
+    /// Why it was refused; otherwise a remark, if any ("already invited").
     async fn message(&self) -> Option<&str> {
         self.0.message.as_deref()
     }

@@ -1,0 +1,632 @@
+//! Importing people from CSV (issue 19.1): `importUsers(csv, dryRun)` and
+//! `POST /api/imports/users.csv` plan line by line (invite, update, refuse with the reason),
+//! a run sends invitations through Clerk's bulk endpoint within its limits, and importing a
+//! file again changes nothing.
+
+use std::time::Duration;
+
+use entity::role::Role;
+use serde_json::{Value, json};
+use userhub::clerk::emulator::BulkInvitationLimits;
+
+use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
+
+on_both_databases!(
+    an_import_invites_updates_and_refuses_line_by_line_and_a_rerun_changes_nothing,
+    an_organisation_admin_imports_into_their_own_organisation_only,
+    five_thousand_lines_keep_to_clerks_bulk_limits_and_every_line_is_accounted_for,
+    the_upload_route_wants_a_bearer_token_a_csv_and_a_bounded_body => small_uploads,
+);
+
+fn small_uploads(config: &mut userhub::config::Config) {
+    config.max_import_bytes = 4 * 1024;
+}
+
+const JOB_FIELDS: &str = "id kind status dryRun total done changed unchanged refused error
+    results { line email action outcome userId invitationId code message }";
+
+const IMPORT: &str = "mutation ($csv: String!, $dry: Boolean!) { importUsers(csv: $csv, dryRun: $dry) { id kind status dryRun total done changed unchanged refused error results { line email action outcome userId invitationId code message } } }";
+
+/// Follows a job to its end over `bulkJobProgress`; answers its last state.
+async fn finished(app: &TestApp, token: &str, id: &Value) -> Value {
+    let mut progress = app
+        .subscribe(
+            token,
+            &format!("subscription ($id: ID!) {{ bulkJobProgress(id: $id) {{ {JOB_FIELDS} }} }}"),
+            json!({ "id": id }),
+        )
+        .await;
+    loop {
+        let data = progress.next_data().await;
+        let job = data["bulkJobProgress"].clone();
+        if job["status"] != "RUNNING" {
+            return job;
+        }
+    }
+}
+
+/// Each line's (line, action, outcome, code).
+fn lines(job: &Value) -> Vec<(i64, String, String, String)> {
+    job["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| {
+            let text = |key: &str| result[key].as_str().unwrap_or_default().to_owned();
+            (
+                result["line"].as_i64().unwrap_or_default(),
+                text("action"),
+                text("outcome"),
+                text("code"),
+            )
+        })
+        .collect()
+}
+
+fn counts(job: &Value) -> (i64, i64, i64, i64) {
+    let count = |key: &str| job[key].as_i64().unwrap_or(-1);
+    (
+        count("total"),
+        count("changed"),
+        count("unchanged"),
+        count("refused"),
+    )
+}
+
+fn bulk_invitation_calls(app: &TestApp) -> Vec<usize> {
+    app.clerk
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|(method, path, _)| method == "POST" && path.ends_with("/invitations/bulk"))
+        .map(|(_, _, body)| {
+            body.and_then(|body| body.as_array().map(Vec::len))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+async fn an_import_invites_updates_and_refuses_line_by_line_and_a_rerun_changes_nothing(
+    app: TestApp,
+) {
+    let chemistry = app.create_organisation("Chemistry").await;
+    let ada = app
+        .create_user(
+            TestUser::new("ada@chem.test")
+                .named("Ada", "Byron")
+                .role(Role::Lecturer)
+                .in_organisation(chemistry.id),
+        )
+        .await;
+    let csv = format!(
+        "email,first_name,last_name,role,organisation,staff_id\r\n\
+         new1@chem.test,New,One,LECTURER,chemistry,S-1\r\n\
+         Ada@Chem.test,Ada,Lovelace,ORG_ADMIN,{},S-ADA\r\n\
+         not-an-email,,,,,\r\n\
+         new2@chem.test,,,,nowhere,\r\n\
+         NEW1@chem.test,,,,,\r\n\
+         new3@chem.test,,,professor,,\r\n\
+         new4@chem.test,,,member,,\r\n",
+        chemistry.id
+    );
+    let emails_before = app.clerk.emulator.sent_invitation_emails().len();
+
+    // The plan: nothing is touched.
+    let plan = app.query(IMPORT, json!({ "csv": csv, "dry": true })).await["importUsers"].clone();
+    assert_eq!(
+        (&plan["kind"], &plan["status"], &plan["dryRun"]),
+        (&json!("import"), &json!("SUCCEEDED"), &json!(true))
+    );
+    let expected_plan = [
+        (2, "INVITE", "WOULD_CHANGE", ""),
+        (3, "UPDATE", "WOULD_CHANGE", ""),
+        (4, "", "REFUSED", "BAD_USER_INPUT"),
+        (5, "INVITE", "REFUSED", "BAD_USER_INPUT"),
+        (6, "", "REFUSED", "CONFLICT"),
+        (7, "", "REFUSED", "BAD_USER_INPUT"),
+        (8, "INVITE", "WOULD_CHANGE", ""),
+    ];
+    let as_owned = |expected: &[(i64, &str, &str, &str)]| -> Vec<(i64, String, String, String)> {
+        expected
+            .iter()
+            .map(|(line, action, outcome, code)| {
+                (
+                    *line,
+                    action.to_string(),
+                    outcome.to_string(),
+                    code.to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(lines(&plan), as_owned(&expected_plan), "{plan}");
+    assert_eq!(counts(&plan), (7, 3, 0, 4));
+    let results = plan["results"].as_array().expect("results");
+    assert_eq!(results[1]["userId"], json!(ada.id.to_string()));
+    assert_eq!(results[1]["email"], "ada@chem.test");
+    assert!(
+        results[3]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("nowhere")),
+        "{}",
+        results[3]
+    );
+    assert!(
+        results[4]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("line 2")),
+        "{}",
+        results[4]
+    );
+    assert_eq!(
+        app.clerk.emulator.sent_invitation_emails().len(),
+        emails_before
+    );
+    assert!(bulk_invitation_calls(&app).is_empty());
+    let read = app
+        .query(
+            "query ($id: ID!) { user(id: $id) { role lastName profile { staffId } } }",
+            json!({ "id": ada.id.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        read["user"],
+        json!({ "role": "LECTURER", "lastName": "Byron", "profile": null })
+    );
+
+    // The run: invitations through Clerk's bulk endpoint, Ada updated.
+    let job = app.query(IMPORT, json!({ "csv": csv, "dry": false })).await["importUsers"].clone();
+    assert_eq!(job["status"], "RUNNING");
+    let done = finished(&app, &app.admin_token, &job["id"]).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let expected_run = expected_plan.map(|(line, action, outcome, code)| {
+        (
+            line,
+            action,
+            if outcome == "WOULD_CHANGE" {
+                "CHANGED"
+            } else {
+                outcome
+            },
+            code,
+        )
+    });
+    assert_eq!(lines(&done), as_owned(&expected_run), "{done}");
+    assert_eq!(counts(&done), (7, 3, 0, 4));
+    assert_eq!(bulk_invitation_calls(&app), [2]);
+    let sent: Vec<String> = app
+        .clerk
+        .emulator
+        .sent_invitation_emails()
+        .into_iter()
+        .skip(emails_before)
+        .map(|(email, _)| email)
+        .collect();
+    assert_eq!(sent, ["new1@chem.test", "new4@chem.test"]);
+    let invitations = app
+        .query(
+            "{ invitations(first: 10, filter: { status: PENDING }) { nodes { id email role organisation { slug } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = invitations["invitations"]["nodes"]
+        .as_array()
+        .expect("nodes");
+    let find = |email: &str| {
+        nodes
+            .iter()
+            .find(|node| node["email"] == email)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(find("new1@chem.test")["role"], "LECTURER");
+    assert_eq!(find("new1@chem.test")["organisation"]["slug"], "chemistry");
+    assert_eq!(find("new4@chem.test")["role"], "MEMBER");
+    assert_eq!(find("new4@chem.test")["organisation"], Value::Null);
+    let line_2 = &done["results"][0];
+    assert_eq!(line_2["invitationId"], find("new1@chem.test")["id"]);
+    let read = app
+        .query(
+            "query ($id: ID!) { user(id: $id) { role firstName lastName organisation { slug } profile { staffId } } }",
+            json!({ "id": ada.id.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        read["user"],
+        json!({ "role": "ORG_ADMIN", "firstName": "Ada", "lastName": "Lovelace",
+                "organisation": { "slug": "chemistry" }, "profile": { "staffId": "S-ADA" } })
+    );
+    let clerk_ada = app.clerk.emulator.user(&ada.clerk_id).expect("in Clerk");
+    assert_eq!(clerk_ada.last_name.as_deref(), Some("Lovelace"));
+    let audit = app
+        .query(
+            "query ($id: String!) { auditLog(first: 10, filter: { subjectId: $id }) { nodes { action } } }",
+            json!({ "id": ada.id.to_string() }),
+        )
+        .await;
+    let actions: Vec<&str> = audit["auditLog"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|node| node["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"user.role_changed"), "{actions:?}");
+    assert!(actions.contains(&"user.profile_updated"), "{actions:?}");
+
+    // Again: nothing changes, and Clerk is not asked.
+    let again = app.query(IMPORT, json!({ "csv": csv, "dry": false })).await["importUsers"].clone();
+    let again = finished(&app, &app.admin_token, &again["id"]).await;
+    assert_eq!(counts(&again), (7, 0, 3, 4), "{again}");
+    let unchanged: Vec<i64> = lines(&again)
+        .into_iter()
+        .filter(|(_, _, outcome, _)| outcome == "UNCHANGED")
+        .map(|(line, ..)| line)
+        .collect();
+    assert_eq!(unchanged, [2, 3, 8]);
+    assert_eq!(again["results"][0]["message"], "already invited");
+    assert_eq!(bulk_invitation_calls(&app), [2]);
+
+    // A file that is not an import is refused whole, with the reason.
+    for (csv, expected) in [
+        ("", "empty"),
+        ("name,role\nAda,LECTURER\n", "`email`"),
+        ("email\n\"open@chem.test\n", "line 2"),
+    ] {
+        let body = app
+            .graphql(IMPORT, json!({ "csv": csv, "dry": true }))
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(expected)),
+            "{body}"
+        );
+    }
+}
+
+async fn an_organisation_admin_imports_into_their_own_organisation_only(app: TestApp) {
+    let physics = app.create_organisation("Physics").await;
+    let biology = app.create_organisation("Biology").await;
+    let head = app
+        .create_user(
+            TestUser::new("head@physics.test")
+                .role(Role::OrgAdmin)
+                .in_organisation(physics.id),
+        )
+        .await;
+    let theirs = app
+        .create_user(
+            TestUser::new("l1@physics.test")
+                .role(Role::Lecturer)
+                .in_organisation(physics.id),
+        )
+        .await;
+    app.create_user(
+        TestUser::new("bio@biology.test")
+            .role(Role::Lecturer)
+            .in_organisation(biology.id),
+    )
+    .await;
+    let token = app.token_for(&head);
+    let csv = "email,role,organisation_slug,staff_id\n\
+               new@physics.test,,,\n\
+               l1@physics.test,,,P-1\n\
+               other@biology.test,,biology,\n\
+               boss@physics.test,ADMIN,,\n\
+               l1@physics.test,,,\n\
+               l1b@physics.test,LECTURER,biology,\n";
+    let plan = app
+        .query_as(&token, IMPORT, json!({ "csv": csv, "dry": true }))
+        .await["importUsers"]
+        .clone();
+    assert_eq!(
+        lines(&plan),
+        [
+            (2, "INVITE", "WOULD_CHANGE", ""),
+            (3, "UPDATE", "WOULD_CHANGE", ""),
+            (4, "INVITE", "REFUSED", "FORBIDDEN"),
+            (5, "INVITE", "REFUSED", "FORBIDDEN"),
+            (6, "", "REFUSED", "CONFLICT"),
+            (7, "INVITE", "REFUSED", "FORBIDDEN"),
+        ]
+        .map(|(line, action, outcome, code)| (
+            line,
+            action.to_owned(),
+            outcome.to_owned(),
+            code.to_owned()
+        )),
+        "{plan}"
+    );
+    let job = app
+        .query_as(&token, IMPORT, json!({ "csv": csv, "dry": false }))
+        .await["importUsers"]
+        .clone();
+    let done = finished(&app, &token, &job["id"]).await;
+    assert_eq!(counts(&done), (6, 2, 0, 4), "{done}");
+    let invitation = app
+        .query_as(
+            &token,
+            "{ invitations(first: 5) { nodes { email role organisation { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        invitation["invitations"]["nodes"],
+        json!([{ "email": "new@physics.test", "role": "LECTURER",
+                 "organisation": { "id": physics.id.to_string() } }])
+    );
+    let read = app
+        .query_as(
+            &token,
+            "query ($id: ID!) { user(id: $id) { profile { staffId } } }",
+            json!({ "id": theirs.id.to_string() }),
+        )
+        .await;
+    assert_eq!(read["user"]["profile"]["staffId"], "P-1");
+    // The organisation admin's job is theirs and the admins', not another organisation
+    // admin's.
+    let other_head = app
+        .create_user(
+            TestUser::new("head@biology.test")
+                .role(Role::OrgAdmin)
+                .in_organisation(biology.id),
+        )
+        .await;
+    let body = app
+        .graphql_as(
+            Some(&app.token_for(&other_head)),
+            "query ($id: ID!) { bulkJob(id: $id) { id } }",
+            json!({ "id": job["id"] }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+}
+
+async fn five_thousand_lines_keep_to_clerks_bulk_limits_and_every_line_is_accounted_for(
+    app: TestApp,
+) {
+    // Clerk's limits, with a two-second window instead of an hour (short enough for a test,
+    // long enough that the import outpaces it on either database).
+    let window = Duration::from_secs(2);
+    let limits = BulkInvitationLimits {
+        per_call: 10,
+        calls: 25,
+        window,
+    };
+    app.clerk.emulator.set_bulk_invitation_limits(limits);
+    let maths = app.create_organisation("Mathematics").await;
+    let mut existing = Vec::new();
+    for n in 0..20 {
+        existing.push(
+            app.create_user(
+                TestUser::new(Box::leak(format!("staff{n}@maths.test").into_boxed_str()))
+                    .role(Role::Lecturer)
+                    .in_organisation(maths.id),
+            )
+            .await,
+        );
+    }
+    let mut csv = String::from("email,first_name,last_name,role,organisation_slug,staff_id\n");
+    let mut expected = Vec::new();
+    for n in 0..5_000 {
+        let line = n + 2;
+        if n < 20 {
+            csv.push_str(&format!(
+                "staff{n}@maths.test,Staff,Number {n},LECTURER,mathematics,M-{n}\n"
+            ));
+            expected.push((line, "UPDATE", "CHANGED"));
+        } else if n % 250 == 0 {
+            csv.push_str(&format!("broken-{n}-at-nowhere,,,,,\n"));
+            expected.push((line, "", "REFUSED"));
+        } else {
+            csv.push_str(&format!(
+                "person{n}@students.test,Person,{n},LECTURER,mathematics,\n"
+            ));
+            expected.push((line, "INVITE", "CHANGED"));
+        }
+    }
+    let invited = expected
+        .iter()
+        .filter(|(_, action, _)| *action == "INVITE")
+        .count();
+    let refused = expected.len() - invited - 20;
+    let started = std::time::Instant::now();
+    let response = app
+        .client
+        .post(app.url("/api/imports/users.csv"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body(csv.clone())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.expect("the job as JSON");
+    assert_eq!(job["status"], "RUNNING", "{job}");
+    assert_eq!(job["total"], 5_000);
+    let done = finished(&app, &app.admin_token, &job["id"]).await;
+    let took = started.elapsed();
+    assert_eq!(done["status"], "SUCCEEDED", "{}", done["error"]);
+    assert_eq!(
+        counts(&done),
+        (5_000, (invited + 20) as i64, 0, refused as i64)
+    );
+    let got: Vec<(i64, String, String)> = lines(&done)
+        .into_iter()
+        .map(|(line, action, outcome, _)| (line, action, outcome))
+        .collect();
+    let want: Vec<(i64, String, String)> = expected
+        .iter()
+        .map(|(line, action, outcome)| (*line as i64, action.to_string(), outcome.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        done["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|result| result["outcome"] == "REFUSED")
+            .all(|result| result["code"] == "BAD_USER_INPUT" && result["message"].is_string())
+    );
+    // Clerk's limits held: no call over ten, every call within the rate (the emulator
+    // answered the rest 429 and they were sent again after the wait).
+    let calls = bulk_invitation_calls(&app);
+    assert!(
+        calls.iter().all(|&size| (1..=10).contains(&size)),
+        "{calls:?}"
+    );
+    let usage = app.clerk.emulator.bulk_invitation_usage();
+    assert_eq!(calls.len(), invited.div_ceil(10) + usage.rate_limited);
+    assert!(
+        usage.rate_limited > 0,
+        "the limit was reached and waited out"
+    );
+    let windows = invited.div_ceil(10).div_ceil(25) as u32;
+    assert!(
+        took >= window * (windows - 1),
+        "{} calls in {took:?}: faster than 25 a window",
+        invited.div_ceil(10)
+    );
+    assert_eq!(
+        app.clerk
+            .emulator
+            .sent_invitation_emails()
+            .iter()
+            .filter(|(email, _)| email.ends_with("@students.test"))
+            .count(),
+        invited
+    );
+    let total = app
+        .query(
+            "{ invitations(first: 1, filter: { status: PENDING }) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(total["invitations"]["totalCount"], invited);
+
+    // The same file again: every line accounted for, nothing changed, Clerk not asked.
+    let calls_before = bulk_invitation_calls(&app).len();
+    let response = app
+        .client
+        .post(app.url("/api/imports/users.csv"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv; charset=utf-8")
+        .body(csv)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 202);
+    let again: Value = response.json().await.expect("JSON");
+    let again = finished(&app, &app.admin_token, &again["id"]).await;
+    assert_eq!(
+        counts(&again),
+        (5_000, 0, (invited + 20) as i64, refused as i64)
+    );
+    assert_eq!(bulk_invitation_calls(&app).len(), calls_before);
+}
+
+async fn the_upload_route_wants_a_bearer_token_a_csv_and_a_bounded_body(app: TestApp) {
+    let url = app.url("/api/imports/users.csv");
+    let csv = "email\nsomeone@new.test\n";
+    let error_of = |body: &Value| {
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // The session cookie is not enough: another site's form could send it.
+    let response = app
+        .client
+        .post(&url)
+        .header("cookie", format!("__session={}", app.admin_token))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(error_of(&body), "UNAUTHENTICATED");
+
+    let lecturer = app
+        .create_user(TestUser::new("lecturer@new.test").role(Role::Lecturer))
+        .await;
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(app.token_for(&lecturer))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 403);
+
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(csv)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 415);
+
+    let response = app
+        .client
+        .post(format!("{url}?dryRun=maybe"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 400);
+
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body("email\n".to_owned() + &"x@y.test\n".repeat(500))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(error_of(&body), "PAYLOAD_TOO_LARGE");
+
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body(vec![b'e', b'm', 0xff, 0xfe])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 400);
+
+    // A dry run answers at once, with the plan.
+    let response = app
+        .client
+        .post(format!("{url}?dryRun=true"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200);
+    let plan: Value = response.json().await.expect("JSON");
+    assert_eq!(plan["dryRun"], true);
+    assert_eq!(
+        plan["results"],
+        json!([{ "line": 2, "email": "someone@new.test", "action": "INVITE",
+                 "outcome": "WOULD_CHANGE", "userId": null, "invitationId": null,
+                 "code": null, "message": null }])
+    );
+}
