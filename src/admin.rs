@@ -28,13 +28,14 @@ use crate::local::LocalMode;
 use crate::service::sessions::Authenticator;
 
 /// The views of the console; each is a real path, so a reload or a shared link opens it.
-const VIEWS: [&str; 8] = [
+const VIEWS: [&str; 9] = [
     "/admin",
     "/admin/users",
     "/admin/organisations",
     "/admin/invitations",
     "/admin/dashboard",
     "/admin/workload",
+    "/admin/import",
     "/admin/sync",
     "/admin/audit",
 ];
@@ -114,6 +115,7 @@ const ASSETS: &[Asset] = &[
     asset!("views/audit.js", "text/javascript; charset=utf-8"),
     asset!("views/dashboard.js", "text/javascript; charset=utf-8"),
     asset!("views/workload.js", "text/javascript; charset=utf-8"),
+    asset!("views/import.js", "text/javascript; charset=utf-8"),
     asset!("admin.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];

@@ -90,3 +90,10 @@ export const REMOVE_ACTIVITY = `mutation RemoveActivity($id: ID!) { removeActivi
 
 export const UPDATE_PROFILE = `mutation Profile($id: ID!, $input: LecturerProfileInput!) {
         updateLecturerProfile(userId: $id, input: $input) { id profile { staffId jobTitle contractFte workloadTargetHours } } }`;
+
+const JOB_FIELDS = `id kind status dryRun total done changed unchanged refused error finishedAt
+  results { line email action outcome code message }`;
+
+export const BULK_JOB_PROGRESS = `subscription Job($id: ID!) { bulkJobProgress(id: $id) { ${JOB_FIELDS} } }`;
+
+export const BULK_JOB = `query Job($id: ID!) { bulkJob(id: $id) { ${JOB_FIELDS} } }`;

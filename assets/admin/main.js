@@ -12,6 +12,7 @@ import { isAdmin, isManager, loadOrganisations } from './roles.js';
 import { SIGNED_OUT_KEY, TOKEN_KEY, config, session } from './state.js';
 import { auditView } from './views/audit.js';
 import { dashboardView } from './views/dashboard.js';
+import { importView } from './views/import.js';
 import { invitationsView } from './views/invitations.js';
 import { organisationsView } from './views/organisations.js';
 import { syncView } from './views/sync.js';
@@ -141,6 +142,7 @@ const VIEWS = {
   organisations: { build: organisationsView, allowed: () => true },
   dashboard: { build: dashboardView, allowed: isManager },
   workload: { build: workloadView, allowed: isManager },
+  import: { build: importView, allowed: isManager },
   sync: { build: syncView, allowed: isAdmin },
   audit: { build: auditView, allowed: isAdmin },
 };

@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -105,7 +105,7 @@ test('the admin console at 1280×800: invite, accept, live arrival, role change,
   await page.locator('#live[data-state="live"]').waitFor();
   await page.locator('#users-table tbody tr[data-user-id]').first().waitFor();
   assert.match(await page.locator('#user-count').textContent(), /^3[0-9] users$/);
-  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Dashboard', 'Workload', 'Sync', 'Audit']);
+  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Dashboard', 'Workload', 'Import/Export', 'Sync', 'Audit']);
 
   // Filters: the demo directory's org admins of one organisation.
   await page.locator('#filter-role').selectOption('ORG_ADMIN');
@@ -228,7 +228,7 @@ test('the admin console at 1280×800: invite, accept, live arrival, role change,
   await page.locator('#organisations-table tr[data-name="School of Physics and Astronomy"] .badge').filter({ hasText: 'Archived' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'organisations.png'), fullPage: true });
 
-  for (const view of ['users', 'invitations', 'organisations', 'dashboard', 'workload', 'sync', 'audit']) {
+  for (const view of ['users', 'invitations', 'organisations', 'dashboard', 'workload', 'import', 'sync', 'audit']) {
     await page.goto(`${origin}/admin/${view}`);
     await page.locator('#live[data-state="live"]').waitFor();
     await page.waitForLoadState('networkidle');
@@ -289,6 +289,55 @@ test('the dashboard and the workload: counts, allocation, profile, live totals',
   assert.deepEqual(errors, []);
 });
 
+test('import and export: download the users, check a file, import it and follow it to the end', async () => {
+  const { page, blocked, errors } = await openPage(browser, origin, { width: 1280, height: 800 });
+  await page.goto(`${origin}/admin/import`);
+  await page.locator('#live[data-state="live"]').waitFor();
+
+  // The users as CSV, downloaded with the session.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export-users').click()]);
+  assert.match(download.suggestedFilename(), /^users-\d{4}-\d{2}-\d{2}\.csv$/);
+  const exported = readFileSync(await download.path(), 'utf8');
+  assert.match(exported, /^id,email,first_name,last_name,role,organisation_id,organisation_slug,/);
+
+  // A file: two new people, one already here (a new staff id), one line that is no address.
+  const found = await graphql(`{ users(first: 1, orderBy: EMAIL_ASC, filter: { role: LECTURER, isActive: true }) { nodes { id email } } }`);
+  const known = found.users.nodes[0];
+  const csv = [
+    'email,first_name,last_name,role,organisation_slug,staff_id',
+    'grace.hopper@university.test,Grace,Hopper,LECTURER,,',
+    'alan.turing@university.test,Alan,Turing,MEMBER,,',
+    `${known.email},,,,,IMP-001`,
+    'not an address,,,,,',
+  ].join('\n');
+  await page.locator('#import-file').setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.waitForFunction(() => document.querySelector('#import-text').value.includes('grace.hopper'));
+  await page.locator('#import-check').click();
+  await page.locator('#import-summary').filter({ hasText: 'Checked: 4 lines: 3 would change, 0 unchanged, 1 refused.' }).waitFor();
+  const outcomes = await page.locator('#import-table tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.outcome));
+  assert.deepEqual(outcomes, ['WOULD_CHANGE', 'WOULD_CHANGE', 'WOULD_CHANGE', 'REFUSED']);
+  assert.match(await page.locator('#import-table tbody tr[data-outcome="REFUSED"]').textContent(), /not an email address/);
+  assert.equal((await graphql(`{ invitations(first: 1, filter: { search: "grace.hopper" }) { totalCount } }`)).invitations.totalCount, 0);
+
+  // The import: followed live to its end.
+  await page.locator('#import-run').click();
+  await page.locator('#import-summary[data-status="SUCCEEDED"]').filter({ hasText: 'Imported' }).waitFor({ timeout: 20_000 });
+  assert.match(await page.locator('#import-summary').textContent(), /4 of 4 lines: 3 done, 0 unchanged, 1 refused/);
+  await page.locator('#import-only-refused').check();
+  assert.equal(await page.locator('#import-table tbody tr').count(), 1);
+  await page.locator('#import-only-refused').uncheck();
+  await page.screenshot({ path: join(artifacts, 'import.png'), fullPage: true });
+  const invited = await graphql(`{ invitations(first: 5, filter: { status: PENDING, search: "university.test" }) { nodes { email role } } }`);
+  const byEmail = Object.fromEntries(invited.invitations.nodes.map((node) => [node.email, node.role]));
+  assert.equal(byEmail['grace.hopper@university.test'], 'LECTURER');
+  assert.equal(byEmail['alan.turing@university.test'], 'MEMBER');
+  const profile = await graphql(`query ($id: ID!) { user(id: $id) { profile { staffId } } }`, { id: known.id });
+  assert.equal(profile.user.profile.staffId, 'IMP-001');
+  assert.equal(await page.locator('#import-run').isDisabled(), true, 'one check imports once');
+  assert.deepEqual(blocked, []);
+  assert.deepEqual(errors, []);
+});
+
 function currentYear(now = new Date()) {
   const first = now.getUTCMonth() >= 8 ? now.getUTCFullYear() : now.getUTCFullYear() - 1;
   return `${first}/${String((first + 1) % 100).padStart(2, '0')}`;
@@ -296,12 +345,12 @@ function currentYear(now = new Date()) {
 
 test('the admin console at a phone width: nothing overlaps or spills over', async () => {
   const { page, blocked, errors } = await openPage(browser, origin, { width: 390, height: 844 });
-  for (const view of ['users', 'invitations', 'organisations', 'dashboard', 'workload', 'sync', 'audit']) {
+  for (const view of ['users', 'invitations', 'organisations', 'dashboard', 'workload', 'import', 'sync', 'audit']) {
     await page.goto(`${origin}/admin/${view}`);
     await page.locator('#live[data-state="live"]').waitFor();
     await page.waitForLoadState('networkidle');
     assert.deepEqual(await layoutProblems(page), [], `layout of ${view} at 390×844`);
-    if (['users', 'dashboard', 'workload'].includes(view)) {
+    if (['users', 'dashboard', 'workload', 'import'].includes(view)) {
       await page.screenshot({ path: join(artifacts, `${view}-phone.png`), fullPage: true });
     }
   }

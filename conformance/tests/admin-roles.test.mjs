@@ -52,7 +52,7 @@ after(async () => {
 test('an organisation admin sees their organisation only, and only what they may do', async () => {
   const { page, blocked, errors } = await signIn(await tokenFor(orgAdmin));
   assert.equal(await page.locator('#whoami .badge').textContent(), 'Org admin');
-  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Dashboard', 'Workload']);
+  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Users', 'Invitations', 'Organisations', 'Dashboard', 'Workload', 'Import/Export']);
 
   // Their organisation's users, and no organisation filter to look elsewhere.
   const emails = await page.locator('#users-table tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.email).sort());
@@ -90,6 +90,11 @@ test('an organisation admin sees their organisation only, and only what they may
   await page.locator('#workload-summary').filter({ hasText: 'allocated' }).waitFor();
   const people = await page.locator('#allocate-person option').allTextContents();
   assert.equal(people.length, 2, `${people}`);
+
+  // Import/Export: their organisation's users to download, no audit log.
+  await page.locator('#nav a', { hasText: 'Import/Export' }).click();
+  await page.locator('#export-users').waitFor();
+  assert.equal(await page.locator('#export-audit').count(), 0);
 
   // A view they may not use, opened by its address, falls back to the users.
   await page.goto(`${userhubUrl}/admin/sync`);
