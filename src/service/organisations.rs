@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, Action, Change};
-use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page};
+use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, SortKey, fetch_page};
 use super::{Origin, Scoped, Services, Write, users};
 use crate::auth::{Actor, Requester};
 use crate::error::AppError;
@@ -75,8 +75,14 @@ impl OrganisationOrder {
 
     fn keyset(self) -> Keyset<organisation::Column> {
         let (key, direction) = match self {
-            OrganisationOrder::NameAsc => (Some(organisation::Column::Name), Direction::Asc),
-            OrganisationOrder::NameDesc => (Some(organisation::Column::Name), Direction::Desc),
+            OrganisationOrder::NameAsc => (
+                Some(SortKey::Text(organisation::Column::Name)),
+                Direction::Asc,
+            ),
+            OrganisationOrder::NameDesc => (
+                Some(SortKey::Text(organisation::Column::Name)),
+                Direction::Desc,
+            ),
             OrganisationOrder::CreatedAtAsc => (None, Direction::Asc),
             OrganisationOrder::CreatedAtDesc => (None, Direction::Desc),
         };

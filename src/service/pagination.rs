@@ -6,7 +6,8 @@
 //! and one taken from another order is refused rather than silently misread.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, SimpleExpr};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
 };
@@ -109,10 +110,65 @@ impl Cursor {
     }
 }
 
-/// An order over an entity: an optional text sort column, then the id.
+/// What an order sorts by before the id.
+#[derive(Debug, Clone, Copy)]
+pub enum SortKey<C> {
+    /// A text column that is never null.
+    Text(C),
+    /// A timestamp column that may be null. A row without a time sorts as `NEVER`: last when
+    /// the newest come first, first when the oldest do.
+    Time(C),
+}
+
+/// The time a row without one sorts as.
+pub const NEVER: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+/// A cursor's key for a `SortKey::Time` row.
+pub fn time_key(time: Option<DateTime<Utc>>) -> String {
+    time.unwrap_or(NEVER)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl<C: ColumnTrait> SortKey<C> {
+    fn column(&self) -> C {
+        match self {
+            SortKey::Text(column) | SortKey::Time(column) => *column,
+        }
+    }
+
+    /// The sort expression, its column named with its table (a query may join another with
+    /// the same columns).
+    pub fn expr(&self) -> SimpleExpr {
+        self.expr_of(Expr::col(self.column().as_column_ref()))
+    }
+
+    /// The sort expression over the bare column name: for an outer query over a subquery.
+    pub fn expr_unqualified(&self) -> SimpleExpr {
+        self.expr_of(Expr::col(self.column()))
+    }
+
+    fn expr_of(&self, column: SimpleExpr) -> SimpleExpr {
+        match self {
+            SortKey::Text(_) => column,
+            SortKey::Time(_) => Func::coalesce([column, Expr::val(NEVER)]).into(),
+        }
+    }
+
+    /// A cursor's key as the value it is compared with.
+    fn value(&self, key: &str) -> Result<SimpleExpr, AppError> {
+        match self {
+            SortKey::Text(_) => Ok(Expr::val(key.to_owned())),
+            SortKey::Time(_) => DateTime::parse_from_rfc3339(key)
+                .map(|time| Expr::val(time.with_timezone(&Utc)))
+                .map_err(|_| AppError::validation("after", "is not a cursor this server issued")),
+        }
+    }
+}
+
+/// An order over an entity: an optional sort key, then the id.
 #[derive(Debug, Clone, Copy)]
 pub struct Keyset<C: ColumnTrait> {
-    pub key: Option<C>,
+    pub key: Option<SortKey<C>>,
     pub id: C,
     pub direction: Direction,
 }
@@ -120,20 +176,21 @@ pub struct Keyset<C: ColumnTrait> {
 impl<C: ColumnTrait> Keyset<C> {
     /// Rows strictly after `cursor` in this order.
     pub fn after(&self, cursor: &Cursor) -> Result<Condition, AppError> {
-        let past = |column: C, value: SimpleExpr| -> SimpleExpr {
+        let past = |sorted: SimpleExpr, value: SimpleExpr| -> SimpleExpr {
             match self.direction {
-                // Named with its table: a query may join another with the same columns.
-                Direction::Asc => Expr::col(column.as_column_ref()).gt(value),
-                Direction::Desc => Expr::col(column.as_column_ref()).lt(value),
+                Direction::Asc => sorted.gt(value),
+                Direction::Desc => sorted.lt(value),
             }
         };
-        match (self.key, &cursor.key) {
-            (None, None) => Ok(Condition::all().add(past(self.id, cursor.id.into()))),
+        let id = || Expr::col(self.id.as_column_ref());
+        match (&self.key, &cursor.key) {
+            (None, None) => Ok(Condition::all().add(past(id(), cursor.id.into()))),
             (Some(key), Some(value)) => {
-                Ok(Condition::any().add(past(key, value.clone().into())).add(
+                let value = key.value(value)?;
+                Ok(Condition::any().add(past(key.expr(), value.clone())).add(
                     Condition::all()
-                        .add(Expr::col(key.as_column_ref()).eq(value.clone()))
-                        .add(past(self.id, cursor.id.into())),
+                        .add(key.expr().eq(value))
+                        .add(past(id(), cursor.id.into())),
                 ))
             }
             _ => Err(AppError::validation(
@@ -144,15 +201,19 @@ impl<C: ColumnTrait> Keyset<C> {
     }
 
     pub fn order<Q: QueryOrder>(&self, query: Q) -> Q {
-        let order = match self.direction {
-            Direction::Asc => Order::Asc,
-            Direction::Desc => Order::Desc,
-        };
-        let query = match self.key {
-            Some(key) => query.order_by(key, order.clone()),
+        let order = self.sql_order();
+        let query = match &self.key {
+            Some(key) => query.order_by(key.expr(), order.clone()),
             None => query,
         };
         query.order_by(self.id, order)
+    }
+
+    pub fn sql_order(&self) -> Order {
+        match self.direction {
+            Direction::Asc => Order::Asc,
+            Direction::Desc => Order::Desc,
+        }
     }
 }
 

@@ -23,7 +23,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self};
-use super::pagination::{Cursor, Direction, Keyset, Page, PageRequest, fetch_page, page_query};
+use super::pagination::{
+    Cursor, Direction, Keyset, Page, PageRequest, SortKey, fetch_page, page_query, time_key,
+};
 use super::{Scoped, TimeRange};
 use crate::auth::{Actor, UserScope};
 use crate::error::AppError;
@@ -151,6 +153,12 @@ pub enum UserOrder {
     CreatedAtDesc,
     EmailAsc,
     EmailDesc,
+    /// Longest since signing in first; never signed in first of all.
+    LastSignInAtAsc,
+    /// Most recently signed in first; never signed in last.
+    LastSignInAtDesc,
+    LastActiveAtAsc,
+    LastActiveAtDesc,
 }
 
 impl UserOrder {
@@ -160,6 +168,10 @@ impl UserOrder {
             UserOrder::CreatedAtDesc => "CREATED_AT_DESC",
             UserOrder::EmailAsc => "EMAIL_ASC",
             UserOrder::EmailDesc => "EMAIL_DESC",
+            UserOrder::LastSignInAtAsc => "LAST_SIGN_IN_AT_ASC",
+            UserOrder::LastSignInAtDesc => "LAST_SIGN_IN_AT_DESC",
+            UserOrder::LastActiveAtAsc => "LAST_ACTIVE_AT_ASC",
+            UserOrder::LastActiveAtDesc => "LAST_ACTIVE_AT_DESC",
         }
     }
 
@@ -167,8 +179,24 @@ impl UserOrder {
         let (key, direction) = match self {
             UserOrder::CreatedAtAsc => (None, Direction::Asc),
             UserOrder::CreatedAtDesc => (None, Direction::Desc),
-            UserOrder::EmailAsc => (Some(user::Column::Email), Direction::Asc),
-            UserOrder::EmailDesc => (Some(user::Column::Email), Direction::Desc),
+            UserOrder::EmailAsc => (Some(SortKey::Text(user::Column::Email)), Direction::Asc),
+            UserOrder::EmailDesc => (Some(SortKey::Text(user::Column::Email)), Direction::Desc),
+            UserOrder::LastSignInAtAsc => (
+                Some(SortKey::Time(user::Column::LastSignInAt)),
+                Direction::Asc,
+            ),
+            UserOrder::LastSignInAtDesc => (
+                Some(SortKey::Time(user::Column::LastSignInAt)),
+                Direction::Desc,
+            ),
+            UserOrder::LastActiveAtAsc => (
+                Some(SortKey::Time(user::Column::LastActiveAt)),
+                Direction::Asc,
+            ),
+            UserOrder::LastActiveAtDesc => (
+                Some(SortKey::Time(user::Column::LastActiveAt)),
+                Direction::Desc,
+            ),
         };
         Keyset {
             key,
@@ -181,6 +209,12 @@ impl UserOrder {
         let key = match self {
             UserOrder::EmailAsc | UserOrder::EmailDesc => Some(user.email.clone()),
             UserOrder::CreatedAtAsc | UserOrder::CreatedAtDesc => None,
+            UserOrder::LastSignInAtAsc | UserOrder::LastSignInAtDesc => {
+                Some(time_key(user.last_sign_in_at))
+            }
+            UserOrder::LastActiveAtAsc | UserOrder::LastActiveAtDesc => {
+                Some(time_key(user.last_active_at))
+            }
         };
         Cursor { key, id: user.id }.encode(self.tag())
     }
@@ -393,8 +427,8 @@ pub async fn pages_by_organisation<C: ConnectionTrait>(
         Direction::Desc => Order::Desc,
     };
     let mut window = WindowStatement::partition_by(user::Column::OrganisationId);
-    if let Some(key) = keyset.key {
-        window.order_by(key, sql_order.clone());
+    if let Some(key) = &keyset.key {
+        window.order_by_expr(key.expr(), sql_order.clone());
     }
     window.order_by(keyset.id, sql_order.clone());
     let position = Alias::new("page_position");
@@ -411,8 +445,8 @@ pub async fn pages_by_organisation<C: ConnectionTrait>(
         .from_subquery(inner, Alias::new("ranked"))
         .and_where(Expr::col(position).lte(page.first as i64 + 1))
         .order_by(user::Column::OrganisationId, Order::Asc);
-    if let Some(key) = keyset.key {
-        outer.order_by(key, sql_order.clone());
+    if let Some(key) = &keyset.key {
+        outer.order_by_expr(key.expr_unqualified(), sql_order.clone());
     }
     outer.order_by(keyset.id, sql_order);
 

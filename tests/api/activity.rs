@@ -18,6 +18,7 @@ on_both_databases!(
     session_events_in_any_order_and_repeated_end_in_one_state,
     only_the_user_their_organisations_admins_and_admins_read_sign_ins,
     users_are_filtered_by_last_activity_and_a_page_reads_sign_ins_at_once,
+    users_are_ordered_by_last_sign_in_and_last_activity_page_after_page,
 );
 
 const HISTORY: &str = r#"query ($id: ID!) { user(id: $id) { lastSignInAt lastActiveAt
@@ -365,4 +366,118 @@ async fn users_are_filtered_by_last_activity_and_a_page_reads_sign_ins_at_once(a
         few, many,
         "a page's sign-ins cost the same whatever its size"
     );
+}
+
+/// Every page of `users` (or of an organisation's `users`) in `order`, `size` at a time.
+async fn emails_in_order(app: &TestApp, organisation: &str, order: &str, size: i64) -> Vec<String> {
+    let mut emails = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .query(
+                &format!(
+                    r#"query ($org: ID!, $after: String, $first: Int) {{
+                        users(first: $first, after: $after, orderBy: {order},
+                              filter: {{ organisationId: $org }}) {{
+                            nodes {{ email }} pageInfo {{ hasNextPage endCursor }} }} }}"#
+                ),
+                json!({ "org": organisation, "after": after, "first": size }),
+            )
+            .await;
+        for node in page["users"]["nodes"].as_array().expect("nodes") {
+            emails.push(node["email"].as_str().unwrap_or_default().to_owned());
+        }
+        if page["users"]["pageInfo"]["hasNextPage"] != true {
+            return emails;
+        }
+        after = page["users"]["pageInfo"]["endCursor"].clone();
+    }
+}
+
+async fn users_are_ordered_by_last_sign_in_and_last_activity_page_after_page(app: TestApp) {
+    let ordering = app.create_organisation("Ordering").await;
+    let at = |hour: u32| {
+        Some(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+                .and_then(|day| day.and_hms_micro_opt(hour, 0, 0, 250))
+                .expect("a time")
+                .and_utc(),
+        )
+    };
+    // (name, last sign-in, last activity): a and d signed in at one moment; c and f never.
+    let people = [
+        ("a", at(10), at(7)),
+        ("b", at(9), None),
+        ("c", None, at(12)),
+        ("d", at(10), at(7)),
+        ("e", at(8), at(1)),
+        ("f", None, None),
+        ("g", at(11), at(3)),
+    ];
+    for (name, signed_in, active) in people {
+        let email = Box::leak(format!("{name}@order.test").into_boxed_str());
+        let person = app
+            .create_user(TestUser::new(email).in_organisation(ordering.id))
+            .await;
+        let mut row: user::ActiveModel = person.into();
+        row.last_sign_in_at = Set(signed_in);
+        row.last_active_at = Set(active);
+        row.update(&app.db).await.expect("update");
+    }
+    let org = ordering.id.to_string();
+    let names = |emails: Vec<String>| -> String {
+        emails
+            .iter()
+            .map(|email| email.split('@').next().unwrap_or_default())
+            .collect()
+    };
+    // Ties go by id (creation order, reversed when newest first); never last when newest first.
+    for size in [1, 2, 3, 50] {
+        assert_eq!(
+            names(emails_in_order(&app, &org, "LAST_SIGN_IN_AT_DESC", size).await),
+            "gdabefc",
+            "pages of {size}"
+        );
+        assert_eq!(
+            names(emails_in_order(&app, &org, "LAST_SIGN_IN_AT_ASC", size).await),
+            "cfebadg",
+            "pages of {size}"
+        );
+        assert_eq!(
+            names(emails_in_order(&app, &org, "LAST_ACTIVE_AT_DESC", size).await),
+            "cdagefb",
+            "pages of {size}"
+        );
+    }
+    assert_eq!(
+        names(emails_in_order(&app, &org, "LAST_ACTIVE_AT_ASC", 2).await),
+        "bfegadc"
+    );
+    // An organisation's users, batched for many organisations, keep the same order.
+    let nested = app
+        .query(
+            r#"query ($org: ID!) { organisation(id: $org) {
+                users(first: 3, orderBy: LAST_SIGN_IN_AT_DESC) { nodes { email } } } }"#,
+            json!({ "org": org }),
+        )
+        .await;
+    assert_eq!(
+        nested["organisation"]["users"]["nodes"],
+        json!([{ "email": "g@order.test" }, { "email": "d@order.test" }, { "email": "a@order.test" }])
+    );
+    // A cursor of one order is refused by another.
+    let first = app
+        .query(
+            r#"query ($org: ID!) { users(first: 1, orderBy: LAST_SIGN_IN_AT_DESC, filter: { organisationId: $org }) {
+                pageInfo { endCursor } } }"#,
+            json!({ "org": org }),
+        )
+        .await;
+    let body = app
+        .graphql(
+            r#"query ($org: ID!, $after: String) { users(first: 1, after: $after, orderBy: LAST_ACTIVE_AT_DESC, filter: { organisationId: $org }) { nodes { email } } }"#,
+            json!({ "org": org, "after": first["users"]["pageInfo"]["endCursor"] }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }

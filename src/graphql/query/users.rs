@@ -126,6 +126,14 @@ pub enum UserOrderBy {
     CreatedAtDesc,
     EmailAsc,
     EmailDesc,
+    /// Longest since signing in first; those who never signed in before everyone.
+    LastSignInAtAsc,
+    /// Most recently signed in first; those who never signed in after everyone.
+    LastSignInAtDesc,
+    /// Longest since last active first (`lastActiveAt`); never active before everyone.
+    LastActiveAtAsc,
+    /// Most recently active first; never active after everyone.
+    LastActiveAtDesc,
 }
 
 impl From<UserOrderBy> for UserOrder {
@@ -135,6 +143,10 @@ impl From<UserOrderBy> for UserOrder {
             UserOrderBy::CreatedAtDesc => UserOrder::CreatedAtDesc,
             UserOrderBy::EmailAsc => UserOrder::EmailAsc,
             UserOrderBy::EmailDesc => UserOrder::EmailDesc,
+            UserOrderBy::LastSignInAtAsc => UserOrder::LastSignInAtAsc,
+            UserOrderBy::LastSignInAtDesc => UserOrder::LastSignInAtDesc,
+            UserOrderBy::LastActiveAtAsc => UserOrder::LastActiveAtAsc,
+            UserOrderBy::LastActiveAtDesc => UserOrder::LastActiveAtDesc,
         }
     }
 }
