@@ -6,12 +6,16 @@
 use entity::role::Role;
 use serde_json::{Value, json};
 
+use userhub::clerk::emulator::Fault;
+
 use crate::helpers::{TestApp, TestUser, error_code, on_both_databases};
 
 on_both_databases!(
     a_dry_run_plans_and_touches_nothing_then_the_job_does_it,
     update_users_by_filter_and_the_bounds_of_a_bulk_operation,
     a_job_is_its_requesters_and_the_admins,
+    a_requester_runs_three_jobs_at_most_and_a_demoted_one_stops_theirs,
+    a_job_is_abandoned_when_it_stops_beating_not_when_it_runs_long,
 );
 
 const JOB_FIELDS: &str = "id kind status dryRun total done changed unchanged refused error
@@ -352,4 +356,143 @@ async fn a_job_is_its_requesters_and_the_admins(app: TestApp) {
         .graphql(READ, json!({ "id": uuid::Uuid::now_v7().to_string() }))
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+}
+
+async fn a_requester_runs_three_jobs_at_most_and_a_demoted_one_stops_theirs(app: TestApp) {
+    let physics = department(&app, "Physics", "physics.test", 8).await;
+    let head = app.token_for(&physics.head);
+    // Clerk answers slowly, so the jobs are still running when the next is asked for.
+    app.clerk
+        .emulator
+        .inject(Fault::Slow(std::time::Duration::from_millis(300)), 40);
+    let suspend = format!(
+        "mutation ($ids: [ID!]) {{ suspendUsers(targets: {{ ids: $ids }}) {{ {JOB_FIELDS} }} }}"
+    );
+    let ids = |from: usize, to: usize| -> Vec<String> {
+        physics.lecturers[from..to]
+            .iter()
+            .map(|user| user.id.to_string())
+            .collect()
+    };
+    let mut jobs = Vec::new();
+    for (from, to) in [(0, 1), (1, 2), (2, 8)] {
+        let job = app
+            .query_as(&head, &suspend, json!({ "ids": ids(from, to) }))
+            .await["suspendUsers"]
+            .clone();
+        assert_eq!(job["status"], "RUNNING");
+        jobs.push(job);
+    }
+    let body = app
+        .graphql_as(Some(&head), &suspend, json!({ "ids": ids(7, 8) }))
+        .await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("3 bulk jobs running")),
+        "{body}"
+    );
+    // A dry run is not a job that runs: still answered.
+    let plan = app
+        .query_as(
+            &head,
+            "mutation ($ids: [ID!]) { suspendUsers(targets: { ids: $ids }, dryRun: true) { status } }",
+            json!({ "ids": ids(7, 8) }),
+        )
+        .await;
+    assert_eq!(plan["suspendUsers"]["status"], "SUCCEEDED");
+
+    // Demoted while the six-user job runs: it stops at the next user, what was done recorded.
+    let mut row: entity::user::ActiveModel = physics.head.clone().into();
+    row.role = sea_orm::Set(Role::Lecturer);
+    sea_orm::ActiveModelTrait::update(row, &app.db)
+        .await
+        .expect("demote");
+    let admin = app.admin_token.clone();
+    let stopped = finished(&app, &admin, &jobs[2]["id"]).await;
+    assert_eq!(stopped["status"], "FAILED", "{stopped}");
+    assert!(stopped["error"].is_string(), "{stopped}");
+    let changed = stopped["changed"].as_i64().unwrap_or(-1);
+    assert!((0..6).contains(&changed), "{stopped}");
+    let left = stopped["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|result| result["outcome"] == "WOULD_CHANGE")
+        .count() as i64;
+    assert_eq!(changed + left, 6, "{stopped}");
+    let suspended = app
+        .clerk
+        .emulator
+        .users()
+        .iter()
+        .filter(|user| user.banned)
+        .count() as i64;
+    assert!(suspended <= 2 + changed, "no change after the stop");
+    app.clerk.emulator.clear_faults();
+}
+
+async fn a_job_is_abandoned_when_it_stops_beating_not_when_it_runs_long(app: TestApp) {
+    use chrono::{Duration, Utc};
+    use entity::bulk_job;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+    let now = Utc::now();
+    let job = |created: Duration, heartbeat: Option<Duration>| bulk_job::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        kind: Set("import".to_owned()),
+        status: Set("running".to_owned()),
+        dry_run: Set(false),
+        requested_by: Set(app.admin.id),
+        total: Set(5_000),
+        done: Set(100),
+        changed: Set(100),
+        unchanged: Set(0),
+        refused: Set(0),
+        results: Set("[]".to_owned()),
+        error: Set(None),
+        created_at: Set(now - created),
+        finished_at: Set(None),
+        heartbeat_at: Set(heartbeat.map(|ago| now - ago)),
+    };
+    // An import waiting out Clerk's hourly limit: running for hours, beating every minute.
+    let long_and_alive = job(Duration::hours(3), Some(Duration::minutes(1)))
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let silent = job(Duration::hours(3), Some(Duration::minutes(20)))
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let never_beat = job(Duration::minutes(20), None)
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let just_started = job(Duration::minutes(2), None)
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let failed = userhub::service::bulk::fail_abandoned(&app.db)
+        .await
+        .expect("the sweep");
+    assert_eq!(failed, 2);
+    let status = |id| {
+        let db = app.db.clone();
+        async move {
+            bulk_job::Entity::find_by_id(id)
+                .one(&db)
+                .await
+                .expect("read")
+                .expect("the job")
+        }
+    };
+    assert_eq!(status(long_and_alive.id).await.status, "running");
+    assert_eq!(status(just_started.id).await.status, "running");
+    for id in [silent.id, never_beat.id] {
+        let job = status(id).await;
+        assert_eq!(job.status, "failed");
+        assert!(job.error.is_some_and(|error| error.contains("interrupted")));
+        assert!(job.finished_at.is_some());
+    }
 }
