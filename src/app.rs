@@ -668,6 +668,11 @@ impl Server {
                         tracing::warn!(error = %err, "cannot look for interrupted bulk jobs")
                     }
                 }
+                match crate::service::bulk::prune(&db).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "forgot old bulk jobs and dry runs"),
+                    Err(err) => tracing::warn!(error = %err, "cannot prune old bulk jobs"),
+                }
                 match crate::service::change_feed::prune(&db).await {
                     Ok(0) => {}
                     Ok(pruned) => tracing::info!(pruned, "forgot old changes of the change feed"),

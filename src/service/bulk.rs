@@ -254,7 +254,8 @@ pub(super) async fn insert_job(
 ) -> Result<bulk_job::Model, AppError> {
     let now = super::now();
     let count = |outcome: &str| planned.iter().filter(|p| p.outcome == outcome).count() as i32;
-    Ok(bulk_job::ActiveModel {
+    let results = serde_json::to_string(planned).unwrap_or_else(|_| "[]".to_owned());
+    let mut job = bulk_job::ActiveModel {
         id: Set(Uuid::now_v7()),
         kind: Set(kind.to_owned()),
         status: Set(if dry_run { "succeeded" } else { "running" }.to_owned()),
@@ -269,14 +270,46 @@ pub(super) async fn insert_job(
         changed: Set(if dry_run { count("would_change") } else { 0 }),
         unchanged: Set(count("unchanged")),
         refused: Set(count("refused")),
-        results: Set(serde_json::to_string(planned).unwrap_or_else(|_| "[]".to_owned())),
+        // A dry run's plan is answered, not kept: its row holds the counts only, so that dry
+        // runs (free of Clerk's limits and of `MOST_RUNNING`) cannot fill the database.
+        results: Set(if dry_run {
+            "[]".to_owned()
+        } else {
+            results.clone()
+        }),
         error: Set(None),
         created_at: Set(now),
         finished_at: Set(dry_run.then_some(now)),
         heartbeat_at: Set((!dry_run).then_some(now)),
     }
     .insert(&services.db)
-    .await?)
+    .await?;
+    job.results = results;
+    Ok(job)
+}
+
+/// How long a finished job is kept, and a dry run's counts.
+pub const KEEP_FINISHED: chrono::Duration = chrono::Duration::days(30);
+pub const KEEP_DRY_RUNS: chrono::Duration = chrono::Duration::days(1);
+
+/// Forgets finished jobs older than `KEEP_FINISHED` and dry runs older than `KEEP_DRY_RUNS`;
+/// returns how many.
+pub async fn prune<C: sea_orm::ConnectionTrait>(db: &C) -> Result<u64, AppError> {
+    let now = super::now();
+    let pruned = bulk_job::Entity::delete_many()
+        .filter(bulk_job::Column::Status.ne("running"))
+        .filter(
+            sea_orm::Condition::any()
+                .add(bulk_job::Column::CreatedAt.lt(now - KEEP_FINISHED))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(bulk_job::Column::DryRun.eq(true))
+                        .add(bulk_job::Column::CreatedAt.lt(now - KEEP_DRY_RUNS)),
+                ),
+        )
+        .exec(db)
+        .await?;
+    Ok(pruned.rows_affected)
 }
 
 /// The users named, those of them that are no user, or the users the filter matches.

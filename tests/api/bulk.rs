@@ -335,13 +335,13 @@ async fn a_job_is_its_requesters_and_the_admins(app: TestApp) {
         .await["removeUsers"]["id"]
         .clone();
     const READ: &str =
-        "query ($id: ID!) { bulkJob(id: $id) { kind status results { email outcome } } }";
+        "query ($id: ID!) { bulkJob(id: $id) { kind status changed results { email outcome } } }";
     for token in [&head, &app.admin_token] {
         let read = app.query_as(token, READ, json!({ "id": job })).await;
+        // A dry run's plan was in its answer; its row keeps the counts only.
         assert_eq!(
             read["bulkJob"],
-            json!({ "kind": "remove", "status": "SUCCEEDED",
-                    "results": [{ "email": "l0@physics.test", "outcome": "WOULD_CHANGE" }] })
+            json!({ "kind": "remove", "status": "SUCCEEDED", "changed": 1, "results": [] })
         );
     }
     let body = app
@@ -494,5 +494,47 @@ async fn a_job_is_abandoned_when_it_stops_beating_not_when_it_runs_long(app: Tes
         assert_eq!(job.status, "failed");
         assert!(job.error.is_some_and(|error| error.contains("interrupted")));
         assert!(job.finished_at.is_some());
+    }
+
+    // Finished jobs are kept 30 days, dry runs (their counts) one day; running ones always.
+    let finished_job = |created: Duration, dry_run: bool| {
+        let mut row = job(created, None);
+        row.status = Set("succeeded".to_owned());
+        row.dry_run = Set(dry_run);
+        row.finished_at = Set(Some(now - created));
+        row
+    };
+    let old_job = finished_job(Duration::days(31), false)
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let recent_job = finished_job(Duration::days(29), false)
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let old_plan = finished_job(Duration::hours(25), true)
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let recent_plan = finished_job(Duration::hours(23), true)
+        .insert(&app.db)
+        .await
+        .expect("insert");
+    let pruned = userhub::service::bulk::prune(&app.db)
+        .await
+        .expect("the prune");
+    assert_eq!(pruned, 2);
+    for (id, kept) in [
+        (old_job.id, false),
+        (recent_job.id, true),
+        (old_plan.id, false),
+        (recent_plan.id, true),
+        (long_and_alive.id, true),
+    ] {
+        let found = bulk_job::Entity::find_by_id(id)
+            .one(&app.db)
+            .await
+            .expect("read");
+        assert_eq!(found.is_some(), kept, "{id}");
     }
 }

@@ -88,7 +88,8 @@ impl BulkJob {
     }
 
     /// Each user's outcome, in the order they were named (by email for a filter; by line for
-    /// an import).
+    /// an import). A dry run's are in the mutation's answer only: read again with `bulkJob`,
+    /// a dry run has its counts and no results. Jobs are kept 30 days, dry runs one.
     async fn results(&self) -> Vec<BulkOutcome> {
         bulk::outcomes(&self.0)
             .into_iter()
