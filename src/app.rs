@@ -81,6 +81,15 @@ impl FromRef<AppState> for crate::exports::ExportState {
     }
 }
 
+impl FromRef<AppState> for crate::imports::ImportState {
+    fn from_ref(state: &AppState) -> crate::imports::ImportState {
+        crate::imports::ImportState {
+            services: state.services.clone(),
+            auth: state.graphql.auth.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for AdminState {
     fn from_ref(state: &AppState) -> AdminState {
         AdminState {

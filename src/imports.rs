@@ -17,16 +17,24 @@ use entity::bulk_job;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
 use crate::auth::caller::bearer_token;
 use crate::error::json_error;
-use crate::exports::ExportState;
-use crate::service::bulk;
-use crate::service::imports;
+use crate::service::sessions::Authenticator;
+use crate::service::{Services, bulk, imports};
+
+/// What the import route needs; the server's state hands it over (`FromRef`).
+#[derive(Clone)]
+pub struct ImportState {
+    pub services: Services,
+    pub auth: Arc<Authenticator>,
+}
 
 pub fn routes<S>(max_bytes: usize) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
-    ExportState: FromRef<S>,
+    ImportState: FromRef<S>,
 {
     Router::new().route(
         "/api/imports/users.csv",
@@ -42,7 +50,7 @@ struct ImportParams {
 }
 
 async fn import_users(
-    State(state): State<ExportState>,
+    State(state): State<ImportState>,
     headers: HeaderMap,
     params: Result<Query<ImportParams>, QueryRejection>,
     body: Result<String, StringRejection>,

@@ -14,13 +14,15 @@
 //!  admin.rs, local.rs     the admin console (assets/admin/: ES modules, one per view);
 //!    │                    local mode's embedded Clerk
 //!  graphql/  webhooks/    resolvers that translate (GraphqlState), the response cache
-//!  exports.rs             (cache.rs), pages of users answered directly (direct.rs);
+//!  exports.rs imports.rs  (cache.rs), pages of users answered directly (direct.rs);
 //!    │                    svix-verified deliveries (WebhookState); CSV downloads
-//!    │                    (ExportState): each takes its slice of AppState through FromRef
+//!    │                    (ExportState) and uploads (ImportState): each takes its slice
+//!    │                    of AppState through FromRef
 //!  assets.rs              static files and pages with their security headers
 //!  service/               the domain: users (reading, from_clerk, removal), accounts,
 //!    │                    organisations, profiles, invitations, sync (run, reconcile,
-//!    │                    report), webhooks, live, audit, exports, sessions, pagination;
+//!    │                    report), webhooks, live, audit, bulk, imports, exports,
+//!    │                    sessions, pagination;
 //!    │                    write.rs the one way to write, user_locks.rs one writer per
 //!    │                    user, freshness.rs the stamp that says nothing committed since
 //!  auth/                  token verification, Caller and Actor, every access rule

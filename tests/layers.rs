@@ -20,8 +20,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the domain", &["service"]),
     ("pages and static files", &["assets"]),
     (
-        "GraphQL, webhooks and downloads",
-        &["graphql", "webhooks", "exports"],
+        "GraphQL, webhooks, downloads and uploads",
+        &["graphql", "webhooks", "exports", "imports"],
     ),
     (
         "local mode: the embedded emulator and its first admin",

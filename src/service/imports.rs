@@ -31,6 +31,10 @@ use crate::error::AppError;
 pub const MOST_ROWS: usize = 10_000;
 /// The longest cell read: longer ones are refused, not cut.
 const MOST_CELL_CHARS: usize = 320;
+/// The shortest and the longest wait for Clerk's rate limit: its bulk invitation window is an
+/// hour, so a longer wait is not the limit but something else, reported rather than waited for.
+const LEAST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const MOST_WAIT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
 /// How often a running import writes its progress.
 const RECORD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -722,7 +726,15 @@ async fn send(
                 }
                 return Ok(());
             }
-            Batch::RateLimited(wait) => {
+            Batch::RateLimited(asked) => {
+                if asked > MOST_WAIT {
+                    return Err(AppError::Upstream(format!(
+                        "Clerk asks to wait {} minutes before the next invitations: import the rest of the file later (what was done stays done)",
+                        asked.as_secs() / 60
+                    )));
+                }
+                // Never straight back: a `Retry-After: 0` must not become a busy loop.
+                let wait = asked.max(LEAST_WAIT);
                 tracing::info!(%job_id, wait_ms = wait.as_millis() as u64, "an import waits out Clerk's rate limit");
                 let mut left = wait;
                 while !left.is_zero() {
