@@ -48,20 +48,38 @@ export async function gql(query, variables = {}) {
   return body.data;
 }
 
-export async function post(path, payload) {
+// A request to one of userhub's own routes with the session as a Bearer token; an answer
+// other than 2xx becomes an ApiError with the route's JSON error.
+async function request(path, init = {}) {
   let response;
   try {
-    response = await fetch(path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${session.token}` },
-      body: JSON.stringify(payload || {}),
-    });
+    response = await fetch(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${session.token}` } });
   } catch (error) {
     throw new ApiError(`userhub cannot be reached (${error.message})`, 'NETWORK');
   }
-  const body = await response.json().catch(() => ({}));
   if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
     throw new ApiError(body.error?.message || `HTTP ${response.status}`, body.error?.code || `HTTP_${response.status}`);
   }
-  return body;
+  return response;
+}
+
+export async function post(path, payload) {
+  const response = await request(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(payload || {}),
+  });
+  return response.json().catch(() => ({}));
+}
+
+// Posts CSV text; answers the route's JSON.
+export async function postCsv(path, csv) {
+  const response = await request(path, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: csv });
+  return response.json();
+}
+
+// Downloads a route's answer as a Blob.
+export async function getBlob(path) {
+  return (await request(path)).blob();
 }

@@ -79,7 +79,7 @@ export const MEMBERS = `query Members($org: ID!) { users(first: 100, orderBy: EM
         nodes { id fullName email role } } }`;
 
 export const PERSON_WORKLOAD = `query Person($id: ID!, $year: String) { user(id: $id) { id fullName
-        profile { staffId jobTitle contractFte workloadTargetHours }
+        profile { staffId jobTitle department contractFte contractStart contractEnd workloadTargetHours accessUntil }
         workload(academicYear: $year) { allocatedHours targetHours balance
           activities { id term kind moduleCode name hours } } } }`;
 
@@ -89,7 +89,7 @@ export const ALLOCATE_ACTIVITY = `mutation Allocate($id: ID!, $input: AllocateAc
 export const REMOVE_ACTIVITY = `mutation RemoveActivity($id: ID!) { removeActivity(id: $id) { activity { id } } }`;
 
 export const UPDATE_PROFILE = `mutation Profile($id: ID!, $input: LecturerProfileInput!) {
-        updateLecturerProfile(userId: $id, input: $input) { id profile { staffId jobTitle contractFte workloadTargetHours } } }`;
+        updateLecturerProfile(userId: $id, input: $input) { id profile { staffId jobTitle department contractFte contractStart contractEnd workloadTargetHours } } }`;
 
 const JOB_FIELDS = `id kind status dryRun total done changed unchanged refused error finishedAt
   results { line email action outcome code message }`;

@@ -275,14 +275,18 @@ test('the dashboard and the workload: counts, allocation, profile, live totals',
   assert.match(await row.textContent(), /42\.5/);
   await page.locator('#person-activities').filter({ hasText: 'CS102' }).waitFor();
   await page.locator('#profile-fte').fill('0.5');
+  await page.locator('#profile-job-title').fill('Senior Lecturer');
+  await page.locator('#profile-department').fill('Software Engineering');
+  await page.locator('#profile-contract-start').fill('2026-09-01');
+  await page.locator('#profile-contract-end').fill('2029-08-31');
   await page.locator('#profile-save').click();
   await row.filter({ hasText: '825' }).waitFor();
   await row.locator('.badge.balance-under').waitFor();
   assert.match(await page.locator('#workload-summary').textContent(), /1 over/);
   await page.screenshot({ path: join(artifacts, 'workload.png'), fullPage: true });
-  const stored = await graphql(`query ($id: ID!) { user(id: $id) { profile { contractFte } workload { allocatedHours targetHours balance activities { moduleCode term } } } }`, { id: second.id });
+  const stored = await graphql(`query ($id: ID!) { user(id: $id) { profile { contractFte jobTitle department contractStart contractEnd } workload { allocatedHours targetHours balance activities { moduleCode term } } } }`, { id: second.id });
   assert.deepEqual(stored.user, {
-    profile: { contractFte: 0.5 },
+    profile: { contractFte: 0.5, jobTitle: 'Senior Lecturer', department: 'Software Engineering', contractStart: '2026-09-01', contractEnd: '2029-08-31' },
     workload: { allocatedHours: 42.5, targetHours: 825, balance: 'UNDER', activities: [{ moduleCode: 'CS102', term: 'Spring' }] },
   });
   assert.deepEqual(blocked, []);

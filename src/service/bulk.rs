@@ -207,18 +207,29 @@ pub async fn start(
     }
     let job = insert_job(services, actor, action.kind(), &planned, dry_run).await?;
     if !dry_run {
-        let services = services.clone();
-        let origin = origin.clone();
-        let requester = actor.user.id;
         let job_id = job.id;
-        tokio::spawn(async move {
-            if let Err(error) = run(&services, requester, &origin, job_id, action, planned).await {
-                tracing::warn!(%job_id, error = %error, "a bulk job failed");
-                let _ = finish(&services, job_id, "failed", Some(error.to_string())).await;
-            }
+        in_background(services, job_id, {
+            let (services, origin, requester) = (services.clone(), origin.clone(), actor.user.id);
+            async move { run(&services, requester, &origin, job_id, action, planned).await }
         });
     }
     Ok(job)
+}
+
+/// Runs a job's work on its own task; a failure is logged and marks the job failed, with what
+/// was done recorded by the work itself.
+pub(super) fn in_background(
+    services: &Services,
+    job_id: Uuid,
+    work: impl std::future::Future<Output = Result<(), AppError>> + Send + 'static,
+) {
+    let services = services.clone();
+    tokio::spawn(async move {
+        if let Err(error) = work.await {
+            tracing::warn!(%job_id, error = %error, "a bulk job failed");
+            let _ = finish(&services, job_id, "failed", Some(error.to_string())).await;
+        }
+    });
 }
 
 /// Checks that `actor` may start another job now (dry runs are not jobs that run).

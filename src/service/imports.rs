@@ -579,15 +579,10 @@ pub async fn start(
     let (outcomes, plans): (Vec<UserOutcome>, Vec<Option<Plan>>) = planned.into_iter().unzip();
     let job = bulk::insert_job(services, actor, "import", &outcomes, dry_run).await?;
     if !dry_run {
-        let services = services.clone();
-        let origin = origin.clone();
-        let requester = actor.user.id;
         let job_id = job.id;
-        tokio::spawn(async move {
-            if let Err(error) = run(&services, requester, &origin, job_id, outcomes, plans).await {
-                tracing::warn!(%job_id, error = %error, "an import failed");
-                let _ = bulk::finish(&services, job_id, "failed", Some(error.to_string())).await;
-            }
+        bulk::in_background(services, job_id, {
+            let (services, origin, requester) = (services.clone(), origin.clone(), actor.user.id);
+            async move { run(&services, requester, &origin, job_id, outcomes, plans).await }
         });
     }
     Ok(job)

@@ -58,10 +58,20 @@ async fn department(app: &TestApp, name: &str, domain: &str, people: usize) -> D
 
 /// Follows a job to its end over `bulkJobProgress`; answers its last state.
 async fn finished(app: &TestApp, token: &str, id: &Value) -> Value {
+    followed_to_its_end(app, token, JOB_FIELDS, id).await
+}
+
+/// Follows a job to its end over `bulkJobProgress`, selecting `fields`; answers its last state.
+pub(crate) async fn followed_to_its_end(
+    app: &TestApp,
+    token: &str,
+    fields: &str,
+    id: &Value,
+) -> Value {
     let mut progress = app
         .subscribe(
             token,
-            &format!("subscription ($id: ID!) {{ bulkJobProgress(id: $id) {{ {JOB_FIELDS} }} }}"),
+            &format!("subscription ($id: ID!) {{ bulkJobProgress(id: $id) {{ {fields} }} }}"),
             json!({ "id": id }),
         )
         .await;

@@ -32,20 +32,7 @@ const IMPORT: &str = "mutation ($csv: String!, $dry: Boolean!) { importUsers(csv
 
 /// Follows a job to its end over `bulkJobProgress`; answers its last state.
 async fn finished(app: &TestApp, token: &str, id: &Value) -> Value {
-    let mut progress = app
-        .subscribe(
-            token,
-            &format!("subscription ($id: ID!) {{ bulkJobProgress(id: $id) {{ {JOB_FIELDS} }} }}"),
-            json!({ "id": id }),
-        )
-        .await;
-    loop {
-        let data = progress.next_data().await;
-        let job = data["bulkJobProgress"].clone();
-        if job["status"] != "RUNNING" {
-            return job;
-        }
-    }
+    crate::bulk::followed_to_its_end(app, token, JOB_FIELDS, id).await
 }
 
 /// Follows a long job to its end by asking, each time with a fresh token (a session token
@@ -453,17 +440,9 @@ async fn five_thousand_lines_keep_to_clerks_bulk_limits_and_every_line_is_accoun
         .filter(|(_, action, _)| *action == "INVITE")
         .count();
     let refused = expected.len() - invited - 20;
-    let response = app
-        .client
-        .post(app.url("/api/imports/users.csv"))
-        .bearer_auth(app.token_for(&app.admin))
-        .header("content-type", "text/csv")
-        .body(csv.clone())
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 202);
-    let job: Value = response.json().await.expect("the job as JSON");
+    let token = bearer(&app.token_for(&app.admin));
+    let (status, job) = upload(&app, "", ("authorization", &token), "text/csv", csv.clone()).await;
+    assert_eq!(status, 202, "{job}");
     assert_eq!(job["status"], "RUNNING", "{job}");
     assert_eq!(job["total"], 5_000);
     let done = finished_by_asking(&app, &job["id"]).await;
@@ -518,17 +497,16 @@ async fn five_thousand_lines_keep_to_clerks_bulk_limits_and_every_line_is_accoun
 
     // The same file again: every line accounted for, nothing changed, Clerk not asked.
     let calls_before = bulk_invitation_calls(&app).len();
-    let response = app
-        .client
-        .post(app.url("/api/imports/users.csv"))
-        .bearer_auth(app.token_for(&app.admin))
-        .header("content-type", "text/csv; charset=utf-8")
-        .body(csv)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 202);
-    let again: Value = response.json().await.expect("JSON");
+    let token = bearer(&app.token_for(&app.admin));
+    let (status, again) = upload(
+        &app,
+        "",
+        ("authorization", &token),
+        "text/csv; charset=utf-8",
+        csv,
+    )
+    .await;
+    assert_eq!(status, 202, "{again}");
     let again = finished_by_asking(&app, &again["id"]).await;
     assert_eq!(
         counts(&again),
@@ -537,10 +515,36 @@ async fn five_thousand_lines_keep_to_clerks_bulk_limits_and_every_line_is_accoun
     assert_eq!(bulk_invitation_calls(&app).len(), calls_before);
 }
 
+/// Posts `body` to the upload route: `query` after its path, a header of `(name, value)`.
+async fn upload(
+    app: &TestApp,
+    query: &str,
+    header: (&str, &str),
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/imports/users.csv{query}")))
+        .header(header.0, header.1)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
 async fn the_upload_route_wants_a_bearer_token_a_csv_and_a_bounded_body(app: TestApp) {
-    let url = app.url("/api/imports/users.csv");
     let csv = "email\nsomeone@new.test\n";
-    let error_of = |body: &Value| {
+    let admin = bearer(&app.admin_token);
+    let auth = ("authorization", admin.as_str());
+    let code = |body: &Value| {
         body["error"]["code"]
             .as_str()
             .unwrap_or_default()
@@ -548,91 +552,36 @@ async fn the_upload_route_wants_a_bearer_token_a_csv_and_a_bounded_body(app: Tes
     };
 
     // The session cookie is not enough: another site's form could send it.
-    let response = app
-        .client
-        .post(&url)
-        .header("cookie", format!("__session={}", app.admin_token))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 401);
-    let body: Value = response.json().await.expect("JSON");
-    assert_eq!(error_of(&body), "UNAUTHENTICATED");
+    let cookie = format!("__session={}", app.admin_token);
+    let (status, body) = upload(&app, "", ("cookie", &cookie), "text/csv", csv).await;
+    assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED".to_owned()));
 
     let lecturer = app
         .create_user(TestUser::new("lecturer@new.test").role(Role::Lecturer))
         .await;
-    let response = app
-        .client
-        .post(&url)
-        .bearer_auth(app.token_for(&lecturer))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 403);
+    let theirs = bearer(&app.token_for(&lecturer));
+    let (status, body) = upload(&app, "", ("authorization", &theirs), "text/csv", csv).await;
+    assert_eq!((status, code(&body)), (403, "FORBIDDEN".to_owned()));
 
-    let response = app
-        .client
-        .post(&url)
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(csv)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 415);
+    let (status, body) = upload(&app, "", auth, "application/x-www-form-urlencoded", csv).await;
+    assert_eq!(
+        (status, code(&body)),
+        (415, "UNSUPPORTED_MEDIA_TYPE".to_owned())
+    );
 
-    let response = app
-        .client
-        .post(format!("{url}?dryRun=maybe"))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 400);
+    let (status, body) = upload(&app, "?dryRun=maybe", auth, "text/csv", csv).await;
+    assert_eq!((status, code(&body)), (400, "BAD_REQUEST".to_owned()));
 
-    let response = app
-        .client
-        .post(&url)
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv")
-        .body("email\n".to_owned() + &"x@y.test\n".repeat(500))
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 413);
-    let body: Value = response.json().await.expect("JSON");
-    assert_eq!(error_of(&body), "PAYLOAD_TOO_LARGE");
+    let too_big = "email\n".to_owned() + &"x@y.test\n".repeat(500);
+    let (status, body) = upload(&app, "", auth, "text/csv", too_big).await;
+    assert_eq!((status, code(&body)), (413, "PAYLOAD_TOO_LARGE".to_owned()));
 
-    let response = app
-        .client
-        .post(&url)
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv")
-        .body(vec![b'e', b'm', 0xff, 0xfe])
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 400);
+    let (status, body) = upload(&app, "", auth, "text/csv", vec![b'e', b'm', 0xff, 0xfe]).await;
+    assert_eq!((status, code(&body)), (400, "BAD_REQUEST".to_owned()));
 
     // A dry run answers at once, with the plan.
-    let response = app
-        .client
-        .post(format!("{url}?dryRun=true"))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 200);
-    let plan: Value = response.json().await.expect("JSON");
+    let (status, plan) = upload(&app, "?dryRun=true", auth, "text/csv", csv).await;
+    assert_eq!(status, 200);
     assert_eq!(plan["dryRun"], true);
     assert_eq!(
         plan["results"],

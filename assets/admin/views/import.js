@@ -2,12 +2,11 @@
 // CSV of people checked (a dry run) and then imported, each line's outcome shown and the
 // running import followed live.
 
-import { ApiError, gql } from '../api.js';
+import { ApiError, getBlob, gql, postCsv } from '../api.js';
 import { BULK_JOB, BULK_JOB_PROGRESS } from '../documents.js';
 import { busy, errorText, h, toast, when } from '../dom.js';
 import { live } from '../live.js';
 import { isAdmin } from '../roles.js';
-import { session } from '../state.js';
 
 // The lines shown at once: a big file's outcomes are filtered, not all drawn.
 const SHOWN = 200;
@@ -21,17 +20,7 @@ const OUTCOME_LABELS = {
 
 async function download(path, filename, button, errorBox) {
   await busy(button, errorBox, async () => {
-    let response;
-    try {
-      response = await fetch(path, { headers: { authorization: `Bearer ${session.token}` } });
-    } catch (error) {
-      throw new ApiError(`userhub cannot be reached (${error.message})`, 'NETWORK');
-    }
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      throw new ApiError(body.error?.message || `HTTP ${response.status}`, body.error?.code || `HTTP_${response.status}`);
-    }
-    const url = URL.createObjectURL(await response.blob());
+    const url = URL.createObjectURL(await getBlob(path));
     const link = h('a', { href: url, download: filename });
     document.body.append(link);
     link.click();
@@ -40,22 +29,8 @@ async function download(path, filename, button, errorBox) {
   });
 }
 
-async function upload(csv, dryRun) {
-  let response;
-  try {
-    response = await fetch(`/api/imports/users.csv${dryRun ? '?dryRun=true' : ''}`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/csv', authorization: `Bearer ${session.token}` },
-      body: csv,
-    });
-  } catch (error) {
-    throw new ApiError(`userhub cannot be reached (${error.message})`, 'NETWORK');
-  }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new ApiError(body.error?.message || `HTTP ${response.status}`, body.error?.code || `HTTP_${response.status}`);
-  }
-  return body;
+function upload(csv, dryRun) {
+  return postCsv(`/api/imports/users.csv${dryRun ? '?dryRun=true' : ''}`, csv);
 }
 
 export function importView() {

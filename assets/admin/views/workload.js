@@ -4,7 +4,7 @@
 
 import { gql } from '../api.js';
 import { ALLOCATE_ACTIVITY, MEMBERS, ORGANISATION_WORKLOAD, PERSON_WORKLOAD, REMOVE_ACTIVITY, UPDATE_PROFILE } from '../documents.js';
-import { busy, choice, confirmAction, errorText, field, h, newestOnly, toast } from '../dom.js';
+import { busy, choice, confirmAction, errorText, field, h, newestOnly, toast, when } from '../dom.js';
 import { organisationOptions } from '../roles.js';
 import { session } from '../state.js';
 
@@ -118,8 +118,13 @@ export function workloadView(params) {
     const w = u.workload;
     const fte = h('input', { type: 'number', min: '0.01', max: '1', step: 'any', value: u.profile?.contractFte ?? '', size: 5, id: 'profile-fte' });
     const target = h('input', { type: 'number', min: '0', max: '8760', step: '1', value: u.profile?.workloadTargetHours ?? '', size: 6, id: 'profile-target' });
-    const staffId = h('input', { value: u.profile?.staffId ?? '', size: 10, id: 'profile-staff-id' });
+    const staffId = h('input', { value: u.profile?.staffId ?? '', size: 10, maxlength: 64, id: 'profile-staff-id' });
+    const jobTitle = h('input', { value: u.profile?.jobTitle ?? '', size: 18, maxlength: 200, id: 'profile-job-title' });
+    const department = h('input', { value: u.profile?.department ?? '', size: 18, maxlength: 200, id: 'profile-department' });
+    const contractStart = h('input', { type: 'date', value: u.profile?.contractStart ?? '', id: 'profile-contract-start' });
+    const contractEnd = h('input', { type: 'date', value: u.profile?.contractEnd ?? '', id: 'profile-contract-end' });
     const save = h('button', { type: 'submit', class: 'quiet', id: 'profile-save' }, 'Save profile');
+    const text = (input) => input.value.trim() || null;
     const saveError = h('div');
     person.hidden = false;
     person.replaceChildren(
@@ -130,12 +135,24 @@ export function workloadView(params) {
           event.preventDefault();
           busy(save, saveError, async () => {
             const number = (input) => (input.value === '' ? null : Number(input.value));
-            await gql(UPDATE_PROFILE, { id: u.id, input: { staffId: staffId.value.trim() || null, contractFte: number(fte), workloadTargetHours: number(target) } });
+            await gql(UPDATE_PROFILE, {
+              id: u.id,
+              input: {
+                staffId: text(staffId), jobTitle: text(jobTitle), department: text(department),
+                contractFte: number(fte), contractStart: contractStart.value || null, contractEnd: contractEnd.value || null,
+                workloadTargetHours: number(target),
+              },
+            });
             toast(`Saved ${u.fullName}'s profile.`);
             await load();
           });
         },
-      }, field('Staff id', staffId), field('Contract FTE', fte), field('Own target (h)', target), save),
+        id: 'profile-form',
+      }, h('h3', {}, 'Profile'),
+      field('Staff id', staffId), field('Job title', jobTitle), field('Department', department),
+      field('Contract FTE', fte), field('Contract start', contractStart), field('Contract end', contractEnd),
+      field('Own target (h)', target), save),
+      u.profile?.accessUntil ? h('p', { class: 'muted', id: 'profile-access-until' }, `Access ends ${when(u.profile.accessUntil)}.`) : null,
       saveError,
       w.activities.length
         ? h('table', { id: 'person-activities' },
