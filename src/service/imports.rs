@@ -438,7 +438,7 @@ async fn plan(
 }
 
 /// A line for someone the caller can see: what differs is changed, as `updateUser` and
-/// `updateUserProfile` would change it. Blank cells leave things as they are.
+/// `updateLecturerProfile` would change it. Blank cells leave things as they are.
 fn plan_update(
     actor: &Actor,
     line: &Line,
