@@ -592,7 +592,6 @@ pub async fn start(
 /// up to `MOST_ROWS` entries.
 struct Recorder {
     last: std::time::Instant,
-    pending: bool,
 }
 
 impl Recorder {
@@ -602,7 +601,6 @@ impl Recorder {
         job_id: Uuid,
         outcomes: &[UserOutcome],
     ) -> Result<(), AppError> {
-        self.pending = true;
         if self.last.elapsed() >= RECORD_INTERVAL {
             self.flush(services, job_id, outcomes).await?;
         }
@@ -617,7 +615,6 @@ impl Recorder {
     ) -> Result<(), AppError> {
         bulk::record_progress(services, job_id, outcomes).await?;
         self.last = std::time::Instant::now();
-        self.pending = false;
         Ok(())
     }
 }
@@ -632,7 +629,6 @@ async fn run(
 ) -> Result<(), AppError> {
     let mut recorder = Recorder {
         last: std::time::Instant::now(),
-        pending: false,
     };
     let mut invites: Vec<(usize, NewInvitation)> = Vec::new();
     let result = async {

@@ -245,22 +245,33 @@ async fn session_events_in_any_order_and_repeated_end_in_one_state(app: TestApp)
 async fn only_the_user_their_organisations_admins_and_admins_read_sign_ins(app: TestApp) {
     let physics = app.create_organisation("Physics").await;
     let biology = app.create_organisation("Biology").await;
-    let in_org = |email: &'static str, role: Role, organisation: uuid::Uuid| {
-        TestUser::new(email)
-            .role(role)
-            .in_organisation(organisation)
-    };
     let lecturer = app
-        .create_user(in_org("l@physics.test", Role::Lecturer, physics.id))
+        .create_user(TestUser::in_role(
+            "l@physics.test",
+            Role::Lecturer,
+            physics.id,
+        ))
         .await;
     let colleague = app
-        .create_user(in_org("c@physics.test", Role::Lecturer, physics.id))
+        .create_user(TestUser::in_role(
+            "c@physics.test",
+            Role::Lecturer,
+            physics.id,
+        ))
         .await;
     let head = app
-        .create_user(in_org("h@physics.test", Role::OrgAdmin, physics.id))
+        .create_user(TestUser::in_role(
+            "h@physics.test",
+            Role::OrgAdmin,
+            physics.id,
+        ))
         .await;
     let other_head = app
-        .create_user(in_org("h@biology.test", Role::OrgAdmin, biology.id))
+        .create_user(TestUser::in_role(
+            "h@biology.test",
+            Role::OrgAdmin,
+            biology.id,
+        ))
         .await;
     let start = Utc::now().timestamp_millis();
     app.deliver(

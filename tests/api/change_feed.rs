@@ -45,19 +45,26 @@ async fn rename(app: &TestApp, user: &entity::user::Model, name: &str) {
 async fn a_subscriber_resumes_from_its_cursor_with_no_gap_and_in_its_scope(app: TestApp) {
     let physics = app.create_organisation("Physics").await;
     let biology = app.create_organisation("Biology").await;
-    let in_org = |email: &'static str, role: Role, organisation: uuid::Uuid| {
-        TestUser::new(email)
-            .role(role)
-            .in_organisation(organisation)
-    };
     let head = app
-        .create_user(in_org("head@physics.test", Role::OrgAdmin, physics.id))
+        .create_user(TestUser::in_role(
+            "head@physics.test",
+            Role::OrgAdmin,
+            physics.id,
+        ))
         .await;
     let ada = app
-        .create_user(in_org("ada@physics.test", Role::Lecturer, physics.id))
+        .create_user(TestUser::in_role(
+            "ada@physics.test",
+            Role::Lecturer,
+            physics.id,
+        ))
         .await;
     let bo = app
-        .create_user(in_org("bo@biology.test", Role::Lecturer, biology.id))
+        .create_user(TestUser::in_role(
+            "bo@biology.test",
+            Role::Lecturer,
+            biology.id,
+        ))
         .await;
     let head_token = app.token_for(&head);
 

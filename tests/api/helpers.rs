@@ -523,6 +523,13 @@ impl<'a> TestUser<'a> {
         }
     }
 
+    /// Someone with `role` in `organisation`.
+    pub(crate) fn in_role(email: &'a str, role: Role, organisation_id: Uuid) -> TestUser<'a> {
+        TestUser::new(email)
+            .role(role)
+            .in_organisation(organisation_id)
+    }
+
     pub(crate) fn named(mut self, first: &'a str, last: &'a str) -> TestUser<'a> {
         self.first_name = Some(first);
         self.last_name = Some(last);

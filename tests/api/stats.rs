@@ -217,19 +217,26 @@ async fn the_dashboard_counts_sign_ins_by_week_and_workload(app: TestApp) {
 async fn the_dashboard_follows_its_organisations_changes_live(app: TestApp) {
     let physics = app.create_organisation("Physics").await;
     let biology = app.create_organisation("Biology").await;
-    let in_org = |email: &'static str, role: Role, organisation: uuid::Uuid| {
-        TestUser::new(email)
-            .role(role)
-            .in_organisation(organisation)
-    };
     let head = app
-        .create_user(in_org("head@physics.test", Role::OrgAdmin, physics.id))
+        .create_user(TestUser::in_role(
+            "head@physics.test",
+            Role::OrgAdmin,
+            physics.id,
+        ))
         .await;
     let ada = app
-        .create_user(in_org("ada@physics.test", Role::Lecturer, physics.id))
+        .create_user(TestUser::in_role(
+            "ada@physics.test",
+            Role::Lecturer,
+            physics.id,
+        ))
         .await;
     let bo = app
-        .create_user(in_org("bo@biology.test", Role::Lecturer, biology.id))
+        .create_user(TestUser::in_role(
+            "bo@biology.test",
+            Role::Lecturer,
+            biology.id,
+        ))
         .await;
     const LIVE: &str = r#"subscription ($id: ID!) { organisationStatsChanged(id: $id) {
         members pendingInvitations workload(academicYear: "2026/27") { allocatedHours } } }"#;
